@@ -1,0 +1,34 @@
+# Build, run and test the load balancer. `make help` lists the targets.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BACKENDS ?= http://localhost:8081,http://localhost:8082
+PORT     ?= 3030
+
+.PHONY: help build run test vet fmt-check clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/load-balancer and bin/backend-server
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/load-balancer ./cmd/backend-server
+
+run: build ## two backends (8081, 8082) and the balancer on 3030; Ctrl-C stops all three
+	@trap 'kill $$b1 $$b2 2>/dev/null; wait' EXIT; \
+	PORT=8081 ./bin/backend-server & b1=$$!; \
+	PORT=8082 ./bin/backend-server & b2=$$!; \
+	./bin/load-balancer -backends=$(BACKENDS) -port=$(PORT)
+
+test: fmt-check vet ## gofmt, go vet and every test under the race detector
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+clean: ## remove built binaries
+	rm -rf bin

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// options is everything the command line says.
+type options struct {
+	proxy           proxy.Config
+	addr            string // host:port to listen on
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+	version         bool
+}
+
+// usageError is a bad command line: the message names the flag and value,
+// and the program exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func invalid(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// parseFlags reads args into options and validates every value. Help output
+// and flag syntax errors go to out.
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: load-balancer -backends=URL[,URL...] [flags]\n\n"+
+			"An HTTP/1.1 load balancer: spreads requests over the backends round-robin,\n"+
+			"retries failed attempts on other backends and checks backend health.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	var (
+		o            options
+		backends     = fs.String("backends", "", "comma-separated backend URLs, such as http://localhost:8081,http://localhost:8082 (required)")
+		port         = fs.Int("port", 3030, "port to listen on")
+		host         = fs.String("host", "", "address to listen on (default all interfaces)")
+		retries      = fs.Int("retries", proxy.DefaultRetries, fmt.Sprintf("extra attempts on other backends after a failure (0-%d)", pool.MaxTries-1))
+		maxHeader    = sizeFlag(proxy.DefaultMaxHeaderSize)
+		maxBody      = sizeFlag(proxy.DefaultMaxBodySize)
+		maxConns     = fs.Int("max-conns-per-backend", proxy.DefaultMaxConnsPerBackend, "most connections to each backend")
+		healthRise   = fs.Int("health-rise", 2, "consecutive successful checks that bring a backend back")
+		healthFall   = fs.Int("health-fall", 2, "consecutive failed checks that take a backend down")
+		healthPath   = fs.String("health-path", proxy.DefaultHealthPath, "path requested by health checks; 2xx or 3xx is healthy")
+		durationArgs = []struct {
+			name  string
+			dst   *time.Duration
+			def   time.Duration
+			usage string
+		}{
+			{"health-interval", &o.proxy.Health.Interval, 5 * time.Second, "time between health check rounds"},
+			{"health-timeout", &o.proxy.Health.Timeout, 2 * time.Second, "time allowed for one health check"},
+			{"dial-timeout", &o.proxy.DialTimeout, proxy.DefaultDialTimeout, "time allowed to connect to a backend"},
+			{"backend-timeout", &o.proxy.BackendTimeout, proxy.DefaultBackendTimeout, "time allowed for a backend's whole response; slower gets 504"},
+			{"backend-idle-timeout", &o.proxy.BackendIdleTimeout, proxy.DefaultBackendIdleTimeout, "how long idle backend connections are kept (keep below the backends' keep-alive timeout)"},
+			{"client-idle-timeout", &o.proxy.ClientIdleTimeout, proxy.DefaultClientIdleTimeout, "how long an idle client connection is kept"},
+			{"shutdown-timeout", &o.shutdownTimeout, 10 * time.Second, "time in-flight requests get to finish on SIGINT or SIGTERM"},
+		}
+	)
+	for _, d := range durationArgs {
+		fs.DurationVar(d.dst, d.name, d.def, d.usage)
+	}
+	fs.Var(&maxHeader, "max-header-size", "largest request header block; larger gets 431 (units: B, KiB, MiB)")
+	fs.Var(&maxBody, "max-body-size", "largest request body; larger gets 413 (units: B, KiB, MiB, GiB)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, invalid("unexpected argument %q: flags take the form -name=value", fs.Arg(0))
+	}
+	if o.version {
+		return &o, nil
+	}
+
+	list, err := parseBackends(*backends)
+	if err != nil {
+		return nil, err
+	}
+	o.proxy.Backends = list
+
+	if *port < 1 || *port > 65535 {
+		return nil, invalid("invalid -port %d: want 1-65535", *port)
+	}
+	o.addr = strings.TrimSpace(*host) + ":" + strconv.Itoa(*port)
+	if strings.Contains(*host, ":") && !strings.HasPrefix(*host, "[") {
+		o.addr = "[" + *host + "]:" + strconv.Itoa(*port) // IPv6 literal
+	}
+
+	for _, d := range durationArgs {
+		if *d.dst <= 0 {
+			return nil, invalid("invalid -%s %v: must be positive", d.name, *d.dst)
+		}
+	}
+	if o.proxy.Health.Timeout > o.proxy.Health.Interval {
+		return nil, invalid("invalid -health-timeout %v: longer than -health-interval %v", o.proxy.Health.Timeout, o.proxy.Health.Interval)
+	}
+
+	switch {
+	case *retries < 0 || *retries >= pool.MaxTries:
+		return nil, invalid("invalid -retries %d: want 0-%d", *retries, pool.MaxTries-1)
+	case *retries == 0:
+		o.proxy.Retries = -1 // proxy.Config reads zero as "default"
+	default:
+		o.proxy.Retries = *retries
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"max-conns-per-backend", *maxConns, 1},
+		{"health-rise", *healthRise, 1},
+		{"health-fall", *healthFall, 1},
+	} {
+		if n.v < n.min {
+			return nil, invalid("invalid -%s %d: must be at least %d", n.name, n.v, n.min)
+		}
+	}
+	o.proxy.MaxConnsPerBackend = *maxConns
+	o.proxy.Health.Rise = *healthRise
+	o.proxy.Health.Fall = *healthFall
+
+	if maxHeader < 1024 {
+		return nil, invalid("invalid -max-header-size %s: at least 1KiB", maxHeader)
+	}
+	if maxBody < 1 {
+		return nil, invalid("invalid -max-body-size %s: must be positive", maxBody)
+	}
+	o.proxy.MaxHeaderSize = int(maxHeader)
+	o.proxy.MaxBodySize = int(maxBody)
+
+	if *healthPath == "" || (*healthPath)[0] != '/' {
+		return nil, invalid("invalid -health-path %q: must start with /", *healthPath)
+	}
+	o.proxy.Health.Path = *healthPath
+
+	switch o.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, invalid("invalid -log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
+	}
+	return &o, nil
+}
+
+// parseBackends splits the -backends list and checks every entry.
+func parseBackends(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, invalid("missing -backends: give at least one backend URL, such as -backends=http://localhost:8081")
+	}
+	var list []string
+	seen := map[string]string{}
+	for _, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		b, err := pool.NewBackend(entry)
+		if err != nil {
+			var pe *pool.ParseError
+			if errors.As(err, &pe) {
+				return nil, invalid("invalid -backends entry %q: %v", entry, pe.Err)
+			}
+			return nil, invalid("invalid -backends entry %q: %v", entry, err)
+		}
+		if first, dup := seen[b.URL()]; dup {
+			return nil, invalid("invalid -backends entry %q: duplicate of %q", entry, first)
+		}
+		seen[b.URL()] = entry
+		list = append(list, entry)
+	}
+	return list, nil
+}
+
+// sizeFlag is a byte count written with an optional binary unit: 4096,
+// 16KiB, 16K, 16MiB, 1GiB. Units are powers of 1024, as nginx reads them.
+type sizeFlag int64
+
+func (s sizeFlag) String() string {
+	n := int64(s)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+func parseSize(v string) (int64, error) {
+	t := strings.TrimSpace(v)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("want a byte count such as 4096, 16KiB or 16MiB")
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("number out of range")
+	}
+	var mult int64
+	switch strings.ToLower(strings.TrimSpace(t[i:])) {
+	case "", "b":
+		mult = 1
+	case "k", "kb", "kib":
+		mult = 1 << 10
+	case "m", "mb", "mib":
+		mult = 1 << 20
+	case "g", "gb", "gib":
+		mult = 1 << 30
+	default:
+		return 0, fmt.Errorf("unknown unit %q: want B, KiB, MiB or GiB", t[i:])
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size out of range")
+	}
+	return n * mult, nil
+}

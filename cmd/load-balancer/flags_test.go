@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlagsRejects(t *testing.T) {
+	ok := "-backends=http://localhost:8081"
+	for _, tc := range []struct {
+		args []string
+		want string // in the error message
+	}{
+		{nil, "missing -backends"},
+		{[]string{"-backends=htp://x"}, `invalid -backends entry "htp://x": unsupported scheme "htp"`},
+		{[]string{"-backends=localhost:8081"}, `invalid -backends entry "localhost:8081": missing scheme`},
+		{[]string{"-backends=http://a:1,http://A:1/"}, `invalid -backends entry "http://A:1/": duplicate of "http://a:1"`},
+		{[]string{"-backends=http://a:1,"}, `invalid -backends entry "": empty address`},
+		{[]string{"-backends=http://a:1/api"}, `path "/api" is not supported`},
+		{[]string{ok, "-port=0"}, "invalid -port 0: want 1-65535"},
+		{[]string{ok, "-port=70000"}, "invalid -port 70000"},
+		{[]string{ok, "-health-interval=0s"}, "invalid -health-interval 0s: must be positive"},
+		{[]string{ok, "-backend-timeout=-1s"}, "invalid -backend-timeout -1s: must be positive"},
+		{[]string{ok, "-health-interval=1s", "-health-timeout=2s"}, "invalid -health-timeout 2s: longer than -health-interval 1s"},
+		{[]string{ok, "-retries=-1"}, "invalid -retries -1: want 0-15"},
+		{[]string{ok, "-retries=16"}, "invalid -retries 16"},
+		{[]string{ok, "-health-rise=0"}, "invalid -health-rise 0: must be at least 1"},
+		{[]string{ok, "-max-conns-per-backend=0"}, "invalid -max-conns-per-backend 0"},
+		{[]string{ok, "-max-header-size=100"}, "invalid -max-header-size 100: at least 1KiB"},
+		{[]string{ok, "-max-body-size=0"}, "invalid -max-body-size 0: must be positive"},
+		{[]string{ok, "-health-path=health"}, `invalid -health-path "health": must start with /`},
+		{[]string{ok, "-log-level=verbose"}, `invalid -log-level "verbose": want debug, info, warn or error`},
+		{[]string{ok, "-log-format=xml"}, `invalid -log-format "xml": want text or json`},
+		{[]string{ok, "extra"}, `unexpected argument "extra"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := parseFlags(tc.args, &out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseFlagsSyntaxErrorsNameFlagAndValue(t *testing.T) {
+	for _, tc := range []struct {
+		arg, want string
+	}{
+		{"-health-interval=soon", `invalid value "soon" for flag -health-interval`},
+		{"-max-body-size=10XB", `invalid value "10XB" for flag -max-body-size: unknown unit "XB"`},
+		{"-port=http", `invalid value "http" for flag -port`},
+		{"-nope", "flag provided but not defined: -nope"},
+	} {
+		var out bytes.Buffer
+		if _, err := parseFlags([]string{"-backends=http://a:1", tc.arg}, &out); err == nil {
+			t.Errorf("%s accepted", tc.arg)
+		}
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s: output %q, want it to contain %q", tc.arg, out.String(), tc.want)
+		}
+	}
+}
+
+func TestParseFlagsValues(t *testing.T) {
+	o, err := parseFlags([]string{
+		"-backends=http://localhost:8081, http://localhost:8082",
+		"-port=8080", "-host=127.0.0.1", "-retries=0", "-max-header-size=32KiB",
+		"-max-body-size=1GiB", "-health-interval=10s", "-health-path=/healthz",
+	}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.proxy
+	if strings.Join(c.Backends, " ") != "http://localhost:8081 http://localhost:8082" {
+		t.Errorf("backends %q", c.Backends)
+	}
+	if o.addr != "127.0.0.1:8080" || c.Retries != -1 || c.MaxHeaderSize != 32<<10 ||
+		c.MaxBodySize != 1<<30 || c.Health.Interval != 10*time.Second || c.Health.Path != "/healthz" {
+		t.Errorf("parsed %+v addr %q", c, o.addr)
+	}
+
+	o, err = parseFlags([]string{"-backends=http://a:1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = o.proxy
+	if o.addr != ":3030" || c.Retries != 2 || c.MaxHeaderSize != 16<<10 || c.MaxBodySize != 16<<20 ||
+		c.Health.Interval != 5*time.Second || c.Health.Timeout != 2*time.Second || c.Health.Rise != 2 ||
+		c.Health.Fall != 2 || c.DialTimeout != 3*time.Second || c.BackendTimeout != 30*time.Second ||
+		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second {
+		t.Errorf("defaults %+v addr %q", c, o.addr)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"4096", 4096}, {"16KiB", 16 << 10}, {"16k", 16 << 10}, {"16KB", 16 << 10},
+		{"2MiB", 2 << 20}, {"1G", 1 << 30}, {"7B", 7}, {" 3 MiB ", 3 << 20},
+	} {
+		if got, err := parseSize(tc.in); err != nil || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "KiB", "1.5MiB", "12XB", "99999999999999999999"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-h"}, &out, &errOut); code != 0 {
+		t.Errorf("-h exited %d", code)
+	}
+	for _, name := range []string{"backends", "port", "host", "health-interval", "health-timeout", "health-path",
+		"health-rise", "health-fall", "retries", "dial-timeout", "backend-timeout", "client-idle-timeout",
+		"max-header-size", "max-body-size", "max-conns-per-backend", "shutdown-timeout", "log-level",
+		"log-format", "version"} {
+		if !strings.Contains(errOut.String(), "-"+name) {
+			t.Errorf("-h does not list -%s", name)
+		}
+	}
+	if !strings.Contains(errOut.String(), "(default 16KiB)") {
+		t.Errorf("-h does not show size defaults readably:\n%s", errOut.String())
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-backends=htp://x"}, &out, &errOut); code != 2 {
+		t.Errorf("bad flag exited %d, want 2", code)
+	}
+	if want := "load-balancer: invalid -backends entry \"htp://x\": unsupported scheme \"htp\"\n"; errOut.String() != want {
+		t.Errorf("stderr %q, want %q", errOut.String(), want)
+	}
+	out.Reset()
+	if code := run([]string{"-version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "load-balancer ") {
+		t.Errorf("-version: %d %q", code, out.String())
+	}
+}

@@ -1,0 +1,111 @@
+// Command load-balancer is an HTTP/1.1 load balancer:
+//
+//	load-balancer -backends=http://localhost:8081,http://localhost:8082 -port=3030
+//
+// It spreads requests over the backends, retries failed attempts on other
+// backends, checks backend health in the background and stops gracefully on
+// SIGINT or SIGTERM. Run it with -h for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/rishichirchi/Load-Balancee/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+		}
+		return 2
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "load-balancer", buildVersion())
+		return 0
+	}
+
+	log := newLogger(stderr, o.logLevel, o.logFormat)
+	slog.SetDefault(log)
+	o.proxy.Logger = log
+
+	p, err := proxy.New(o.proxy)
+	if err != nil {
+		fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+		return 2
+	}
+	for _, b := range p.Pool().Backends() {
+		log.Info("Configured server: " + b.URL())
+	}
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", o.addr, "error", err)
+		p.Close()
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	log.Info("Load balancer started at " + o.addr)
+
+	select {
+	case err := <-served:
+		log.Error("server stopped", "error", err)
+		p.Close()
+		return 1
+	case <-ctx.Done():
+	}
+	stop() // a second signal now kills the process the default way
+	log.Info("shutting down: waiting for in-flight requests", "timeout", o.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; closing remaining connections", "error", err)
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // validated by parseFlags
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+// failure is what went wrong with one attempt, as far as retrying and the
+// client's answer are concerned. Mapping errors to it happens only here.
+type failure uint8
+
+const (
+	// failConnect: no connection could be made; the backend never saw the
+	// request. Any method may be retried, and the backend is marked down.
+	failConnect failure = iota + 1
+	// failBusy: every connection to the backend was busy; the request was
+	// never sent. Any method may be retried.
+	failBusy
+	// failClosed: the connection closed or reset before a response. The
+	// backend may have seen the request: only idempotent ones are retried.
+	failClosed
+	// failTimeout: the backend did not answer within the backend timeout.
+	failTimeout
+	// failResponse: the backend's answer was malformed or too large.
+	failResponse
+)
+
+// classifyError maps an error from a backend attempt to a failure.
+func classifyError(err error) failure {
+	var de *dialError
+	switch {
+	case errors.As(err, &de):
+		return failConnect
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return failBusy
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return failTimeout
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, net.ErrClosed):
+		return failClosed
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return failTimeout
+	}
+	return failResponse
+}
+
+// retryable reports whether another backend may be tried after f. A request
+// that may have reached a backend is resent only when resending cannot do
+// harm twice: its method is idempotent and its body is wholly in memory.
+func (f failure) retryable(replayable bool) bool {
+	switch f {
+	case failConnect, failBusy:
+		return true
+	case failClosed:
+		return replayable
+	}
+	return false
+}
+
+// Answers the proxy gives in place of a backend response. The reason is short
+// and fixed: a client never sees an internal error's text.
+var (
+	reasonNoBackend   = []byte("502 Bad Gateway: no healthy backend\n")
+	reasonUnreachable = []byte("502 Bad Gateway: backend unavailable\n")
+	reasonBadResponse = []byte("502 Bad Gateway: invalid response from backend\n")
+	reasonBusy        = []byte("503 Service Unavailable: backends at connection limit\n")
+	reasonTimeout     = []byte("504 Gateway Timeout: backend did not answer in time\n")
+)
+
+// writeFailure answers the client after the last attempt failed with f, or
+// with no attempt at all when f is zero.
+func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
+	status, body := fasthttp.StatusBadGateway, reasonNoBackend
+	switch f {
+	case failConnect, failClosed:
+		body = reasonUnreachable
+	case failResponse:
+		body = reasonBadResponse
+	case failBusy:
+		status, body = fasthttp.StatusServiceUnavailable, reasonBusy
+	case failTimeout:
+		status, body = fasthttp.StatusGatewayTimeout, reasonTimeout
+	}
+	writePlain(ctx, status, body)
+}
+
+func writePlain(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	resp := &ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("text/plain; charset=utf-8")
+	resp.SetBodyRaw(body)
+}
+
+// Answers to requests the server could not read.
+var (
+	reasonHeaderTooLarge = []byte("431 Request Header Fields Too Large\n")
+	reasonBodyTooLarge   = []byte("413 Content Too Large\n")
+	reasonReadTimeout    = []byte("408 Request Timeout\n")
+	reasonBadRequest     = []byte("400 Bad Request\n")
+)
+
+// handleReadError answers a request that failed to parse or arrive. The
+// server closes the connection afterwards.
+func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		writePlain(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writePlain(ctx, fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		writePlain(ctx, fasthttp.StatusRequestTimeout, reasonReadTimeout)
+	default:
+		writePlain(ctx, fasthttp.StatusBadRequest, reasonBadRequest)
+	}
+	if p.debug {
+		p.log.Debug("bad request", "client", ctx.RemoteAddr().String(), "error", err.Error())
+	}
+}

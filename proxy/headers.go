@@ -1,0 +1,278 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Header names the proxy sets on every forwarded request. Whatever the client
+// sent under these names, in any letter case, is removed first: the client
+// must not be able to forge its address.
+const (
+	headerXForwardedFor   = "X-Forwarded-For"
+	headerXForwardedHost  = "X-Forwarded-Host"
+	headerXForwardedProto = "X-Forwarded-Proto"
+	headerXRealIP         = "X-Real-IP"
+)
+
+// headerClass says why a header does not travel through the proxy as is.
+type headerClass uint8
+
+const (
+	keep      headerClass = iota
+	hopByHop              // RFC 9110 §7.6.1: meaningful for one connection only
+	forwarded             // set by the proxy from what it saw itself
+)
+
+// classify reports whether key, in any letter case, is hop-by-hop or one of
+// the forwarding headers the proxy owns. Switching on length first keeps the
+// common case, a header that is neither, to one or two comparisons.
+func classify(key []byte) headerClass {
+	eq := func(name string) bool { return len(key) == len(name) && asciiEqualFold(key, name) }
+	switch len(key) {
+	case 2:
+		if eq("TE") {
+			return hopByHop
+		}
+	case 6:
+		// Expect: the body is already read, so the backend must not be
+		// asked to send 100 Continue.
+		if eq("Expect") {
+			return hopByHop
+		}
+	case 7:
+		if eq("Trailer") || eq("Upgrade") {
+			return hopByHop
+		}
+	case 9:
+		if eq(headerXRealIP) {
+			return forwarded
+		}
+	case 10:
+		if eq("Connection") || eq("Keep-Alive") {
+			return hopByHop
+		}
+	case 15:
+		if eq(headerXForwardedFor) {
+			return forwarded
+		}
+	case 16:
+		if eq("Proxy-Connection") {
+			return hopByHop
+		}
+		if eq(headerXForwardedHost) {
+			return forwarded
+		}
+	case 17:
+		if eq("Transfer-Encoding") {
+			return hopByHop
+		}
+		if eq(headerXForwardedProto) {
+			return forwarded
+		}
+	case 18:
+		if eq("Proxy-Authenticate") {
+			return hopByHop
+		}
+	case 19:
+		if eq("Proxy-Authorization") {
+			return hopByHop
+		}
+	}
+	return keep
+}
+
+// asciiEqualFold compares b with s, which has the same length, ignoring ASCII
+// case. It is bytes.EqualFold without the Unicode path or a conversion.
+func asciiEqualFold(b []byte, s string) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i]|0x20 != s[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// headerScanner walks a raw header block ("Name: value\r\n" lines) without
+// allocating. Continuation lines of obsolete line folding are skipped.
+type headerScanner struct {
+	b []byte
+}
+
+// next returns the next header's name and value; ok is false at the end.
+func (s *headerScanner) next() (key, value []byte, ok bool) {
+	for len(s.b) > 0 {
+		line := s.b
+		if i := bytes.IndexByte(s.b, '\n'); i >= 0 {
+			line, s.b = s.b[:i], s.b[i+1:]
+		} else {
+			s.b = nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		return line[:colon], bytes.TrimSpace(line[colon+1:]), true
+	}
+	return nil, nil, false
+}
+
+// listsToken reports whether the comma-separated list holds tok, ignoring
+// case, as the Connection header lists the headers it makes hop-by-hop.
+func listsToken(list, tok []byte) bool {
+	for len(list) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			item, list = list[:i], list[i+1:]
+		} else {
+			item, list = list, nil
+		}
+		item = bytes.TrimSpace(item)
+		if len(item) == len(tok) && bytes.EqualFold(item, tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareRequest turns the client's request into the one sent to backends,
+// in place: hop-by-hop headers go, and the X-Forwarded-* headers are set
+// from the connection itself. The server parses with header names left as
+// received, so names are matched here in any case.
+func prepareRequest(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	raw := h.RawHeaders()
+	sc := headerScanner{b: raw}
+	for {
+		key, _, ok := sc.next()
+		if !ok {
+			break
+		}
+		if classify(key) != keep {
+			stripRequestHeaders(h, raw)
+			break
+		}
+	}
+	// The server noted Connection: close for the client connection before
+	// calling us; the backend connection is ours to keep alive.
+	h.ResetConnectionClose()
+	// Send the Host header as received, not as the parsed URI spells it.
+	ctx.Request.UseHostHeader = true
+	if !h.IsHTTP11() {
+		h.SetProtocol("HTTP/1.1")
+	}
+
+	var buf [64]byte
+	ip := appendIP(buf[:0], ctx.RemoteAddr())
+	if len(ip) > 0 {
+		h.AddBytesV(headerXForwardedFor, ip)
+		h.AddBytesV(headerXRealIP, ip)
+	}
+	if host := h.Host(); len(host) > 0 {
+		h.AddBytesV(headerXForwardedHost, host)
+	}
+	if ctx.IsTLS() {
+		h.Add(headerXForwardedProto, "https")
+	} else {
+		h.Add(headerXForwardedProto, "http")
+	}
+}
+
+// stripRequestHeaders removes hop-by-hop and forwarding headers, and the
+// headers the Connection header names, under the exact names the client used.
+func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) {
+	var connection []byte
+	sc := headerScanner{b: raw}
+	for {
+		key, value, ok := sc.next()
+		if !ok {
+			break
+		}
+		if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
+			connection = value
+		}
+	}
+	sc = headerScanner{b: raw}
+	for {
+		key, _, ok := sc.next()
+		if !ok {
+			break
+		}
+		if classify(key) != keep || (connection != nil && listsToken(connection, key)) {
+			h.DelBytes(key)
+		}
+	}
+	// Framing headers are stored under their canonical names whatever the
+	// client wrote; Write sets Content-Length from the buffered body.
+	h.Del("Transfer-Encoding")
+	h.Del("Trailer")
+}
+
+// cleanResponse removes hop-by-hop headers from a backend's response before
+// it is relayed.
+func cleanResponse(resp *fasthttp.Response) {
+	h := &resp.Header
+	h.ResetConnectionClose()
+	var connection []byte
+	found := false
+	for key, value := range h.All() {
+		if classify(key) == hopByHop {
+			found = true
+			if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
+				connection = value
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	// Deleting while iterating is not allowed: collect the names first.
+	// They are copied, since deletion moves the header storage.
+	var names [8][32]byte
+	var lens [8]int
+	n := 0
+	for key := range h.All() {
+		if n < len(names) && len(key) <= len(names[0]) &&
+			(classify(key) == hopByHop || (connection != nil && listsToken(connection, key))) {
+			lens[n] = copy(names[n][:], key)
+			n++
+		}
+	}
+	for i := 0; i < n; i++ {
+		h.DelBytes(names[i][:lens[i]])
+	}
+	h.Del("Transfer-Encoding")
+	h.Del("Trailer")
+	h.ResetConnectionClose()
+}
+
+// appendIP appends the IP address of addr to dst, or nothing for an address
+// that is not IP (an in-memory pipe, say).
+func appendIP(dst []byte, addr net.Addr) []byte {
+	var ip net.IP
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	default:
+		return dst
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return fasthttp.AppendIPv4(dst, ip4)
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return dst
+	}
+	return a.AppendTo(dst)
+}

@@ -1,0 +1,167 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// script is a Prober whose answers the test sets per backend.
+type script struct {
+	mu    sync.Mutex
+	fail  map[*pool.Backend]bool
+	calls int
+}
+
+func (s *script) Probe(_ context.Context, b *pool.Backend) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.fail[b] {
+		return errors.New("check returned status 503")
+	}
+	return nil
+}
+
+func (s *script) set(b *pool.Backend, failing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail[b] = failing
+}
+
+func newChecker(t *testing.T, rise, fall int) (*Checker, *script, []*pool.Backend) {
+	t.Helper()
+	var bs []*pool.Backend
+	for _, u := range []string{"http://a:1", "http://b:1"} {
+		b, err := pool.NewBackend(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, b)
+	}
+	p, err := pool.New(bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &script{fail: map[*pool.Backend]bool{}}
+	c := &Checker{Pool: p, Prober: s, Rise: rise, Fall: fall, Logger: slog.New(slog.DiscardHandler)}
+	return c, s, bs
+}
+
+func TestRiseAndFall(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		rise, fall int
+		// results of successive rounds for backend a (true = healthy), and
+		// whether a is up after each
+		results []bool
+		up      []bool
+	}{
+		{"one failure is not enough", 2, 2, []bool{false, true, false}, []bool{true, true, true}},
+		{"fall then rise", 2, 2,
+			[]bool{false, false, true, false, true, true},
+			[]bool{true, false, false, false, false, true}},
+		{"fall 1 rise 1", 1, 1, []bool{false, true, false}, []bool{false, true, false}},
+		{"rise 3", 3, 1, []bool{false, true, true, true}, []bool{false, false, false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s, bs := newChecker(t, tc.rise, tc.fall)
+			for i, ok := range tc.results {
+				s.set(bs[0], !ok)
+				c.Round(ctx)
+				if got := bs[0].Up(); got != tc.up[i] {
+					t.Fatalf("after round %d (healthy=%v): up=%v, want %v", i+1, ok, got, tc.up[i])
+				}
+				if !bs[1].Up() {
+					t.Fatal("the healthy backend went down")
+				}
+			}
+		})
+	}
+}
+
+// A backend taken down by live traffic between rounds needs the full rise
+// count of fresh successes, even if the checks before it had passed.
+func TestPassiveDownNeedsFullRise(t *testing.T) {
+	ctx := context.Background()
+	c, _, bs := newChecker(t, 2, 2)
+	c.Round(ctx) // a success while up
+	c.Pool.MarkDown(bs[0], "connect: connection refused")
+	c.Round(ctx)
+	if bs[0].Up() {
+		t.Fatal("up after one success; rise is 2")
+	}
+	c.Round(ctx)
+	if !bs[0].Up() {
+		t.Fatal("still down after two successes")
+	}
+}
+
+func TestChecksRunConcurrently(t *testing.T) {
+	var bs []*pool.Backend
+	for _, u := range []string{"http://a:1", "http://b:1", "http://c:1"} {
+		b, _ := pool.NewBackend(u)
+		bs = append(bs, b)
+	}
+	p, _ := pool.New(bs, nil)
+	// Each probe waits until all three have started: run one at a time,
+	// they would time out instead.
+	var started sync.WaitGroup
+	started.Add(len(bs))
+	all := make(chan struct{})
+	go func() { started.Wait(); close(all) }()
+	c := &Checker{
+		Pool:    p,
+		Timeout: 5 * time.Second,
+		Prober: ProbeFunc(func(ctx context.Context, b *pool.Backend) error {
+			started.Done()
+			select {
+			case <-all:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}),
+		Fall:   1,
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	c.Round(context.Background())
+	for _, b := range bs {
+		if !b.Up() {
+			t.Errorf("%s down: %s", b, b.LastError())
+		}
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	c, s, _ := newChecker(t, 1, 1)
+	c.Interval = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		calls := s.calls
+		s.mu.Unlock()
+		if calls >= 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not keep checking")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}

@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/backend"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testBackend is the project's backend-server handler on a loopback port,
+// which a test can kill (listener and every connection closed at once, as
+// when the process dies) and restart on the same address.
+type testBackend struct {
+	t       *testing.T
+	name    string
+	addr    string
+	handler *backend.Handler
+	hits    atomic.Int64 // requests other than health checks
+
+	mu    sync.Mutex
+	ln    net.Listener
+	srv   *fasthttp.Server
+	conns map[net.Conn]struct{}
+}
+
+func startBackend(t *testing.T, name string) *testBackend {
+	t.Helper()
+	b := &testBackend{t: t, name: name, handler: backend.New(name)}
+	b.listen("127.0.0.1:0")
+	t.Cleanup(b.kill)
+	return b
+}
+
+func (b *testBackend) URL() string { return "http://" + b.addr }
+
+func (b *testBackend) listen(addr string) {
+	b.t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		b.t.Fatalf("backend %s: %v", b.name, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addr = ln.Addr().String()
+	b.ln = ln
+	b.conns = map[net.Conn]struct{}{}
+	b.srv = backend.NewServer(b.handler)
+	b.srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) != "/health" {
+			b.hits.Add(1)
+		}
+		b.handler.HandleFastHTTP(ctx)
+	}
+	b.srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if s == fasthttp.StateNew {
+			b.conns[c] = struct{}{}
+		} else if s == fasthttp.StateClosed {
+			delete(b.conns, c)
+		}
+	}
+	go b.srv.Serve(ln) //nolint:errcheck // ends when killed
+}
+
+// kill closes the listener and every open connection without a word to
+// the clients, as a crashed process would.
+func (b *testBackend) kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return
+	}
+	b.ln.Close()
+	for c := range b.conns {
+		c.Close()
+	}
+	b.ln = nil
+}
+
+// restart listens again on the address the backend had.
+func (b *testBackend) restart() {
+	b.t.Helper()
+	b.listen(b.addr)
+}
+
+// rawBackend is a TCP server that runs handle on every accepted connection,
+// for backends that misbehave in ways a real server cannot be made to.
+type rawBackend struct {
+	ln       net.Listener
+	requests atomic.Int64
+}
+
+func startRawBackend(t *testing.T, handle func(c net.Conn, r *bufio.Reader, rb *rawBackend)) *rawBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := &rawBackend{ln: ln}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c, bufio.NewReader(c), rb)
+			}()
+		}
+	}()
+	return rb
+}
+
+func (rb *rawBackend) URL() string { return "http://" + rb.ln.Addr().String() }
+
+// readRequest reads one request's header block and body from r.
+func (rb *rawBackend) readRequest(r *bufio.Reader) (*http.Request, bool) {
+	req, err := http.ReadRequest(r)
+	if err != nil {
+		return nil, false
+	}
+	io.Copy(io.Discard, req.Body)
+	rb.requests.Add(1)
+	return req, true
+}
+
+// startProxy runs a proxy over backends on a loopback port.
+func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
+	if cfg.Health.Path == "" {
+		cfg.Health.Path = "/health" // so checks do not count as traffic
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Serve(ln) //nolint:errcheck // ends at shutdown
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Shutdown(ctx) //nolint:errcheck // best effort at test end
+		<-done
+	})
+	return p, "http://" + ln.Addr().String()
+}
+
+// newClient returns a keep-alive net/http client for talking to a proxy.
+func newClient(t *testing.T) *http.Client {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// get does a GET and returns the status and body.
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// backendOf returns the name a backend-server response names.
+func backendOf(body string) string {
+	const prefix = "Backend server is running on port "
+	if !strings.HasPrefix(body, prefix) {
+		return ""
+	}
+	return strings.TrimPrefix(body, prefix)
+}
+
+// rawRequest writes raw to the address of a proxy URL and returns the
+// response's status line and the rest of what was read until the proxy
+// closed the connection or a second passed.
+func rawRequest(t *testing.T, proxyURL, raw string) (status string, rest string) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(proxyURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	status, err = r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading status line: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(time.Second))
+	b, _ := io.ReadAll(r)
+	return strings.TrimSpace(status), string(b)
+}

@@ -1,0 +1,220 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// State is a backend's health as the balancer sees it.
+type State uint32
+
+const (
+	// StateUp means the backend takes traffic.
+	StateUp State = iota
+	// StateDown means checks or live traffic found it failing; it takes no
+	// traffic until active checks bring it back.
+	StateDown
+)
+
+// String returns "up" or "down".
+func (s State) String() string {
+	switch s {
+	case StateUp:
+		return "up"
+	case StateDown:
+		return "down"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Backend is one upstream server: where it is, whether it is usable, and its
+// counters. Every field that changes after construction is atomic, so a
+// Backend is safe for concurrent use and the request path never locks it.
+type Backend struct {
+	url    string // canonical scheme://host:port
+	scheme string
+	addr   string // host:port, what a dialer takes
+	host   string // host without port, for TLS server names
+
+	transport any
+
+	state    atomic.Uint32
+	since    atomic.Int64 // unix nanoseconds of the last state change
+	inflight atomic.Int64
+
+	requests atomic.Uint64 // attempts sent to this backend
+	failures atomic.Uint64 // attempts that failed before a response
+	lastErr  atomic.Pointer[string]
+}
+
+// ParseError is returned for a backend address that cannot be used. Its
+// message names the entry and the reason:
+//
+//	invalid backend "htp://x": unsupported scheme "htp"
+type ParseError struct {
+	Entry string // the text as given
+	Err   error  // why it was refused
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("invalid backend %q: %v", e.Entry, e.Err)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// NewBackend parses rawURL ("http://host:port") into a Backend that starts up.
+// Only a scheme, a host and an optional port are accepted: a path, query,
+// fragment or user info would be silently ignored by the proxy, so they are
+// refused instead.
+func NewBackend(rawURL string) (*Backend, error) {
+	fail := func(format string, args ...any) (*Backend, error) {
+		return nil, &ParseError{Entry: rawURL, Err: fmt.Errorf(format, args...)}
+	}
+	s := strings.TrimSpace(rawURL)
+	if s == "" {
+		return fail("empty address")
+	}
+	if !strings.Contains(s, "://") {
+		return fail("missing scheme (want http://host:port)")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fail("%v", err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	var defaultPort string
+	switch scheme {
+	case "http":
+		defaultPort = "80"
+	default:
+		return fail("unsupported scheme %q", u.Scheme)
+	}
+	switch {
+	case u.Host == "":
+		return fail("missing host")
+	case u.User != nil:
+		return fail("user info is not supported")
+	case u.Path != "" && u.Path != "/":
+		return fail("path %q is not supported", u.Path)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fail("query is not supported")
+	case u.Fragment != "":
+		return fail("fragment is not supported")
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return fail("missing host")
+	}
+	port := u.Port()
+	if port == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return fail("empty port")
+		}
+		port = defaultPort
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fail("invalid port %q", port)
+	}
+	addr := net.JoinHostPort(host, port)
+	b := &Backend{
+		url:    scheme + "://" + addr,
+		scheme: scheme,
+		addr:   addr,
+		host:   host,
+	}
+	b.since.Store(time.Now().UnixNano())
+	return b, nil
+}
+
+// URL returns the backend's canonical address, such as "http://10.0.0.1:8081".
+func (b *Backend) URL() string { return b.url }
+
+// Scheme returns "http".
+func (b *Backend) Scheme() string { return b.scheme }
+
+// Addr returns host:port, the address a dialer takes.
+func (b *Backend) Addr() string { return b.addr }
+
+// Host returns the host name or IP without the port.
+func (b *Backend) Host() string { return b.host }
+
+// String returns the URL.
+func (b *Backend) String() string { return b.url }
+
+// SetTransport attaches the front end's client for this backend (an HTTP/1.1
+// client, for example). The pool never looks at it. Call it before the
+// backend serves traffic.
+func (b *Backend) SetTransport(t any) { b.transport = t }
+
+// Transport returns what SetTransport attached.
+func (b *Backend) Transport() any { return b.transport }
+
+// State reports whether the backend is up or down.
+func (b *Backend) State() State { return State(b.state.Load()) }
+
+// Up reports whether the backend is up.
+func (b *Backend) Up() bool { return b.state.Load() == uint32(StateUp) }
+
+// Since returns when the backend last changed state (or was created).
+func (b *Backend) Since() time.Time { return time.Unix(0, b.since.Load()) }
+
+// LastError returns the reason of the last failure recorded, or "".
+func (b *Backend) LastError() string {
+	if p := b.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// setState moves the backend to s and reports whether that was a change, so
+// that a transition is acted on (and logged) exactly once.
+func (b *Backend) setState(s State) bool {
+	for {
+		old := b.state.Load()
+		if old == uint32(s) {
+			return false
+		}
+		if b.state.CompareAndSwap(old, uint32(s)) {
+			b.since.Store(time.Now().UnixNano())
+			return true
+		}
+	}
+}
+
+// Begin records that an attempt is being sent to the backend. Every Begin
+// must be paired with one Done.
+func (b *Backend) Begin() {
+	b.inflight.Add(1)
+	b.requests.Add(1)
+}
+
+// Done records the end of an attempt started with Begin; failed says whether
+// the attempt failed before a response arrived.
+func (b *Backend) Done(failed bool) {
+	b.inflight.Add(-1)
+	if failed {
+		b.failures.Add(1)
+	}
+}
+
+// InFlight returns the number of attempts now running on the backend.
+func (b *Backend) InFlight() int64 { return b.inflight.Load() }
+
+// Requests returns the number of attempts sent to the backend so far.
+func (b *Backend) Requests() uint64 { return b.requests.Load() }
+
+// Failures returns the number of attempts that failed before a response.
+func (b *Backend) Failures() uint64 { return b.failures.Load() }
+
+// RecordError remembers reason as the backend's last failure.
+func (b *Backend) RecordError(reason string) { b.lastErr.Store(&reason) }

@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Server returns the fasthttp server that Serve runs, configured for
+// proxying: header names and paths pass through untouched, nothing is
+// added to responses, and limits follow the Config. It is created once.
+func (p *Proxy) Server() *fasthttp.Server {
+	p.serverOnce.Do(func() {
+		c := p.cfg
+		p.server = &fasthttp.Server{
+			Handler:      p.HandleFastHTTP,
+			ErrorHandler: p.handleReadError,
+			Logger:       fasthttpLogger{p.log},
+
+			ReadBufferSize:     c.MaxHeaderSize,
+			MaxRequestBodySize: c.MaxBodySize,
+			IdleTimeout:        c.ClientIdleTimeout,
+			ReadTimeout:        c.ClientIdleTimeout,
+			WriteTimeout:       c.ClientIdleTimeout,
+
+			NoDefaultServerHeader:         true,
+			NoDefaultContentType:          true,
+			DisableHeaderNamesNormalizing: true,
+			DisablePreParseMultipartForm:  true,
+			CloseOnShutdown:               true,
+		}
+	})
+	return p.server
+}
+
+// Serve proxies the requests of connections accepted on ln. It returns when
+// ln fails or Shutdown is called.
+func (p *Proxy) Serve(ln net.Listener) error {
+	return p.Server().Serve(ln)
+}
+
+// ListenAndServe listens on the TCP address addr and calls Serve.
+func (p *Proxy) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return p.Serve(ln)
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish until
+// ctx ends, closes idle client connections, then stops health checks and
+// closes backend connections. It returns ctx's error if requests were still
+// running when ctx ended.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	err := p.Server().ShutdownWithContext(ctx)
+	p.Close()
+	return err
+}
+
+// fasthttpLogger routes fasthttp's own messages (mostly broken client
+// connections) to slog at debug level, so they cost nothing by default.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, args...))
+	}
+}
