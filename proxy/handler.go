@@ -16,6 +16,17 @@ import (
 // It is a fasthttp.RequestHandler, so a Proxy can be mounted in any fasthttp
 // server. In steady state it allocates nothing.
 func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
+	cc := p.wd.client(ctx.Conn())
+	if cc != nil {
+		cc.enter(phaseHandling, p.wd.now())
+	}
+	p.proxy(ctx)
+	if cc != nil {
+		cc.enter(phaseWriting, p.wd.now())
+	}
+}
+
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 	defer p.recoverPanic(ctx)
 
 	req := &ctx.Request
@@ -42,13 +53,13 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		hc := b.Transport().(*fasthttp.HostClient)
 		b.Begin()
-		err := hc.DoTimeout(req, &ctx.Response, p.cfg.BackendTimeout)
+		f, err := p.roundTrip(hc, req, &ctx.Response)
 		b.Done(err != nil)
 		if err == nil {
 			cleanResponse(&ctx.Response)
 			return
 		}
-		last = classifyError(err)
+		last = f
 		p.attemptFailed(ctx, b, last, err)
 		if !last.retryable(replayable) {
 			break

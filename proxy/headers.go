@@ -165,8 +165,10 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	// The server noted Connection: close for the client connection before
 	// calling us; the backend connection is ours to keep alive.
 	h.ResetConnectionClose()
-	// Send the Host header as received, not as the parsed URI spells it.
+	// Send the Host header as received, not as the parsed URI spells it,
+	// and the path exactly as received.
 	ctx.Request.UseHostHeader = true
+	ctx.Request.URI().DisablePathNormalizing = true
 	if !h.IsHTTP11() {
 		h.SetProtocol("HTTP/1.1")
 	}

@@ -113,6 +113,7 @@ type Proxy struct {
 	debug   bool // debug records enabled: checked once, not per request
 	retries int
 	pool    *pool.Pool
+	wd      *watchdog
 	dialer  *dialer
 	checker *health.Checker
 
@@ -142,13 +143,19 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	wd := newWatchdog(clientLimits{
+		read:  cfg.ClientIdleTimeout,
+		write: cfg.ClientIdleTimeout,
+		idle:  cfg.ClientIdleTimeout,
+	})
 	p := &Proxy{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		debug:   cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		retries: max(cfg.Retries, 0),
 		pool:    pl,
-		dialer:  newDialer(cfg),
+		wd:      wd,
+		dialer:  newDialer(cfg, wd),
 	}
 	for _, b := range backends {
 		b.SetTransport(p.newHostClient(b))
@@ -262,6 +269,7 @@ func (p *Proxy) Close() error {
 		for _, b := range p.pool.Backends() {
 			b.Transport().(*fasthttp.HostClient).CloseIdleConnections()
 		}
+		p.wd.close()
 	})
 	return nil
 }

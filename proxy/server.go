@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 
 	"github.com/valyala/fasthttp"
 )
@@ -12,6 +13,7 @@ import (
 // Server returns the fasthttp server that Serve runs, configured for
 // proxying: header names and paths pass through untouched, nothing is
 // added to responses, and limits follow the Config. It is created once.
+// Its ConnState hook must stay: it enforces the client timeouts.
 func (p *Proxy) Server() *fasthttp.Server {
 	p.serverOnce.Do(func() {
 		c := p.cfg
@@ -22,9 +24,9 @@ func (p *Proxy) Server() *fasthttp.Server {
 
 			ReadBufferSize:     c.MaxHeaderSize,
 			MaxRequestBodySize: c.MaxBodySize,
-			IdleTimeout:        c.ClientIdleTimeout,
-			ReadTimeout:        c.ClientIdleTimeout,
-			WriteTimeout:       c.ClientIdleTimeout,
+			// Client timeouts are the watchdog's; see watchdog.go.
+			ConnState:       p.wd.connState,
+			LazyRequestTime: true,
 
 			NoDefaultServerHeader:         true,
 			NoDefaultContentType:          true,
@@ -60,6 +62,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.Close()
 	return err
 }
+
+// yieldWhenIdle runs when a connection has sent its response and is about to
+// read the next request. Yielding first lets the other connections run; by
+// the time this one reads, the client has often sent its next request, so
+// the read finds it instead of failing with EAGAIN and parking (see
+// roundTrip for the same idea on the backend side).
+func yieldWhenIdle() { runtime.Gosched() }
 
 // fasthttpLogger routes fasthttp's own messages (mostly broken client
 // connections) to slog at debug level, so they cost nothing by default.

@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The watchdog enforces connection timeouts in coarse steps, the way nginx
+// runs its timers off a clock cached per event loop: each connection keeps
+// the phase it is in and when that phase began, in atomics, and a goroutine
+// sweeps them a few times a second and closes those past their limit. The
+// request path then pays a few atomic stores instead of arming and disarming
+// runtime timers (and reading the clock) four times per request.
+type watchdog struct {
+	clock atomic.Int64 // unix nanoseconds, advanced every backendTick
+
+	clients sync.Map // net.Conn -> *clientConn
+
+	backendsMu sync.Mutex
+	backends   map[*backendConn]struct{}
+
+	limits clientLimits
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// clientLimits bounds each phase of a client connection; zero is no limit.
+type clientLimits struct {
+	read  time.Duration // from connect or first byte until the handler runs
+	write time.Duration // from the handler's return until the response is sent
+	idle  time.Duration // between requests on a keep-alive connection
+}
+
+// Sweep periods. Backend deadlines are checked often, since a backend timeout
+// is what a client is waiting on; client limits are tens of seconds.
+const (
+	backendTick = 10 * time.Millisecond
+	clientTick  = 250 * time.Millisecond
+)
+
+func newWatchdog(limits clientLimits) *watchdog {
+	w := &watchdog{
+		backends: make(map[*backendConn]struct{}),
+		limits:   limits,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	w.clock.Store(time.Now().UnixNano())
+	go w.run()
+	return w
+}
+
+// now returns the coarse clock: never more than backendTick behind.
+func (w *watchdog) now() int64 { return w.clock.Load() }
+
+func (w *watchdog) run() {
+	defer close(w.done)
+	t := time.NewTicker(backendTick)
+	defer t.Stop()
+	clientsDue := int64(0)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			n := now.UnixNano()
+			w.clock.Store(n)
+			w.sweepBackends(n)
+			if n >= clientsDue {
+				w.sweepClients(n)
+				clientsDue = n + int64(clientTick)
+			}
+		}
+	}
+}
+
+func (w *watchdog) close() {
+	close(w.stop)
+	<-w.done
+}
+
+// Client connections.
+
+// Phases of a client connection.
+const (
+	phaseReading  uint32 = iota // waiting for or reading a request
+	phaseHandling               // the handler is proxying it
+	phaseWriting                // the response is being written
+	phaseIdle                   // kept alive between requests
+)
+
+type clientConn struct {
+	conn  net.Conn
+	phase atomic.Uint32
+	since atomic.Int64 // coarse unix nanoseconds the phase began
+}
+
+func (c *clientConn) enter(phase uint32, now int64) {
+	c.since.Store(now)
+	c.phase.Store(phase)
+}
+
+// connState is the fasthttp server's ConnState hook: it tracks each client
+// connection's phase and, when a response has gone out, yields (see
+// yieldWhenIdle).
+func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew:
+		cc := &clientConn{conn: c}
+		cc.enter(phaseReading, w.now())
+		w.clients.Store(c, cc)
+	case fasthttp.StateActive:
+		if cc := w.client(c); cc != nil {
+			cc.enter(phaseReading, w.now())
+		}
+	case fasthttp.StateIdle:
+		if cc := w.client(c); cc != nil {
+			cc.enter(phaseIdle, w.now())
+		}
+		yieldWhenIdle()
+	case fasthttp.StateHijacked, fasthttp.StateClosed:
+		w.clients.Delete(c)
+	}
+}
+
+// client returns the record of a tracked connection, or nil for one the
+// watchdog does not know (a handler mounted in someone else's server).
+func (w *watchdog) client(c net.Conn) *clientConn {
+	v, ok := w.clients.Load(c)
+	if !ok {
+		return nil
+	}
+	return v.(*clientConn)
+}
+
+func (w *watchdog) sweepClients(now int64) {
+	w.clients.Range(func(_, v any) bool {
+		cc := v.(*clientConn)
+		var limit time.Duration
+		switch cc.phase.Load() {
+		case phaseReading:
+			limit = w.limits.read
+		case phaseWriting:
+			limit = w.limits.write
+		case phaseIdle:
+			limit = w.limits.idle
+		}
+		if limit > 0 && now-cc.since.Load() > int64(limit) {
+			// A slow reader or writer, or an idle keep-alive connection:
+			// drop it, as nginx does on client_header_timeout,
+			// send_timeout and keepalive_timeout.
+			cc.conn.Close()
+		}
+		return true
+	})
+}
+
+// Backend connections.
+
+// backendConn is a connection to a backend that the watchdog can time out.
+// An exchange sets a deadline on the coarse clock; when it passes, the
+// watchdog marks the connection expired and closes it, which ends any read
+// or write in progress.
+type backendConn struct {
+	net.Conn
+	w        *watchdog
+	deadline atomic.Int64 // coarse unix nanoseconds; zero when idle
+	expired  atomic.Bool
+	closed   atomic.Bool
+}
+
+func (w *watchdog) trackBackend(c net.Conn) *backendConn {
+	bc := &backendConn{Conn: c, w: w}
+	w.backendsMu.Lock()
+	w.backends[bc] = struct{}{}
+	w.backendsMu.Unlock()
+	return bc
+}
+
+// arm starts an exchange that must end within d.
+func (c *backendConn) arm(d time.Duration) { c.deadline.Store(c.w.now() + int64(d)) }
+
+// disarm ends the exchange.
+func (c *backendConn) disarm() { c.deadline.Store(0) }
+
+// Close closes the connection and stops tracking it.
+func (c *backendConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.w.backendsMu.Lock()
+		delete(c.w.backends, c)
+		c.w.backendsMu.Unlock()
+	}
+	return c.Conn.Close()
+}
+
+func (w *watchdog) sweepBackends(now int64) {
+	w.backendsMu.Lock()
+	defer w.backendsMu.Unlock()
+	for bc := range w.backends {
+		if d := bc.deadline.Load(); d != 0 && now > d {
+			bc.expired.Store(true)
+			bc.Conn.Close() // not bc.Close: we hold backendsMu
+		}
+	}
+}

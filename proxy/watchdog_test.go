@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// closedWithin reads from c until it is closed by the other side, and fails
+// the test if that takes longer than limit.
+func closedWithin(t *testing.T, c net.Conn, limit time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(limit))
+	_, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("connection still open after %v", limit)
+	}
+}
+
+func TestIdleClientConnectionClosed(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	closedWithin(t, c, 5*time.Second)
+}
+
+func TestSlowHeaderClosed(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	closedWithin(t, c, 5*time.Second)
+	if n := be.hits.Load(); n != 0 {
+		t.Errorf("backend saw %d requests from a client that never finished its header", n)
+	}
+}
+
+// A request that takes longer than the client timeouts at the backend is
+// not cut: those limits are for reading, writing and idling, not waiting.
+func TestSlowBackendNotCutByClientTimeouts(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 200 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	status, body := get(t, newClient(t), url+"/delay/700ms")
+	if status != http.StatusOK || backendOf(body) != "a" {
+		t.Errorf("got %d %q, want 200 from a", status, body)
+	}
+}
