@@ -23,6 +23,10 @@ const (
 	// failClosed: the connection closed or reset before a response. The
 	// backend may have seen the request: only idempotent ones are retried.
 	failClosed
+	// failTryTimeout: no response header within the try timeout. The
+	// attempt is abandoned; like failClosed, only idempotent requests move
+	// to another backend.
+	failTryTimeout
 	// failTimeout: the backend did not answer within the backend timeout.
 	failTimeout
 	// failResponse: the backend's answer was malformed or too large.
@@ -58,10 +62,17 @@ func (f failure) retryable(replayable bool) bool {
 	switch f {
 	case failConnect, failBusy:
 		return true
-	case failClosed:
+	case failClosed, failTryTimeout:
 		return replayable
 	}
 	return false
+}
+
+// countsTowardEjection reports whether f is the kind of failure that, repeated
+// -eject-after times in a row, takes a backend out of rotation: it could not
+// be reached, or it did not answer at all.
+func (f failure) countsTowardEjection() bool {
+	return f == failConnect || f == failTryTimeout
 }
 
 // Answers the proxy gives in place of a backend response. The reason is short
@@ -85,7 +96,7 @@ func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
 		body = reasonBadResponse
 	case failBusy:
 		status, body = fasthttp.StatusServiceUnavailable, reasonBusy
-	case failTimeout:
+	case failTimeout, failTryTimeout:
 		status, body = fasthttp.StatusGatewayTimeout, reasonTimeout
 	}
 	writePlain(ctx, status, body)

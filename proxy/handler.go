@@ -34,7 +34,12 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 	noHost := len(req.Header.Host()) == 0
 	// Everything is buffered in memory before we get here, so the only
 	// question for a resend is the method.
-	replayable := isIdempotent(req.Header.Method())
+	method := req.Header.Method()
+	replayable := isIdempotent(method)
+	hedge := p.cfg.HedgeAfter > 0 && (string(method) == fasthttp.MethodGet || string(method) == fasthttp.MethodHead)
+	if hedge {
+		p.hedgeBudget.earn()
+	}
 
 	var tried pool.Tried
 	var last failure
@@ -47,20 +52,28 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 		if p.debug {
 			p.log.Debug("Selected backend: " + b.URL())
 		}
-		if noHost {
-			// HTTP/1.0 clients may omit Host; the backend needs one.
-			req.Header.SetHost(b.Addr())
+		if hedge && attempt == 0 {
+			f, err := p.hedged(ctx, b, &tried)
+			if err == nil {
+				return
+			}
+			last = f
+		} else {
+			if noHost {
+				// HTTP/1.0 clients may omit Host; the backend needs one.
+				req.Header.SetHost(b.Addr())
+			}
+			b.Begin()
+			f, err := p.exchange(b, req, &ctx.Response, nil)
+			b.Done(err != nil)
+			if err == nil {
+				b.ResetFailureStreak()
+				cleanResponse(&ctx.Response)
+				return
+			}
+			last = f
+			p.attemptFailed(b, last, err)
 		}
-		hc := b.Transport().(*fasthttp.HostClient)
-		b.Begin()
-		f, err := p.roundTrip(hc, req, &ctx.Response)
-		b.Done(err != nil)
-		if err == nil {
-			cleanResponse(&ctx.Response)
-			return
-		}
-		last = f
-		p.attemptFailed(ctx, b, last, err)
 		if !last.retryable(replayable) {
 			break
 		}
@@ -68,20 +81,22 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 	writeFailure(ctx, last)
 }
 
-// attemptFailed records a failed attempt. A backend that refused or timed
-// out a connection is taken out of rotation at once; active checks bring it
+// attemptFailed records a failed attempt. A backend that could not be
+// reached or did not answer EjectAfter times in a row is taken out of
+// rotation at once, unless too many already are; active checks bring it
 // back.
-func (p *Proxy) attemptFailed(ctx *fasthttp.RequestCtx, b *pool.Backend, f failure, err error) {
-	if f == failConnect {
-		if p.pool.MarkDown(b, err.Error()) {
+func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
+	b.RecordError(err.Error())
+	if f == failTryTimeout {
+		b.TryTimedOut()
+	}
+	if f.countsTowardEjection() && p.ejectAfter > 0 && b.AddFailureStreak() >= p.ejectAfter {
+		if p.pool.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
 			p.log.Warn("backend down: " + b.URL() + ": " + err.Error())
 		}
-		return
 	}
-	b.RecordError(err.Error())
 	if p.debug {
-		p.log.Debug("attempt failed", "backend", b.URL(), "method", string(ctx.Method()),
-			"uri", string(ctx.RequestURI()), "error", err.Error())
+		p.log.Debug("attempt failed", "backend", b.URL(), "error", err.Error())
 	}
 }
 

@@ -20,6 +20,12 @@ import (
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// quietLogger silences a test backend's fasthttp server, which reports the
+// connections a test kills.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
 // testBackend is the project's backend-server handler on a loopback port,
 // which a test can kill (listener and every connection closed at once, as
 // when the process dies) and restart on the same address.
@@ -30,17 +36,21 @@ type testBackend struct {
 	handler *backend.Handler
 	hits    atomic.Int64 // requests other than health checks
 
-	mu    sync.Mutex
-	ln    net.Listener
-	srv   *fasthttp.Server
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	ln     net.Listener
+	srv    *fasthttp.Server
+	conns  map[net.Conn]struct{}
+	frozen chan struct{} // non-nil while frozen; closed to thaw
 }
 
 func startBackend(t *testing.T, name string) *testBackend {
 	t.Helper()
 	b := &testBackend{t: t, name: name, handler: backend.New(name)}
 	b.listen("127.0.0.1:0")
-	t.Cleanup(b.kill)
+	t.Cleanup(func() {
+		b.thaw()
+		b.kill()
+	})
 	return b
 }
 
@@ -58,9 +68,16 @@ func (b *testBackend) listen(addr string) {
 	b.ln = ln
 	b.conns = map[net.Conn]struct{}{}
 	b.srv = backend.NewServer(b.handler)
+	b.srv.Logger = quietLogger{}
 	b.srv.Handler = func(ctx *fasthttp.RequestCtx) {
 		if string(ctx.Path()) != "/health" {
 			b.hits.Add(1)
+		}
+		b.mu.Lock()
+		gate := b.frozen
+		b.mu.Unlock()
+		if gate != nil {
+			<-gate
 		}
 		b.handler.HandleFastHTTP(ctx)
 	}
@@ -89,6 +106,27 @@ func (b *testBackend) kill() {
 		c.Close()
 	}
 	b.ln = nil
+}
+
+// freeze makes the backend accept connections and read requests but answer
+// nothing, health checks included, as a process stopped with SIGSTOP seems
+// to its peers, until thaw.
+func (b *testBackend) freeze() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.frozen == nil {
+		b.frozen = make(chan struct{})
+	}
+}
+
+// thaw lets a frozen backend answer again, the held requests first.
+func (b *testBackend) thaw() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.frozen != nil {
+		close(b.frozen)
+		b.frozen = nil
+	}
 }
 
 // restart listens again on the address the backend had.

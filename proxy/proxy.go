@@ -31,6 +31,10 @@ const (
 	DefaultMaxBodySize        = 16 << 20
 	DefaultMaxConnsPerBackend = 1024
 	DefaultHealthPath         = "/"
+	DefaultTryTimeout         = time.Second
+	DefaultEjectAfter         = 2
+	DefaultMaxEjectedPercent  = 50
+	DefaultHedgeBudget        = 10
 )
 
 // Config says what a Proxy balances and how. The zero value of every field
@@ -52,6 +56,29 @@ type Config struct {
 	// end of the response; a backend slower than this gets the client a 504.
 	// Zero means DefaultBackendTimeout (30s).
 	BackendTimeout time.Duration
+	// TryTimeout bounds the wait for a response header. An attempt without
+	// one by then is abandoned: an idempotent request moves to another
+	// backend, any other gets a 504. Once the header has arrived,
+	// BackendTimeout governs the rest. Zero means DefaultTryTimeout (1s); a
+	// negative value disables it.
+	TryTimeout time.Duration
+	// EjectAfter is how many consecutive connect failures or try timeouts
+	// take a backend out of rotation at once, as a failed health check
+	// would; active checks bring it back. Zero means DefaultEjectAfter (2);
+	// a negative value disables passive ejection.
+	EjectAfter int
+	// MaxEjectedPercent caps the share of backends that live traffic may
+	// take out of rotation: past it, failing backends stay in rotation
+	// rather than leave none (Envoy's panic threshold). Zero means
+	// DefaultMaxEjectedPercent (50); 100 allows ejecting all.
+	MaxEjectedPercent int
+	// HedgeAfter, when positive, hedges GET and HEAD requests: with no
+	// response header after this long, a copy goes to another backend and
+	// the first complete answer wins. Zero disables hedging.
+	HedgeAfter time.Duration
+	// HedgeBudget caps hedges at this percentage of eligible requests.
+	// Zero means DefaultHedgeBudget (10).
+	HedgeBudget int
 	// BackendIdleTimeout is how long an idle keep-alive connection to a
 	// backend is kept. It should stay below the backends' own keep-alive
 	// timeout (5s in Apache and Node.js), or a request may race a connection
@@ -113,9 +140,17 @@ type Proxy struct {
 	debug   bool // debug records enabled: checked once, not per request
 	retries int
 	pool    *pool.Pool
-	wd      *watchdog
-	dialer  *dialer
-	checker *health.Checker
+
+	// headerTimeout is how long an attempt waits for the response header:
+	// the try timeout, or the backend timeout when that is shorter or the
+	// try timeout is off. headerTimeoutFailure names which one it is.
+	headerTimeout        time.Duration
+	headerTimeoutFailure failure
+	ejectAfter           int32
+	hedgeBudget          hedgeBudget
+	wd                   *watchdog
+	dialer               *dialer
+	checker              *health.Checker
 
 	serverOnce sync.Once
 	server     *fasthttp.Server
@@ -156,6 +191,14 @@ func New(cfg Config) (*Proxy, error) {
 		pool:    pl,
 		wd:      wd,
 		dialer:  newDialer(cfg, wd),
+
+		headerTimeout:        cfg.BackendTimeout,
+		headerTimeoutFailure: failTimeout,
+		ejectAfter:           int32(max(cfg.EjectAfter, 0)),
+	}
+	p.hedgeBudget.percent = int64(cfg.HedgeBudget)
+	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
+		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
 	for _, b := range backends {
 		b.SetTransport(p.newHostClient(b))
@@ -175,6 +218,27 @@ func (c Config) withDefaults() (Config, error) {
 		c.Retries = 0
 	case c.Retries >= pool.MaxTries:
 		return c, fmt.Errorf("retries %d: at most %d", c.Retries, pool.MaxTries-1)
+	}
+	if c.TryTimeout == 0 {
+		c.TryTimeout = DefaultTryTimeout
+	}
+	if c.EjectAfter == 0 {
+		c.EjectAfter = DefaultEjectAfter
+	}
+	if c.MaxEjectedPercent == 0 {
+		c.MaxEjectedPercent = DefaultMaxEjectedPercent
+	}
+	if c.MaxEjectedPercent < 0 || c.MaxEjectedPercent > 100 {
+		return c, fmt.Errorf("max ejected percent %d: want 0-100", c.MaxEjectedPercent)
+	}
+	if c.HedgeAfter < 0 {
+		return c, fmt.Errorf("hedge after %v: must not be negative", c.HedgeAfter)
+	}
+	if c.HedgeBudget == 0 {
+		c.HedgeBudget = DefaultHedgeBudget
+	}
+	if c.HedgeBudget < 0 || c.HedgeBudget > 100 {
+		return c, fmt.Errorf("hedge budget %d: want 1-100", c.HedgeBudget)
 	}
 	for _, d := range []struct {
 		name string

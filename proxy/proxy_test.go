@@ -227,7 +227,12 @@ func TestAllBackendsDown(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
 	a.kill()
 	b.kill()
-	_, url := startProxy(t, Config{Backends: []string{a.URL(), b.URL()}, Health: HealthConfig{Interval: -1}})
+	_, url := startProxy(t, Config{
+		Backends:          []string{a.URL(), b.URL()},
+		MaxEjectedPercent: 100,
+		EjectAfter:        1,
+		Health:            HealthConfig{Interval: -1},
+	})
 	client := newClient(t)
 	status, body := get(t, client, url+"/")
 	if status != http.StatusBadGateway || !strings.Contains(body, "backend unavailable") {

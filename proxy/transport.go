@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -87,125 +84,3 @@ func (p *Proxy) newHostClient(b *pool.Backend) *fasthttp.HostClient {
 
 // writeBufferSize holds a request's header and a small body in one write.
 const writeBufferSize = 8 << 10
-
-// roundTrip sends req over one of hc's pooled connections and reads the
-// response into resp. It does what HostClient.Do would, minus the work the
-// proxy does not need per request (a retry loop of its own, runtime timers
-// for deadlines: the watchdog times the exchange), and with one addition:
-// between sending and reading it yields to the other connections' goroutines.
-// By the time it is scheduled again the backend has usually answered, so the
-// read finds data at once instead of failing with EAGAIN, parking, and
-// reading again after the wake-up: one syscall and one park fewer for every
-// request under load, at the cost of a scheduler pass when idle.
-func (p *Proxy) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (failure, error) {
-	resp.Reset()
-	cc, err := hc.AcquireConn(p.cfg.BackendTimeout, false)
-	if err != nil {
-		return classifyError(err), err
-	}
-	conn := cc.Conn()
-	bc := conn.(*backendConn)
-	bc.arm(p.cfg.BackendTimeout)
-	bw := hc.AcquireWriter(conn)
-	err = req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	hc.ReleaseWriter(bw)
-	if err != nil {
-		hc.CloseConn(cc)
-		return p.exchangeFailed(bc, err)
-	}
-
-	runtime.Gosched()
-
-	if req.Header.IsHead() {
-		resp.SkipBody = true
-	}
-	resp.Header.DisableNormalizing()
-	br := hc.AcquireReader(conn)
-	err = resp.ReadLimitBody(br, p.cfg.MaxResponseBodySize)
-	hc.ReleaseReader(br)
-	if err != nil {
-		hc.CloseConn(cc)
-		return p.exchangeFailed(bc, err)
-	}
-	bc.disarm()
-	if resp.ConnectionClose() {
-		hc.CloseConn(cc)
-	} else {
-		hc.ReleaseConn(cc)
-	}
-	return 0, nil
-}
-
-// exchangeFailed says why an exchange failed; one whose connection the
-// watchdog closed failed by timing out.
-func (p *Proxy) exchangeFailed(bc *backendConn, err error) (failure, error) {
-	if bc.expired.Load() {
-		return failTimeout, fmt.Errorf("no response within %v", p.cfg.BackendTimeout)
-	}
-	return classifyError(err), err
-}
-
-// prober checks backends with GET on the health path, on a connection of its
-// own each time: like HAProxy's checks it proves the backend still accepts
-// connections, and it never competes with traffic for pooled ones.
-type prober struct {
-	path    string
-	clients map[*pool.Backend]*fasthttp.HostClient
-}
-
-func (p *Proxy) newProber() *prober {
-	pr := &prober{path: p.cfg.Health.Path, clients: make(map[*pool.Backend]*fasthttp.HostClient)}
-	for _, b := range p.pool.Backends() {
-		pr.clients[b] = &fasthttp.HostClient{
-			Addr:                      b.Addr(),
-			DialTimeout:               p.dialer.dial,
-			MaxIdemponentCallAttempts: 1,
-			NoDefaultUserAgentHeader:  true,
-			ReadBufferSize:            p.cfg.MaxHeaderSize,
-			MaxResponseBodySize:       64 << 10,
-		}
-	}
-	return pr
-}
-
-// Probe implements health.Prober: 2xx and 3xx are healthy.
-func (pr *prober) Probe(ctx context.Context, b *pool.Backend) error {
-	timeout := time.Until(deadlineOf(ctx))
-	if timeout <= 0 {
-		return errors.New("check timed out")
-	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(pr.path)
-	req.Header.SetHost(b.Addr())
-	req.Header.SetUserAgent("load-balancer-health-check")
-	req.SetConnectionClose()
-	err := pr.clients[b].DoTimeout(req, resp, timeout)
-	switch {
-	case err == nil:
-	case errors.Is(err, fasthttp.ErrTimeout):
-		return fmt.Errorf("check timed out after %v", timeout.Round(time.Millisecond))
-	default:
-		var de *dialError
-		if errors.As(err, &de) {
-			return de
-		}
-		return fmt.Errorf("check failed: %w", err)
-	}
-	if code := resp.StatusCode(); code < 200 || code >= 400 {
-		return fmt.Errorf("check returned status %d", code)
-	}
-	return nil
-}
-
-func deadlineOf(ctx context.Context) time.Time {
-	if d, ok := ctx.Deadline(); ok {
-		return d
-	}
-	return time.Now().Add(time.Hour)
-}

@@ -181,8 +181,16 @@ func (w *watchdog) trackBackend(c net.Conn) *backendConn {
 	return bc
 }
 
-// arm starts an exchange that must end within d.
-func (c *backendConn) arm(d time.Duration) { c.deadline.Store(c.w.now() + int64(d)) }
+// arm starts an exchange whose next step must end within d, and returns
+// the coarse time it started.
+func (c *backendConn) arm(d time.Duration) int64 {
+	now := c.w.now()
+	c.deadline.Store(now + int64(d))
+	return now
+}
+
+// armAt moves the exchange's deadline to the coarse time t.
+func (c *backendConn) armAt(t int64) { c.deadline.Store(t) }
 
 // disarm ends the exchange.
 func (c *backendConn) disarm() { c.deadline.Store(0) }

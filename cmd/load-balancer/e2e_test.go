@@ -225,3 +225,69 @@ func TestBinaryRejectsBadFlag(t *testing.T) {
 		t.Errorf("stderr %q, want it to contain %q", stderr.String(), want)
 	}
 }
+
+// TestBinaryFrozenBackend is the scenario that stalls nginx and HAProxy with
+// their defaults: one of two backends stopped with SIGSTOP (the kernel still
+// accepts connections, nothing answers) under 16 concurrent keep-alive
+// clients. No request may fail.
+func TestBinaryFrozenBackend(t *testing.T) {
+	bin := buildBinaries(t)
+	p1, p2, lbPort := freePort(t), freePort(t), freePort(t)
+	b1 := start(t, []string{"PORT=" + strconv.Itoa(p1)}, filepath.Join(bin, "backend-server"))
+	start(t, []string{"PORT=" + strconv.Itoa(p2)}, filepath.Join(bin, "backend-server"))
+	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
+		"-backends=http://127.0.0.1:"+strconv.Itoa(p1)+",http://127.0.0.1:"+strconv.Itoa(p2),
+		"-port="+strconv.Itoa(lbPort), "-try-timeout=300ms", "-health-path=/health")
+	url := "http://127.0.0.1:" + strconv.Itoa(lbPort) + "/"
+	waitUntil(t, "both backends answering", func() bool {
+		seen := map[string]bool{}
+		for range 4 {
+			_, body := fetch(t, url)
+			seen[body] = true
+		}
+		return len(seen) == 2
+	})
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	b1.cmd.Process.Signal(syscall.SIGSTOP)
+	defer b1.cmd.Process.Signal(syscall.SIGCONT)
+	var (
+		mu       sync.Mutex
+		failures []string
+		total    int
+		wg       sync.WaitGroup
+	)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				resp, err := client.Get(url)
+				mu.Lock()
+				total++
+				if err != nil {
+					failures = append(failures, err.Error())
+				} else {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						failures = append(failures, resp.Status)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed with a backend stopped: %v", len(failures), total, failures[0])
+	}
+	if total < 100 {
+		t.Errorf("only %d requests completed in 1.5s with one backend stopped", total)
+	}
+	if !strings.Contains(lb.output(), "backend down: http://127.0.0.1:"+strconv.Itoa(p1)) {
+		t.Error("the stopped backend was not taken out of rotation")
+	}
+}

@@ -57,6 +57,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		healthRise   = fs.Int("health-rise", 2, "consecutive successful checks that bring a backend back")
 		healthFall   = fs.Int("health-fall", 2, "consecutive failed checks that take a backend down")
 		healthPath   = fs.String("health-path", proxy.DefaultHealthPath, "path requested by health checks; 2xx or 3xx is healthy")
+		tryTimeout   = fs.Duration("try-timeout", proxy.DefaultTryTimeout, "time an attempt waits for the response header before an idempotent request moves to another backend (0 disables)")
+		ejectAfter   = fs.Int("eject-after", proxy.DefaultEjectAfter, "consecutive connect failures or try timeouts that take a backend out of rotation (0 disables)")
+		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
+		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
+		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
 		durationArgs = []struct {
 			name  string
 			dst   *time.Duration
@@ -113,6 +118,38 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if o.proxy.Health.Timeout > o.proxy.Health.Interval {
 		return nil, invalid("invalid -health-timeout %v: longer than -health-interval %v", o.proxy.Health.Timeout, o.proxy.Health.Interval)
 	}
+
+	switch {
+	case *tryTimeout < 0:
+		return nil, invalid("invalid -try-timeout %v: must not be negative (0 disables)", *tryTimeout)
+	case *tryTimeout == 0:
+		o.proxy.TryTimeout = -1
+	default:
+		o.proxy.TryTimeout = *tryTimeout
+	}
+	switch {
+	case *ejectAfter < 0:
+		return nil, invalid("invalid -eject-after %d: must not be negative (0 disables)", *ejectAfter)
+	case *ejectAfter == 0:
+		o.proxy.EjectAfter = -1
+	default:
+		o.proxy.EjectAfter = *ejectAfter
+	}
+	if *maxEjected < 0 || *maxEjected > 100 {
+		return nil, invalid("invalid -max-ejected-percent %d: want 0-100", *maxEjected)
+	}
+	o.proxy.MaxEjectedPercent = *maxEjected
+	if *maxEjected == 0 {
+		o.proxy.EjectAfter = -1 // nothing may be ejected
+	}
+	if *hedgeAfter < 0 {
+		return nil, invalid("invalid -hedge-after %v: must not be negative (0 disables)", *hedgeAfter)
+	}
+	if *hedgeBudget < 1 || *hedgeBudget > 100 {
+		return nil, invalid("invalid -hedge-budget %d: want 1-100", *hedgeBudget)
+	}
+	o.proxy.HedgeAfter = *hedgeAfter
+	o.proxy.HedgeBudget = *hedgeBudget
 
 	switch {
 	case *retries < 0 || *retries >= pool.MaxTries:

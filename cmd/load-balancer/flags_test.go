@@ -34,6 +34,11 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-log-level=verbose"}, `invalid -log-level "verbose": want debug, info, warn or error`},
 		{[]string{ok, "-log-format=xml"}, `invalid -log-format "xml": want text or json`},
 		{[]string{ok, "extra"}, `unexpected argument "extra"`},
+		{[]string{ok, "-try-timeout=-1s"}, "invalid -try-timeout -1s: must not be negative"},
+		{[]string{ok, "-eject-after=-1"}, "invalid -eject-after -1"},
+		{[]string{ok, "-max-ejected-percent=101"}, "invalid -max-ejected-percent 101: want 0-100"},
+		{[]string{ok, "-hedge-after=-5ms"}, "invalid -hedge-after -5ms"},
+		{[]string{ok, "-hedge-budget=0"}, "invalid -hedge-budget 0: want 1-100"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
@@ -90,7 +95,8 @@ func TestParseFlagsValues(t *testing.T) {
 	if o.addr != ":3030" || c.Retries != 2 || c.MaxHeaderSize != 16<<10 || c.MaxBodySize != 16<<20 ||
 		c.Health.Interval != 5*time.Second || c.Health.Timeout != 2*time.Second || c.Health.Rise != 2 ||
 		c.Health.Fall != 2 || c.DialTimeout != 3*time.Second || c.BackendTimeout != 30*time.Second ||
-		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second {
+		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second ||
+		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 {
 		t.Errorf("defaults %+v addr %q", c, o.addr)
 	}
 }
@@ -122,7 +128,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, name := range []string{"backends", "port", "host", "health-interval", "health-timeout", "health-path",
 		"health-rise", "health-fall", "retries", "dial-timeout", "backend-timeout", "client-idle-timeout",
 		"max-header-size", "max-body-size", "max-conns-per-backend", "shutdown-timeout", "log-level",
-		"log-format", "version"} {
+		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
 		}
@@ -143,5 +149,15 @@ func TestRunExitCodes(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"-version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "load-balancer ") {
 		t.Errorf("-version: %d %q", code, out.String())
+	}
+}
+
+func TestParseFlagsDisableWithZero(t *testing.T) {
+	o, err := parseFlags([]string{"-backends=http://a:1", "-try-timeout=0", "-eject-after=0", "-hedge-after=20ms"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.proxy.TryTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond {
+		t.Errorf("try %v eject %d hedge %v: zero must disable, not select the default", o.proxy.TryTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter)
 	}
 }

@@ -48,8 +48,14 @@ type Backend struct {
 	since    atomic.Int64 // unix nanoseconds of the last state change
 	inflight atomic.Int64
 
+	streak atomic.Int32 // consecutive failures that count toward ejection
+
 	requests atomic.Uint64 // attempts sent to this backend
 	failures atomic.Uint64 // attempts that failed before a response
+	hedged   atomic.Uint64 // times its slow answer made the proxy hedge
+	hedgeWon atomic.Uint64 // hedges sent to it that answered first
+	tryTOs   atomic.Uint64 // attempts abandoned for want of a response header
+	ejected  atomic.Uint64 // times live traffic took it out of rotation
 	lastErr  atomic.Pointer[string]
 }
 
@@ -215,6 +221,40 @@ func (b *Backend) Requests() uint64 { return b.requests.Load() }
 
 // Failures returns the number of attempts that failed before a response.
 func (b *Backend) Failures() uint64 { return b.failures.Load() }
+
+// AddFailureStreak records one more failure in a row (a connect failure or
+// an unanswered attempt) and returns how many there have been.
+func (b *Backend) AddFailureStreak() int32 { return b.streak.Add(1) }
+
+// ResetFailureStreak ends a run of failures; it costs one load when there
+// was none, so every successful attempt can call it.
+func (b *Backend) ResetFailureStreak() {
+	if b.streak.Load() != 0 {
+		b.streak.Store(0)
+	}
+}
+
+// Hedged records that the backend was slow enough for a hedge to be sent
+// elsewhere.
+func (b *Backend) Hedged() { b.hedged.Add(1) }
+
+// HedgeWon records that a hedge sent to this backend answered first.
+func (b *Backend) HedgeWon() { b.hedgeWon.Add(1) }
+
+// Hedges returns how many hedges the backend's slowness caused, and how
+// many hedges sent to it won.
+func (b *Backend) Hedges() (caused, won uint64) { return b.hedged.Load(), b.hedgeWon.Load() }
+
+// TryTimedOut records an attempt abandoned for want of a response header.
+func (b *Backend) TryTimedOut() { b.tryTOs.Add(1) }
+
+// TryTimeouts returns how many attempts were abandoned for want of a
+// response header.
+func (b *Backend) TryTimeouts() uint64 { return b.tryTOs.Load() }
+
+// Ejections returns how many times live traffic took the backend out of
+// rotation.
+func (b *Backend) Ejections() uint64 { return b.ejected.Load() }
 
 // RecordError remembers reason as the backend's last failure.
 func (b *Backend) RecordError(reason string) { b.lastErr.Store(&reason) }

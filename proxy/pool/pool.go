@@ -73,8 +73,36 @@ func (p *Pool) MarkDown(b *Backend, reason string) bool {
 	return p.setState(b, StateDown)
 }
 
+// Eject takes b out of rotation because live traffic found it failing, and
+// reports whether it did. It refuses when that would leave more than
+// maxPercent of the backends down: with too many out, traffic is better
+// spread over all of them, failing or not, than crowded onto the rest or
+// refused (Envoy's panic threshold).
+func (p *Pool) Eject(b *Backend, reason string, maxPercent int) bool {
+	b.RecordError(reason)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !b.Up() {
+		return false
+	}
+	down := 0
+	for _, o := range p.backends {
+		if !o.Up() {
+			down++
+		}
+	}
+	if (down+1)*100 > maxPercent*len(p.backends) {
+		return false
+	}
+	b.setState(StateDown)
+	b.ejected.Add(1)
+	p.rebuild()
+	return true
+}
+
 // MarkUp puts b back into rotation and reports whether it was down.
 func (p *Pool) MarkUp(b *Backend) bool {
+	b.ResetFailureStreak()
 	return p.setState(b, StateUp)
 }
 

@@ -205,3 +205,42 @@ func TestConcurrentPicksWithHealthChanges(t *testing.T) {
 		t.Error("no picks at all")
 	}
 }
+
+func TestEjectRespectsMaxPercent(t *testing.T) {
+	for _, tc := range []struct {
+		n, maxPercent, wantEjected int
+	}{
+		{4, 50, 2}, {4, 100, 4}, {4, 0, 0}, {2, 50, 1}, {3, 50, 1}, {5, 40, 2}, {1, 50, 0},
+	} {
+		t.Run(fmt.Sprintf("%d backends max %d%%", tc.n, tc.maxPercent), func(t *testing.T) {
+			p, bs := newPool(t, tc.n)
+			ejected := 0
+			for _, b := range bs {
+				if p.Eject(b, "slow", tc.maxPercent) {
+					ejected++
+					if b.Ejections() != 1 || b.Up() {
+						t.Errorf("%s ejected but up=%v ejections=%d", b, b.Up(), b.Ejections())
+					}
+				}
+			}
+			if ejected != tc.wantEjected {
+				t.Errorf("ejected %d, want %d", ejected, tc.wantEjected)
+			}
+			if len(p.Up()) != tc.n-tc.wantEjected {
+				t.Errorf("%d up, want %d", len(p.Up()), tc.n-tc.wantEjected)
+			}
+		})
+	}
+}
+
+func TestFailureStreak(t *testing.T) {
+	_, bs := newPool(t, 1)
+	b := bs[0]
+	if b.AddFailureStreak() != 1 || b.AddFailureStreak() != 2 {
+		t.Fatal("streak does not count up")
+	}
+	b.ResetFailureStreak()
+	if b.AddFailureStreak() != 1 {
+		t.Error("streak not reset by a success")
+	}
+}

@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// prober checks backends with GET on the health path, on a connection of its
+// own each time: like HAProxy's checks it proves the backend still accepts
+// connections, and it never competes with traffic for pooled ones.
+type prober struct {
+	path    string
+	clients map[*pool.Backend]*fasthttp.HostClient
+}
+
+func (p *Proxy) newProber() *prober {
+	pr := &prober{path: p.cfg.Health.Path, clients: make(map[*pool.Backend]*fasthttp.HostClient)}
+	for _, b := range p.pool.Backends() {
+		pr.clients[b] = &fasthttp.HostClient{
+			Addr:                      b.Addr(),
+			DialTimeout:               p.dialer.dial,
+			MaxIdemponentCallAttempts: 1,
+			NoDefaultUserAgentHeader:  true,
+			ReadBufferSize:            p.cfg.MaxHeaderSize,
+			MaxResponseBodySize:       64 << 10,
+		}
+	}
+	return pr
+}
+
+// Probe implements health.Prober: 2xx and 3xx are healthy.
+func (pr *prober) Probe(ctx context.Context, b *pool.Backend) error {
+	timeout := time.Until(deadlineOf(ctx))
+	if timeout <= 0 {
+		return errors.New("check timed out")
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(pr.path)
+	req.Header.SetHost(b.Addr())
+	req.Header.SetUserAgent("load-balancer-health-check")
+	req.SetConnectionClose()
+	err := pr.clients[b].DoTimeout(req, resp, timeout)
+	switch {
+	case err == nil:
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return fmt.Errorf("check timed out after %v", timeout.Round(time.Millisecond))
+	default:
+		var de *dialError
+		if errors.As(err, &de) {
+			return de
+		}
+		return fmt.Errorf("check failed: %w", err)
+	}
+	if code := resp.StatusCode(); code < 200 || code >= 400 {
+		return fmt.Errorf("check returned status %d", code)
+	}
+	return nil
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(time.Hour)
+}
