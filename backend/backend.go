@@ -37,6 +37,10 @@ var static = []byte(strings.Repeat("x", staticSize))
 //	ANY /delay/D     the greeting after D (a Go duration such as 250ms)
 //	ANY /status/N    status N
 //	GET /stats       JSON: requests served and in flight (not counting /stats)
+//	POST /upload     JSON: the body's length and SHA-256, read as a stream
+//	GET /download/N  N bytes streamed; chunked with ?chunked=1
+//	GET /sse         server-sent events: ?n=5&every=100ms
+//	GET /ws          WebSocket echo
 //
 // Every response carries "X-Backend: <name>". A Handler is safe for
 // concurrent use.
@@ -86,6 +90,14 @@ func (h *Handler) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		h.delay(ctx, string(path[len(prefixDelay):]))
 	case bytes.HasPrefix(path, prefixStatus):
 		h.status(ctx, string(path[len(prefixStatus):]))
+	case string(path) == "/upload":
+		h.upload(ctx)
+	case bytes.HasPrefix(path, prefixDownload):
+		h.download(ctx, path[len(prefixDownload):])
+	case string(path) == "/sse":
+		h.sse(ctx)
+	case string(path) == "/ws":
+		h.websocket(ctx)
 	default:
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBody(h.greeting)
@@ -95,7 +107,7 @@ func (h *Handler) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	if ctx.IsPut() || ctx.IsPost() {
-		switch strings.TrimSpace(string(ctx.PostBody())) {
+		switch strings.TrimSpace(string(readBody(ctx))) {
 		case "down":
 			h.down.Store(true)
 		case "up":
@@ -153,7 +165,7 @@ func (h *Handler) echo(ctx *fasthttp.RequestCtx) {
 		Proto:      string(ctx.Request.Header.Protocol()),
 		Host:       string(ctx.Request.Header.Host()),
 		Headers:    map[string][]string{},
-		BodyLength: len(ctx.PostBody()),
+		BodyLength: len(readBody(ctx)),
 		RemoteAddr: ctx.RemoteAddr().String(),
 	}
 	for k, v := range ctx.Request.Header.All() {
@@ -225,15 +237,26 @@ func badArg(ctx *fasthttp.RequestCtx, msg string) {
 	ctx.SetBodyString(msg + "\n")
 }
 
+// readBody returns the whole request body, read from its stream when the
+// server streams it.
+func readBody(ctx *fasthttp.RequestCtx) []byte {
+	if s := ctx.RequestBodyStream(); s != nil {
+		b, _ := io.ReadAll(s)
+		return b
+	}
+	return ctx.PostBody()
+}
+
 // NewServer returns a fasthttp server for h, set up to show tests exactly
-// what arrived: header names are kept as received.
+// what arrived (header names are kept as received) and to take bodies of
+// any size as streams.
 func NewServer(h *Handler) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:                       h.HandleFastHTTP,
 		Name:                          "backend-server",
 		DisableHeaderNamesNormalizing: true,
 		DisablePreParseMultipartForm:  true,
-		MaxRequestBodySize:            64 << 20,
+		StreamRequestBody:             true,
 		IdleTimeout:                   75 * time.Second,
 	}
 }

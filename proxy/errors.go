@@ -31,6 +31,11 @@ const (
 	failTimeout
 	// failResponse: the backend's answer was malformed or too large.
 	failResponse
+	// failBodyTooLarge: the request body is over the limit; it is refused
+	// without reading the rest, and the connection closed.
+	failBodyTooLarge
+	// failClientGone: the client stopped sending the body it announced.
+	failClientGone
 )
 
 // classifyError maps an error from a backend attempt to a failure.
@@ -98,8 +103,17 @@ func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
 		status, body = fasthttp.StatusServiceUnavailable, reasonBusy
 	case failTimeout, failTryTimeout:
 		status, body = fasthttp.StatusGatewayTimeout, reasonTimeout
+	case failBodyTooLarge:
+		status, body = fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge
+	case failClientGone:
+		status, body = fasthttp.StatusBadRequest, reasonBodyIncomplete
 	}
 	writePlain(ctx, status, body)
+	if f == failBodyTooLarge || f == failClientGone {
+		// The rest of the body may still be on its way: the connection
+		// cannot carry another request.
+		ctx.SetConnectionClose()
+	}
 }
 
 func writePlain(ctx *fasthttp.RequestCtx, status int, body []byte) {
@@ -116,6 +130,7 @@ var (
 	reasonBodyTooLarge   = []byte("413 Content Too Large\n")
 	reasonReadTimeout    = []byte("408 Request Timeout\n")
 	reasonBadRequest     = []byte("400 Bad Request\n")
+	reasonBodyIncomplete = []byte("400 Bad Request: request body incomplete\n")
 )
 
 // handleReadError answers a request that failed to parse or arrive. The

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -11,10 +12,24 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
+// exchangeEnv is what an exchange needs beyond the request and response.
+type exchangeEnv struct {
+	// client is the client connection's watchdog record, or nil: a streamed
+	// body reports progress on it.
+	client *clientConn
+	// hooks is set only for the concurrent attempts of a hedged request.
+	hooks *attemptHooks
+	// upgrade says the request asks to switch protocols (WebSocket).
+	upgrade bool
+	// tunnel is set by exchange when the backend switched protocols: the
+	// caller hijacks the client connection and runs it.
+	tunnel *tunnel
+}
+
 // exchange sends req to b over one of its pooled connections and reads the
 // response into resp. It does what HostClient.Do would, minus the work the
 // proxy does not need per request (a retry loop of its own, runtime timers
-// for deadlines: the watchdog times the exchange), and with two additions.
+// for deadlines: the watchdog times the exchange), and with these additions.
 //
 // Between sending and reading it yields to the other connections'
 // goroutines. By the time it is scheduled again the backend has usually
@@ -27,61 +42,144 @@ import (
 // backend timeout govern the rest. A frozen backend (one that accepts and
 // never answers) costs a request the try timeout, not the backend timeout.
 //
-// hooks is nil except for the concurrent attempts of a hedged request.
-func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.Response, hooks *attemptHooks) (failure, error) {
-	hc := b.Transport().(*fasthttp.HostClient)
+// Bodies of known, moderate size are read whole (the fast path). A larger
+// body, one of unknown length, or a streamed request body flows through
+// instead, with the backend timeout applying between chunks rather than to
+// the whole: resp then carries a body stream that gives the connection back
+// when the server has relayed it.
+func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.Response, env *exchangeEnv) (failure, error) {
+	up := upstreamOf(b)
 	resp.Reset()
-	cc, err := hc.AcquireConn(p.cfg.BackendTimeout, false)
+	cc, conn, err := up.conns.acquire(p.cfg.BackendTimeout)
 	if err != nil {
 		return classifyError(err), err
 	}
-	conn := cc.Conn()
 	bc := conn.(*backendConn)
-	if hooks != nil && hooks.attach(bc) {
-		hc.ReleaseConn(cc)
+	if env.hooks != nil && env.hooks.attach(bc) {
+		up.conns.release(cc)
 		return failClosed, errAborted
 	}
-	start := bc.arm(p.headerTimeout)
-	bw := hc.AcquireWriter(conn)
+	upload, _ := req.BodyStream().(*uploadBody)
+	var start int64
+	if upload != nil {
+		// The body streams in from the client: time the gaps between its
+		// chunks, then the wait for the header from when the body is sent.
+		upload.attach(bc, env.client)
+		bc.arm(p.cfg.BackendTimeout)
+	} else {
+		start = bc.arm(p.headerTimeout)
+	}
+	bw := up.conns.writer(conn)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
-	hc.ReleaseWriter(bw)
+	up.conns.releaseWriter(bw)
+	if upload != nil {
+		upload.attach(nil, nil)
+		if err == nil {
+			start = bc.arm(p.headerTimeout)
+		} else if upload.err != nil {
+			err = upload.err // the client's side failed, or the body was too large
+		}
+	}
 	if err != nil {
-		hc.CloseConn(cc)
+		up.conns.close(cc)
+		if upload != nil && upload.err != nil {
+			return upload.failure(), err
+		}
 		return p.exchangeFailed(bc, err, p.headerTimeoutFailure)
 	}
 
 	runtime.Gosched()
+	return p.receive(b, up, cc, bc, start, req, resp, env)
+}
 
+// receive reads the response to a request sent on bc: the header within the
+// try timeout, then the body, whole or as a stream. start is when the
+// exchange's clock started, for the backend timeout.
+func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, start int64,
+	req *fasthttp.Request, resp *fasthttp.Response, env *exchangeEnv,
+) (failure, error) {
 	if req.Header.IsHead() {
 		resp.SkipBody = true
 	}
 	resp.Header.DisableNormalizing()
-	br := hc.AcquireReader(conn)
-	if err = readResponseHeader(br, resp); err != nil {
-		hc.ReleaseReader(br)
-		hc.CloseConn(cc)
+	br := up.conns.reader(bc)
+	if err := readResponseHeader(br, resp); err != nil {
+		up.conns.releaseReader(br)
+		up.conns.close(cc)
 		return p.exchangeFailed(bc, err, p.headerTimeoutFailure)
 	}
-	if hooks != nil {
-		hooks.header.Store(true)
+	if env.hooks != nil {
+		env.hooks.header.Store(true)
 	}
+
+	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		if !env.upgrade {
+			up.conns.releaseReader(br)
+			up.conns.close(cc)
+			return failResponse, errors.New("101 Switching Protocols to a request that asked for none")
+		}
+		bc.disarm()
+		env.tunnel = &tunnel{up: up, cc: cc, backend: bc, br: br}
+		return 0, nil
+	}
+
+	if mode, size := p.bodyFraming(resp, br); mode != frameNone {
+		// Streamed: the body stream owns the connection from here on.
+		s := acquireStreamedBody()
+		s.init(p, b, up, cc, br, bc, env.client, mode, size)
+		resp.SetBodyStream(s, size)
+		return 0, nil
+	}
+
 	bc.armAt(start + int64(p.cfg.BackendTimeout))
-	err = readResponseBody(br, resp, p.cfg.MaxResponseBodySize)
-	hc.ReleaseReader(br)
+	err := readResponseBody(br, resp, p.cfg.MaxResponseBodySize)
+	up.conns.releaseReader(br)
 	if err != nil {
-		hc.CloseConn(cc)
+		up.conns.close(cc)
 		return p.exchangeFailed(bc, err, failTimeout)
 	}
 	bc.disarm()
-	if resp.ConnectionClose() || (hooks != nil && hooks.detach()) {
-		hc.CloseConn(cc)
+	if resp.ConnectionClose() || (env.hooks != nil && env.hooks.detach()) {
+		up.conns.close(cc)
 	} else {
-		hc.ReleaseConn(cc)
+		up.conns.release(cc)
 	}
 	return 0, nil
+}
+
+// maxBufferedResponse is the largest response body of known length read
+// whole before relaying; larger ones stream.
+const maxBufferedResponse = 1 << 20
+
+// lastChunk ends a chunked body that has no trailer.
+var lastChunk = []byte("\r\n0\r\n\r\n")
+
+// bodyFraming decides whether resp's body streams, and how it is framed on
+// the wire: frameNone means read it whole. A chunked body whose end has
+// already arrived, as a small one's usually has, is read whole too.
+func (p *Proxy) bodyFraming(resp *fasthttp.Response, br *bufio.Reader) (mode framing, size int) {
+	code := resp.StatusCode()
+	if resp.SkipBody || code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+		return frameNone, 0
+	}
+	switch cl := resp.Header.ContentLength(); {
+	case cl > maxBufferedResponse:
+		return frameFixed, cl
+	case cl >= 0:
+		return frameNone, 0
+	case cl == -1:
+		if n := br.Buffered(); n >= len(lastChunk) {
+			if b, _ := br.Peek(n); bytes.HasSuffix(b, lastChunk) {
+				return frameNone, 0
+			}
+		}
+		return frameChunked, -1
+	default: // -2: the body ends when the backend closes the connection
+		return frameUntilClose, -1
+	}
 }
 
 // maxInterimResponses bounds the 1xx responses skipped before the real one,

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // TestFrozenBackendUnderLoad freezes one of two backends while 16 clients
@@ -78,7 +76,7 @@ func TestFrozenBackendUnderLoad(t *testing.T) {
 
 	// Abandoned attempts gave back their connections and in-flight counts,
 	// and left no goroutine behind.
-	hc := backendA.Transport().(*fasthttp.HostClient)
+	hc := upstreamOf(backendA).hc
 	waitFor(t, "a's connections closed", 5*time.Second, func() bool { return hc.ConnsCount() == 0 && backendA.InFlight() == 0 })
 	a.thaw()
 	client.CloseIdleConnections()

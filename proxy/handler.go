@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"runtime/debug"
 
 	"github.com/valyala/fasthttp"
@@ -20,27 +21,47 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
-	p.proxy(ctx)
+	p.proxy(ctx, cc)
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
 }
 
-func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	defer p.recoverPanic(ctx)
 
 	req := &ctx.Request
-	prepareRequest(ctx)
+	var upgrade bool
+	if v := ctx.UserValue(preflightKey{}); v != nil {
+		// The request expected 100-continue and was prepared then.
+		if pf := v.(*preflight); pf != nil {
+			p.continued(ctx, pf, cc)
+			return
+		}
+	} else {
+		upgrade = prepareRequest(ctx)
+	}
 	noHost := len(req.Header.Host()) == 0
-	// Everything is buffered in memory before we get here, so the only
-	// question for a resend is the method.
 	method := req.Header.Method()
 	replayable := isIdempotent(method)
-	hedge := p.cfg.HedgeAfter > 0 && (string(method) == fasthttp.MethodGet || string(method) == fasthttp.MethodHead)
+	rb, streaming, f := p.takeBody(ctx)
+	if f != 0 {
+		writeFailure(ctx, f)
+		return
+	}
+	defer p.releaseBody(rb)
+	if streaming {
+		// A body that streams is gone once sent: only a backend that was
+		// never reached may be tried again.
+		replayable = false
+	}
+	hedge := p.cfg.HedgeAfter > 0 && !streaming && !upgrade &&
+		(string(method) == fasthttp.MethodGet || string(method) == fasthttp.MethodHead)
 	if hedge {
 		p.hedgeBudget.earn()
 	}
 
+	env := exchangeEnv{client: cc, upgrade: upgrade}
 	var tried pool.Tried
 	var last failure
 	for attempt := 0; attempt <= p.retries; attempt++ {
@@ -53,7 +74,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 			p.log.Debug("Selected backend: " + b.URL())
 		}
 		if hedge && attempt == 0 {
-			f, err := p.hedged(ctx, b, &tried)
+			f, err := p.hedged(ctx, b, &tried, cc)
 			if err == nil {
 				return
 			}
@@ -64,14 +85,17 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 				req.Header.SetHost(b.Addr())
 			}
 			b.Begin()
-			f, err := p.exchange(b, req, &ctx.Response, nil)
-			b.Done(err != nil)
+			f, err := p.exchange(b, req, &ctx.Response, &env)
 			if err == nil {
 				b.ResetFailureStreak()
-				cleanResponse(&ctx.Response)
+				p.relay(ctx, b, &env)
 				return
 			}
+			b.Done(true)
 			last = f
+			if f == failBodyTooLarge || f == failClientGone {
+				break // the client's fault, not the backend's
+			}
 			p.attemptFailed(b, last, err)
 		}
 		if !last.retryable(replayable) {
@@ -79,6 +103,23 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	writeFailure(ctx, last)
+}
+
+// relay readies a backend's response for the client. A streamed body ends
+// the attempt when the server has relayed it; a protocol switch hands the
+// connection to a tunnel once the 101 is out.
+func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEnv) {
+	resp := &ctx.Response
+	if t := env.tunnel; t != nil {
+		b.Done(false)
+		resp.Header.ResetConnectionClose() // Connection: Upgrade stays
+		ctx.Hijack(func(c net.Conn) { p.runTunnel(t, c) })
+		return
+	}
+	cleanResponse(resp)
+	if !resp.IsBodyStream() {
+		b.Done(false)
+	}
 }
 
 // attemptFailed records a failed attempt. A backend that could not be

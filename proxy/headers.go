@@ -147,8 +147,10 @@ func listsToken(list, tok []byte) bool {
 // prepareRequest turns the client's request into the one sent to backends,
 // in place: hop-by-hop headers go, and the X-Forwarded-* headers are set
 // from the connection itself. The server parses with header names left as
-// received, so names are matched here in any case.
-func prepareRequest(ctx *fasthttp.RequestCtx) {
+// received, so names are matched here in any case. It reports whether the
+// request asks to switch protocols (a WebSocket handshake): then Upgrade and
+// Connection: Upgrade are kept for the backend.
+func prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool) {
 	h := &ctx.Request.Header
 	raw := h.RawHeaders()
 	sc := headerScanner{b: raw}
@@ -158,7 +160,7 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		if classify(key) != keep {
-			stripRequestHeaders(h, raw)
+			upgrade = stripRequestHeaders(h, raw)
 			break
 		}
 	}
@@ -187,20 +189,26 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	} else {
 		h.Add(headerXForwardedProto, "http")
 	}
+	return upgrade
 }
 
 // stripRequestHeaders removes hop-by-hop and forwarding headers, and the
 // headers the Connection header names, under the exact names the client used.
-func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) {
-	var connection []byte
+// For a protocol switch (Connection lists upgrade, and Upgrade is present)
+// it then sets Upgrade and Connection: Upgrade again, and reports true.
+func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
+	var connection, upgradeTo []byte
 	sc := headerScanner{b: raw}
 	for {
 		key, value, ok := sc.next()
 		if !ok {
 			break
 		}
-		if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
+		switch {
+		case len(key) == len("Connection") && asciiEqualFold(key, "Connection"):
 			connection = value
+		case len(key) == len("Upgrade") && asciiEqualFold(key, "Upgrade"):
+			upgradeTo = value
 		}
 	}
 	sc = headerScanner{b: raw}
@@ -214,9 +222,15 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) {
 		}
 	}
 	// Framing headers are stored under their canonical names whatever the
-	// client wrote; Write sets Content-Length from the buffered body.
+	// client wrote; Write sets the framing from the body.
 	h.Del("Transfer-Encoding")
 	h.Del("Trailer")
+	if len(upgradeTo) > 0 && listsToken(connection, []byte("upgrade")) {
+		h.SetBytesV("Upgrade", upgradeTo)
+		h.Set("Connection", "Upgrade")
+		return true
+	}
+	return false
 }
 
 // cleanResponse removes hop-by-hop headers from a backend's response before

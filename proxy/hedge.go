@@ -112,9 +112,9 @@ func (hb *hedgeBudget) spend() bool {
 // success the winning response is in ctx.Response. On failure it returns the
 // failure of the last attempt to end, and the caller's retry loop carries on
 // with the backends not yet tried.
-func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tried) (failure, error) {
+func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tried, cc *clientConn) (failure, error) {
 	done := make(chan *hedgedAttempt, 2)
-	first := p.startAttempt(ctx, b, done)
+	first := p.startAttempt(ctx, b, cc, done)
 	timer := time.NewTimer(p.cfg.HedgeAfter)
 	defer timer.Stop()
 
@@ -132,7 +132,7 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tr
 			}
 			tried.Add(hb)
 			b.Hedged()
-			attempts = append(attempts, p.startAttempt(ctx, hb, done))
+			attempts = append(attempts, p.startAttempt(ctx, hb, cc, done))
 			running++
 		case a := <-done:
 			running--
@@ -145,7 +145,14 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tr
 				if a != first {
 					a.b.HedgeWon()
 				}
-				a.resp.CopyTo(&ctx.Response)
+				if s := a.resp.BodyStream(); s != nil {
+					// The stream moves to the client's response; the
+					// attempt's response is dropped without closing it.
+					a.resp.Header.CopyTo(&ctx.Response.Header)
+					ctx.Response.SetBodyStream(s, a.resp.Header.ContentLength())
+				} else {
+					a.resp.CopyTo(&ctx.Response)
+				}
 				return 0, nil
 			}
 			if running == 0 {
@@ -157,7 +164,7 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tr
 
 // startAttempt sends a copy of the client's request to b in a goroutine of
 // its own, which reports on done.
-func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, done chan<- *hedgedAttempt) *hedgedAttempt {
+func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clientConn, done chan<- *hedgedAttempt) *hedgedAttempt {
 	a := &hedgedAttempt{b: b}
 	ctx.Request.CopyTo(&a.req)
 	a.req.UseHostHeader = true
@@ -167,9 +174,12 @@ func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, done cha
 	}
 	go func() {
 		b.Begin()
-		a.f, a.err = p.exchange(b, &a.req, &a.resp, &a.hooks)
+		env := exchangeEnv{client: cc, hooks: &a.hooks}
+		a.f, a.err = p.exchange(b, &a.req, &a.resp, &env)
 		aborted := a.hooks.wasAborted()
-		b.Done(a.err != nil && !aborted)
+		if a.err != nil || !a.resp.IsBodyStream() {
+			b.Done(a.err != nil && !aborted)
+		}
 		switch {
 		case a.err == nil:
 			b.ResetFailureStreak()

@@ -96,8 +96,10 @@ type Config struct {
 	// MaxHeaderSize caps a request's header block (larger gets 431) and a
 	// response's. Zero means DefaultMaxHeaderSize (16 KiB).
 	MaxHeaderSize int
-	// MaxBodySize caps a request body (larger gets 413). Zero means
-	// DefaultMaxBodySize (16 MiB).
+	// MaxBodySize caps a request body (larger gets 413, without reading the
+	// rest when its length is announced). Zero means DefaultMaxBodySize
+	// (16 MiB); a negative value means no limit. Bodies of any size stream
+	// through without being held in memory.
 	MaxBodySize int
 	// MaxResponseBodySize caps a response body read from a backend (larger
 	// gets the client a 502). Zero means no limit.
@@ -148,6 +150,7 @@ type Proxy struct {
 	headerTimeoutFailure failure
 	ejectAfter           int32
 	hedgeBudget          hedgeBudget
+	tunnels              tunnels
 	wd                   *watchdog
 	dialer               *dialer
 	checker              *health.Checker
@@ -201,7 +204,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
 	for _, b := range backends {
-		b.SetTransport(p.newHostClient(b))
+		b.SetTransport(p.newUpstream(b))
 	}
 	p.startHealth()
 	return p, nil
@@ -267,7 +270,6 @@ func (c Config) withDefaults() (Config, error) {
 		def  int
 	}{
 		{"max header size", &c.MaxHeaderSize, DefaultMaxHeaderSize},
-		{"max body size", &c.MaxBodySize, DefaultMaxBodySize},
 		{"max conns per backend", &c.MaxConnsPerBackend, DefaultMaxConnsPerBackend},
 		{"health rise", &c.Health.Rise, health.DefaultRise},
 		{"health fall", &c.Health.Fall, health.DefaultFall},
@@ -278,6 +280,12 @@ func (c Config) withDefaults() (Config, error) {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+	}
+	switch {
+	case c.MaxBodySize == 0:
+		c.MaxBodySize = DefaultMaxBodySize
+	case c.MaxBodySize < 0:
+		c.MaxBodySize = 0 // no limit
 	}
 	if c.MaxHeaderSize < 1024 {
 		return c, fmt.Errorf("max header size %d: at least 1024 bytes", c.MaxHeaderSize)
@@ -331,7 +339,7 @@ func (p *Proxy) Close() error {
 		p.stopHealth()
 		<-p.healthDone
 		for _, b := range p.pool.Backends() {
-			b.Transport().(*fasthttp.HostClient).CloseIdleConnections()
+			upstreamOf(b).hc.CloseIdleConnections()
 		}
 		p.wd.close()
 	})

@@ -18,9 +18,10 @@ func (p *Proxy) Server() *fasthttp.Server {
 	p.serverOnce.Do(func() {
 		c := p.cfg
 		p.server = &fasthttp.Server{
-			Handler:      p.HandleFastHTTP,
-			ErrorHandler: p.handleReadError,
-			Logger:       fasthttpLogger{p.log},
+			Handler:       p.HandleFastHTTP,
+			ErrorHandler:  p.handleReadError,
+			ExpectHandler: p.expectContinue,
+			Logger:        fasthttpLogger{p.log},
 
 			ReadBufferSize:     c.MaxHeaderSize,
 			MaxRequestBodySize: c.MaxBodySize,
@@ -28,6 +29,8 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ConnState:       p.wd.connState,
 			LazyRequestTime: true,
 
+			// Bodies arrive as streams: see body.go.
+			StreamRequestBody:             true,
 			NoDefaultServerHeader:         true,
 			NoDefaultContentType:          true,
 			DisableHeaderNamesNormalizing: true,
@@ -59,6 +62,10 @@ func (p *Proxy) ListenAndServe(addr string) error {
 // running when ctx ended.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := p.Server().ShutdownWithContext(ctx)
+	// The server does not wait for hijacked connections: tunnels.
+	if terr := p.tunnels.drain(ctx); err == nil {
+		err = terr
+	}
 	p.Close()
 	return err
 }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // dialError marks an error from establishing a connection: the backend never
@@ -59,28 +57,3 @@ func (d *dialer) dial(addr string, remaining time.Duration) (net.Conn, error) {
 	}
 	return d.wd.trackBackend(conn), nil
 }
-
-// newHostClient returns the connection pool for one backend. The proxy uses
-// it for its connections (dialing, keep-alive reuse, idle cleanup and the
-// connection limit) and does the exchange itself in roundTrip.
-func (p *Proxy) newHostClient(b *pool.Backend) *fasthttp.HostClient {
-	c := p.cfg
-	return &fasthttp.HostClient{
-		Addr:                          b.Addr(),
-		DialTimeout:                   p.dialer.dial,
-		MaxConns:                      c.MaxConnsPerBackend,
-		MaxConnWaitTimeout:            c.DialTimeout,
-		MaxIdleConnDuration:           c.BackendIdleTimeout,
-		MaxIdemponentCallAttempts:     1,
-		ConnPoolStrategy:              fasthttp.LIFO,
-		ReadBufferSize:                c.MaxHeaderSize,
-		WriteBufferSize:               writeBufferSize,
-		MaxResponseBodySize:           c.MaxResponseBodySize,
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-	}
-}
-
-// writeBufferSize holds a request's header and a small body in one write.
-const writeBufferSize = 8 << 10

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rishichirchi/Load-Balancee/backend"
 )
 
 // The end-to-end test runs the real binaries, as `make run` does, and talks
@@ -290,4 +295,109 @@ func TestBinaryFrozenBackend(t *testing.T) {
 	if !strings.Contains(lb.output(), "backend down: http://127.0.0.1:"+strconv.Itoa(p1)) {
 		t.Error("the stopped backend was not taken out of rotation")
 	}
+}
+
+// rssOf returns the resident set size of process pid in bytes.
+func rssOf(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// sampleRSS records the largest RSS of pid until stop is closed.
+func sampleRSS(t *testing.T, pid int, stop <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, rssOf(t, pid))
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// TestBinaryStreamsOneGiB moves 1 GiB each way through the balancer with
+// curl, checks the bytes with SHA-256 at both ends, and samples the
+// balancer's memory all the while: it must stay within 64 MiB of idle.
+func TestBinaryStreamsOneGiB(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is needed (installed by .ci/run)")
+	}
+	bin := buildBinaries(t)
+	bp, lbPort := freePort(t), freePort(t)
+	start(t, []string{"PORT=" + strconv.Itoa(bp)}, filepath.Join(bin, "backend-server"))
+	lb := start(t, nil, filepath.Join(bin, "load-balancer"), "-backends=http://127.0.0.1:"+strconv.Itoa(bp),
+		"-port="+strconv.Itoa(lbPort), "-max-body-size=0", "-health-path=/health")
+	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
+	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/health"); return code == 200 })
+	const size = 1 << 30
+	idle := rssOf(t, lb.cmd.Process.Pid)
+
+	t.Run("download", func(t *testing.T) {
+		stop := make(chan struct{})
+		peak := sampleRSS(t, lb.cmd.Process.Pid, stop)
+		cmd := exec.Command(curl, "-sS", "--fail", url+"/download/"+strconv.Itoa(size))
+		out, _ := cmd.StdoutPipe()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, _ := io.Copy(h, out)
+		err := cmd.Wait()
+		close(stop)
+		if err != nil || n != size {
+			t.Fatalf("curl: %v, %d bytes: %s", err, n, stderr.String())
+		}
+		if got, want := hex.EncodeToString(h.Sum(nil)), backend.PatternSHA256(size); got != want {
+			t.Errorf("sha256 %s, want %s", got, want)
+		}
+		if grew := <-peak - idle; grew > 64<<20 {
+			t.Errorf("balancer RSS grew by %d MiB while streaming, want < 64 MiB", grew>>20)
+		} else {
+			t.Logf("1 GiB down: RSS %d MiB idle, +%d MiB at peak", idle>>20, grew>>20)
+		}
+	})
+
+	t.Run("upload", func(t *testing.T) {
+		stop := make(chan struct{})
+		peak := sampleRSS(t, lb.cmd.Process.Pid, stop)
+		cmd := exec.Command(curl, "-sS", "--fail", "-T", "-", url+"/upload")
+		cmd.Stdin = backend.Zeros(size)
+		out, err := cmd.Output()
+		close(stop)
+		if err != nil {
+			t.Fatalf("curl: %v: %s", err, out)
+		}
+		var up backend.Upload
+		if err := json.Unmarshal(out, &up); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if up.Bytes != size || up.SHA256 != backend.ZerosSHA256(size) {
+			t.Errorf("backend got %d bytes, sha256 %s", up.Bytes, up.SHA256)
+		}
+		if grew := <-peak - idle; grew > 64<<20 {
+			t.Errorf("balancer RSS grew by %d MiB while streaming, want < 64 MiB", grew>>20)
+		} else {
+			t.Logf("1 GiB up: RSS %d MiB idle, +%d MiB at peak", idle>>20, grew>>20)
+		}
+	})
 }

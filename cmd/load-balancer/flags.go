@@ -81,7 +81,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		fs.DurationVar(d.dst, d.name, d.def, d.usage)
 	}
 	fs.Var(&maxHeader, "max-header-size", "largest request header block; larger gets 431 (units: B, KiB, MiB)")
-	fs.Var(&maxBody, "max-body-size", "largest request body; larger gets 413 (units: B, KiB, MiB, GiB)")
+	fs.Var(&maxBody, "max-body-size", "largest request body; larger gets 413; 0 means no limit (units: B, KiB, MiB, GiB)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -179,11 +179,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if maxHeader < 1024 {
 		return nil, invalid("invalid -max-header-size %s: at least 1KiB", maxHeader)
 	}
-	if maxBody < 1 {
-		return nil, invalid("invalid -max-body-size %s: must be positive", maxBody)
-	}
 	o.proxy.MaxHeaderSize = int(maxHeader)
 	o.proxy.MaxBodySize = int(maxBody)
+	if maxBody == 0 {
+		o.proxy.MaxBodySize = -1 // no limit; proxy.Config reads zero as "default"
+	}
 
 	if *healthPath == "" || (*healthPath)[0] != '/' {
 		return nil, invalid("invalid -health-path %q: must start with /", *healthPath)

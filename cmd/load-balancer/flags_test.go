@@ -29,7 +29,6 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-health-rise=0"}, "invalid -health-rise 0: must be at least 1"},
 		{[]string{ok, "-max-conns-per-backend=0"}, "invalid -max-conns-per-backend 0"},
 		{[]string{ok, "-max-header-size=100"}, "invalid -max-header-size 100: at least 1KiB"},
-		{[]string{ok, "-max-body-size=0"}, "invalid -max-body-size 0: must be positive"},
 		{[]string{ok, "-health-path=health"}, `invalid -health-path "health": must start with /`},
 		{[]string{ok, "-log-level=verbose"}, `invalid -log-level "verbose": want debug, info, warn or error`},
 		{[]string{ok, "-log-format=xml"}, `invalid -log-format "xml": want text or json`},
@@ -153,11 +152,12 @@ func TestRunExitCodes(t *testing.T) {
 }
 
 func TestParseFlagsDisableWithZero(t *testing.T) {
-	o, err := parseFlags([]string{"-backends=http://a:1", "-try-timeout=0", "-eject-after=0", "-hedge-after=20ms"}, &bytes.Buffer{})
+	o, err := parseFlags([]string{"-backends=http://a:1", "-try-timeout=0", "-eject-after=0", "-hedge-after=20ms", "-max-body-size=0"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.proxy.TryTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond {
-		t.Errorf("try %v eject %d hedge %v: zero must disable, not select the default", o.proxy.TryTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter)
+	if o.proxy.TryTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
+		t.Errorf("try %v eject %d hedge %v body %d: zero must disable, not select the default",
+			o.proxy.TryTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
 	}
 }

@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// Request bodies arrive as streams (the server runs with StreamRequestBody,
+// so a body of any size can pass without being held). One of known length
+// up to maxBufferedRequest is read whole before it is sent: the request can
+// then be retried on another backend, and the fast path stays the fast
+// path. A longer body, or one of unknown length, streams to the backend.
+
+// maxBufferedRequest is the largest request body read whole.
+const maxBufferedRequest = 1 << 20
+
+// requestBody holds what a request's body needs while it is proxied.
+type requestBody struct {
+	buf    *bytebufferpool.ByteBuffer // the whole body, when it was read whole
+	upload uploadBody                 // the stream, when it streams
+}
+
+var requestBodyPool = sync.Pool{New: func() any { return new(requestBody) }}
+
+// takeBody prepares the streamed body of ctx's request. It returns nil when
+// there is nothing to prepare, and streaming reports whether the body goes
+// to the backend as a stream (so the request cannot be replayed once sent).
+// A failure means the request must be answered without proxying it.
+func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx) (rb *requestBody, streaming bool, f failure) {
+	req := &ctx.Request
+	src := req.BodyStream()
+	if src == nil {
+		return nil, false, 0
+	}
+	size := req.Header.ContentLength()
+	limit := int64(p.cfg.MaxBodySize)
+	if limit > 0 && int64(size) > limit {
+		return nil, false, failBodyTooLarge // answered without reading the rest
+	}
+	rb = requestBodyPool.Get().(*requestBody)
+	if size >= 0 && size <= maxBufferedRequest {
+		rb.buf = bytebufferpool.Get()
+		if err := readFull(rb.buf, src, size); err != nil {
+			p.releaseBody(rb)
+			return nil, false, failClientGone
+		}
+		req.SetBodyRaw(rb.buf.B)
+		return rb, false, 0
+	}
+	rb.upload = uploadBody{p: p, src: src, limit: limit}
+	req.SetBodyStream(&rb.upload, size)
+	return rb, true, 0
+}
+
+// readFull reads exactly n bytes of src into buf, without allocating once
+// buf has grown to the sizes it sees.
+func readFull(buf *bytebufferpool.ByteBuffer, src io.Reader, n int) error {
+	if cap(buf.B) < n {
+		buf.B = make([]byte, 0, n)
+	}
+	b := buf.B[:n]
+	if _, err := io.ReadFull(src, b); err != nil {
+		return err
+	}
+	buf.B = b
+	return nil
+}
+
+func (p *Proxy) releaseBody(rb *requestBody) {
+	if rb == nil {
+		return
+	}
+	if rb.buf != nil {
+		bytebufferpool.Put(rb.buf)
+	}
+	*rb = requestBody{}
+	requestBodyPool.Put(rb)
+}

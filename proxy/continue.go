@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// Expect: 100-continue. A client that sends this waits for permission
+// before sending its body, so that a large upload the server would refuse
+// is never sent. The proxy passes the question on: it sends the request's
+// header to a backend first and answers the client with what the backend
+// says. 100 Continue lets the body flow, on the same backend connection; a
+// final answer (401, 413, a redirect...) goes to the client at once and the
+// body is never read. A backend that says nothing within continueWait is
+// taken to accept, as RFC 9110 allows a client to do.
+
+// continueWait is how long a backend gets to answer an expectation.
+const continueWait = time.Second
+
+// preflightKey marks a request whose header a backend has already seen.
+type preflightKey struct{}
+
+// preflight is an exchange whose header has been sent and whose body is due.
+type preflight struct {
+	b  *pool.Backend
+	up *upstream
+	cc any
+	bc *backendConn
+}
+
+// expectContinue is the server's ExpectHandler: it returns 100 to have the
+// body sent, or the final status of an answer already in ctx.Response.
+func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
+	req := &ctx.Request
+	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
+		writeFailure(ctx, failBodyTooLarge)
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	prepareRequest(ctx)
+	ctx.SetUserValue(preflightKey{}, (*preflight)(nil)) // prepared, whatever comes next
+	b := p.pool.Next((*requestKey)(ctx), pool.Tried{})
+	if b == nil {
+		return fasthttp.StatusContinue // the handler answers 502
+	}
+	if len(req.Header.Host()) == 0 {
+		req.Header.SetHost(b.Addr())
+	}
+	up := upstreamOf(b)
+	cc, conn, err := up.conns.acquire(p.cfg.BackendTimeout)
+	if err != nil {
+		return fasthttp.StatusContinue // the handler retries as usual
+	}
+	bc := conn.(*backendConn)
+	b.Begin()
+	pf := &preflight{b: b, up: up, cc: cc, bc: bc}
+	code, err := p.askBackend(pf, req, &ctx.Response)
+	switch {
+	case err != nil:
+		b.Done(true)
+		up.conns.close(cc)
+		p.attemptFailed(b, classifyError(err), err)
+		return fasthttp.StatusContinue // the handler tries another backend
+	case code == fasthttp.StatusContinue:
+		ctx.SetUserValue(preflightKey{}, pf)
+		return code
+	default:
+		// The backend answered for good: the client gets that, and its body
+		// is never read.
+		b.Done(false)
+		cleanResponse(&ctx.Response)
+		return code
+	}
+}
+
+// askBackend sends req's header with the expectation and reads the answer:
+// 100 (or silence), or a final response read into resp, after which the
+// connection is given back or closed.
+func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.Response) (int, error) {
+	up, bc := pf.up, pf.bc
+	if req.Header.ContentLength() == -1 {
+		req.Header.SetContentLength(-1) // chunked: the framing header went with the hop-by-hop ones
+	}
+	req.Header.SetRequestURIBytes(req.URI().RequestURI())
+	req.Header.Set("Expect", "100-continue")
+	bc.arm(p.headerTimeout)
+	bw := up.conns.writer(bc)
+	err := req.Header.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	up.conns.releaseWriter(bw)
+	req.Header.Del("Expect")
+	if err != nil {
+		return 0, err
+	}
+
+	// Wait for an answer, but only so long: silence means go ahead.
+	bc.disarm()
+	br := up.conns.reader(bc)
+	defer up.conns.releaseReader(br)
+	bc.Conn.SetReadDeadline(time.Now().Add(min(continueWait, p.headerTimeout)))
+	_, err = br.Peek(1)
+	bc.Conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.StatusContinue, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	start := bc.arm(p.cfg.BackendTimeout)
+	for {
+		if err := resp.Header.Read(br); err != nil {
+			return 0, err
+		}
+		code := resp.StatusCode()
+		if code == fasthttp.StatusContinue {
+			resp.Reset()
+			return code, nil
+		}
+		if code >= 200 {
+			break
+		}
+	}
+	bc.armAt(start + int64(p.cfg.BackendTimeout))
+	if err := readResponseBody(br, resp, p.cfg.MaxResponseBodySize); err != nil {
+		return 0, err
+	}
+	bc.disarm()
+	// The backend did not want the body, and did not get it: the connection
+	// cannot carry another request while a body is still announced.
+	up.conns.close(pf.cc)
+	return resp.StatusCode(), nil
+}
+
+// continued finishes a preflight exchange: it sends the body the client has
+// now started sending, then reads the response as any exchange does.
+func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientConn) {
+	b, up, bc := pf.b, pf.up, pf.bc
+	req := &ctx.Request
+	var err error
+	if src := req.BodyStream(); src != nil {
+		err = p.sendBody(pf, src, req.Header.ContentLength(), cc)
+	}
+	if err != nil {
+		up.conns.close(pf.cc)
+		b.Done(true)
+		f := classifyError(err)
+		if errors.Is(err, errBodyTooLarge) {
+			f = failBodyTooLarge
+		}
+		writeFailure(ctx, f)
+		return
+	}
+	start := bc.arm(p.headerTimeout)
+	env := exchangeEnv{client: cc}
+	if f, err := p.receive(b, up, pf.cc, bc, start, req, &ctx.Response, &env); err != nil {
+		b.Done(true)
+		p.attemptFailed(b, f, err)
+		writeFailure(ctx, f)
+		return
+	}
+	b.ResetFailureStreak()
+	p.relay(ctx, b, &env)
+}
+
+// sendBody copies a streamed body to the backend, framed as its header
+// announced: size bytes, or chunks when size is -1.
+func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn) error {
+	up, bc := pf.up, pf.bc
+	u := uploadBody{p: p, src: src, limit: int64(p.cfg.MaxBodySize)}
+	u.attach(bc, cc)
+	bc.arm(p.cfg.BackendTimeout)
+	bw := up.conns.writer(bc)
+	defer up.conns.releaseWriter(bw)
+	var err error
+	if size >= 0 {
+		_, err = io.CopyN(bw, &u, int64(size))
+	} else {
+		err = writeChunked(bw, &u)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if u.err != nil {
+		return u.err
+	}
+	return err
+}
+
+// writeChunked copies src to w in the chunked transfer coding.
+func writeChunked(w *bufio.Writer, src io.Reader) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.WriteString(hexSize(n)); werr != nil {
+				return werr
+			}
+			w.Write(buf[:n]) //nolint:errcheck // sticky in bufio; checked below
+			if _, werr := w.WriteString("\r\n"); werr != nil {
+				return werr
+			}
+			if werr := w.Flush(); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			_, err = w.WriteString("0\r\n\r\n")
+			return err
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func hexSize(n int) string {
+	const digits = "0123456789abcdef"
+	var b [18]byte
+	i := len(b) - 2
+	b[i], b[i+1] = '\r', '\n'
+	for {
+		i--
+		b[i] = digits[n&0xF]
+		n >>= 4
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// Streaming. A response body too large to hold, or of unknown length (a
+// chunked download, server-sent events), is relayed as it arrives: the
+// fasthttp server reads it from a streamedBody while writing to the client,
+// flushing after each chunk of a chunked body. A request body too large to
+// hold goes to the backend the same way through an uploadBody. Either way
+// the backend timeout bounds the gap between two chunks, not the whole
+// transfer, so a live stream is never cut while it keeps sending, and the
+// client connection's watchdog record sees the progress too.
+
+// framing says how a streamed response body ends on the wire.
+type framing uint8
+
+const (
+	frameNone       framing = iota // read whole, not streamed
+	frameFixed                     // Content-Length bytes
+	frameChunked                   // chunked transfer coding
+	frameUntilClose                // until the backend closes the connection
+)
+
+// streamedBody relays a backend's response body. It owns the backend
+// connection until Close, which the fasthttp server calls once the body is
+// relayed (or the client is gone) and which gives the connection back for
+// reuse only if the body was read to its end.
+type streamedBody struct {
+	p      *Proxy
+	b      *pool.Backend
+	up     *upstream
+	cc     any // the pooled connection's handle
+	br     *bufio.Reader
+	bc     *backendConn
+	client *clientConn
+
+	mode      framing
+	left      int64 // bytes left: of the body (fixed) or of the chunk (chunked)
+	done      bool  // the body ended where its framing says
+	err       error
+	closeConn bool
+}
+
+var streamedBodyPool = sync.Pool{New: func() any { return new(streamedBody) }}
+
+func acquireStreamedBody() *streamedBody { return streamedBodyPool.Get().(*streamedBody) }
+
+func (s *streamedBody) init(p *Proxy, b *pool.Backend, up *upstream, cc any, br *bufio.Reader, bc *backendConn,
+	client *clientConn, mode framing, size int,
+) {
+	*s = streamedBody{p: p, b: b, up: up, cc: cc, br: br, bc: bc, client: client, mode: mode}
+	if mode == frameFixed {
+		s.left = int64(size)
+	}
+	s.closeConn = mode == frameUntilClose
+	s.progress()
+}
+
+// progress restarts the idle clocks of both connections.
+func (s *streamedBody) progress() {
+	now := s.p.wd.now()
+	s.bc.armAt(now + int64(s.p.cfg.BackendTimeout))
+	if s.client != nil {
+		s.client.since.Store(now)
+	}
+}
+
+var (
+	errChunkSize      = errors.New("invalid chunk size in backend response")
+	errStreamTimedOut = errors.New("backend stream idle past the backend timeout")
+)
+
+// Read implements io.Reader.
+func (s *streamedBody) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.read(p)
+	if n > 0 {
+		s.progress()
+	}
+	if err != nil {
+		if err == io.EOF {
+			s.done = true
+		} else if s.bc.expired.Load() {
+			err = errStreamTimedOut
+		} else if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *streamedBody) read(p []byte) (int, error) {
+	switch s.mode {
+	case frameFixed:
+		if s.left == 0 {
+			return 0, io.EOF
+		}
+		if int64(len(p)) > s.left {
+			p = p[:s.left]
+		}
+		n, err := s.br.Read(p)
+		s.left -= int64(n)
+		if err == io.EOF {
+			return n, io.ErrUnexpectedEOF // the backend closed early
+		}
+		return n, err
+	case frameChunked:
+		if s.left == 0 {
+			size, err := readChunkSize(s.br)
+			if err != nil {
+				return 0, err
+			}
+			if size == 0 {
+				// Trailers are read and dropped: relaying them would need
+				// them announced before the body, which is already going.
+				var h fasthttp.ResponseHeader
+				if err := h.ReadTrailer(s.br); err != nil {
+					return 0, err
+				}
+				return 0, io.EOF
+			}
+			s.left = size
+		}
+		if int64(len(p)) > s.left {
+			p = p[:s.left]
+		}
+		n, err := s.br.Read(p)
+		s.left -= int64(n)
+		if err == nil && s.left == 0 {
+			err = readCRLF(s.br)
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	default: // frameUntilClose
+		return s.br.Read(p)
+	}
+}
+
+// readChunkSize reads a chunk-size line ("1a2b;ext=1\r\n").
+func readChunkSize(br *bufio.Reader) (int64, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if err == bufio.ErrBufferFull {
+			return 0, errChunkSize
+		}
+		return 0, err
+	}
+	var size int64
+	digits := 0
+	for _, c := range line {
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			if digits == 0 || (c != ';' && c != '\r' && c != ' ' && c != '\t') {
+				return 0, errChunkSize
+			}
+			return size, nil
+		}
+		if digits == 15 { // beyond any body worth having
+			return 0, errChunkSize
+		}
+		size = size<<4 | int64(v)
+		digits++
+	}
+	return 0, errChunkSize
+}
+
+func readCRLF(br *bufio.Reader) error {
+	b, err := br.Peek(2)
+	if err != nil {
+		return err
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errChunkSize
+	}
+	br.Discard(2) //nolint:errcheck // peeked
+	return nil
+}
+
+// Close implements io.Closer: it gives the backend connection back if the
+// body ended cleanly, and closes it otherwise.
+func (s *streamedBody) Close() error {
+	s.bc.disarm()
+	s.up.conns.releaseReader(s.br)
+	if s.done && !s.closeConn {
+		s.up.conns.release(s.cc)
+	} else {
+		s.up.conns.close(s.cc)
+	}
+	s.b.Done(!s.done)
+	*s = streamedBody{}
+	streamedBodyPool.Put(s)
+	return nil
+}
+
+// uploadBody streams a request body from the client to a backend. It
+// enforces the body size limit on bodies whose length was not announced,
+// and reports progress on both connections while attached to an exchange.
+type uploadBody struct {
+	p      *Proxy
+	src    io.Reader
+	read   int64
+	limit  int64 // zero: no limit
+	err    error
+	bc     *backendConn
+	client *clientConn
+}
+
+var errBodyTooLarge = errors.New("request body larger than the limit")
+
+func (u *uploadBody) attach(bc *backendConn, client *clientConn) {
+	u.bc, u.client = bc, client
+}
+
+// Read implements io.Reader.
+func (u *uploadBody) Read(p []byte) (int, error) {
+	n, err := u.src.Read(p)
+	u.read += int64(n)
+	if u.limit > 0 && u.read > u.limit {
+		u.err = errBodyTooLarge
+		return 0, u.err
+	}
+	if n > 0 {
+		now := u.p.wd.now()
+		if u.bc != nil {
+			u.bc.armAt(now + int64(u.p.cfg.BackendTimeout))
+		}
+		if u.client != nil {
+			u.client.since.Store(now)
+		}
+	}
+	if err != nil && err != io.EOF {
+		u.err = err
+	}
+	return n, err
+}
+
+// failure says how the upload ended the exchange.
+func (u *uploadBody) failure() failure {
+	if u.err == errBodyTooLarge {
+		return failBodyTooLarge
+	}
+	return failClientGone
+}

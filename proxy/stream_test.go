@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rishichirchi/Load-Balancee/backend"
+)
+
+// bigTransfer is the size streamed each way in the in-process tests; the
+// end-to-end test of the binaries moves 1 GiB.
+const bigTransfer = 96 << 20
+
+// upload POSTs size zero bytes to url (chunked unless announced) with the
+// extra header fields given, and returns what the backend's /upload saw.
+func upload(t *testing.T, client *http.Client, url string, size int64, announced bool, header map[string]string) backend.Upload {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, backend.Zeros(size))
+	if announced {
+		req.ContentLength = size
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var up backend.Upload
+	if err := json.NewDecoder(resp.Body).Decode(&up); err != nil {
+		t.Fatalf("status %d: %v", resp.StatusCode, err)
+	}
+	return up
+}
+
+func TestStreamedDownload(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	for _, chunked := range []bool{false, true} {
+		t.Run("chunked="+strconv.FormatBool(chunked), func(t *testing.T) {
+			u := url + "/download/" + strconv.Itoa(bigTransfer)
+			if chunked {
+				u += "?chunked=1"
+			}
+			resp, err := newClient(t).Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if chunked != (resp.ContentLength == -1) {
+				t.Errorf("Content-Length %d for chunked=%v", resp.ContentLength, chunked)
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, resp.Body)
+			if err != nil || n != bigTransfer {
+				t.Fatalf("read %d bytes (%v), want %d", n, err, bigTransfer)
+			}
+			if got, want := hex.EncodeToString(h.Sum(nil)), backend.PatternSHA256(bigTransfer); got != want {
+				t.Errorf("sha256 %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+func TestStreamedUpload(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, MaxBodySize: -1, Health: HealthConfig{Interval: -1}})
+	for _, chunked := range []bool{false, true} {
+		t.Run("chunked="+strconv.FormatBool(chunked), func(t *testing.T) {
+			up := upload(t, newClient(t), url+"/upload", bigTransfer, !chunked, nil)
+			if up.Bytes != bigTransfer || up.SHA256 != backend.ZerosSHA256(bigTransfer) {
+				t.Errorf("backend got %d bytes with sha256 %s", up.Bytes, up.SHA256)
+			}
+		})
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, MaxBodySize: 1 << 20, Health: HealthConfig{Interval: -1}})
+
+	// An announced length over the limit is refused without reading the
+	// rest of the body or sending any of it.
+	status, rest := rawRequest(t, url, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2147483648\r\n\r\n"+
+		strings.Repeat("z", 64<<10))
+	if !strings.Contains(status, " 413 ") || !strings.Contains(strings.ToLower(rest), "connection: close") {
+		t.Errorf("announced 2 GiB: %s\n%s", status, rest)
+	}
+	if n := be.hits.Load(); n != 0 {
+		t.Errorf("backend saw %d requests", n)
+	}
+
+	// A chunked body is counted as it streams.
+	req, _ := http.NewRequest(http.MethodPost, url+"/upload", backend.Zeros(3<<20))
+	resp, err := newClient(t).Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked 3 MiB: status %d, want 413", resp.StatusCode)
+		}
+	} // else the proxy closed while the client was still sending: also a refusal
+
+	// Within the limit, both kinds pass.
+	for _, size := range []int64{1 << 20, 300 << 10} {
+		if up := upload(t, newClient(t), url+"/upload", size, true, nil); up.Bytes != size {
+			t.Errorf("%d-byte body: backend got %d", size, up.Bytes)
+		}
+	}
+}
+
+// TestServerSentEvents checks each event reaches the client while the
+// stream is live: the first arrives before the last is sent.
+func TestServerSentEvents(t *testing.T) {
+	be := startBackend(t, "a")
+	// A backend timeout shorter than the stream: it bounds the gaps between
+	// events, not the whole stream.
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendTimeout: 400 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	resp, err := newClient(t).Get(url + "/sse?n=6&every=150ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var arrived []int64
+	var sent []int64
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		arrived = append(arrived, time.Now().UnixMilli())
+		f := strings.Fields(line)
+		ms, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+		sent = append(sent, ms)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("stream cut after %d events: %v", len(arrived), err)
+	}
+	if len(arrived) != 6 {
+		t.Fatalf("%d events, want 6", len(arrived))
+	}
+	if arrived[0] >= sent[5] {
+		t.Errorf("first event arrived at %d, after the last was sent at %d: the stream was buffered", arrived[0], sent[5])
+	}
+}
+
+func TestStalledStreamCut(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendTimeout: 200 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	resp, err := newClient(t).Get(url + "/sse?n=3&every=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	if err == nil {
+		t.Error("a stream silent past the backend timeout ended cleanly; want it cut")
+	}
+}

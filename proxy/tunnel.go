@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// A tunnel carries a connection that switched protocols (a WebSocket, or
+// any Connection: Upgrade) once the backend has answered 101: the client's
+// connection is hijacked from the HTTP server and spliced to the backend's,
+// one copy loop per direction. A side that finishes sending (EOF) is
+// half-closed on the other connection, so each direction ends on its own
+// terms, and the other direction then has tunnelLinger to finish before
+// both are closed; an error on either side closes both at once. Tunnels
+// are tracked so that a graceful shutdown can wait for them, then close
+// what is left.
+type tunnel struct {
+	up      *upstream
+	cc      any // the backend connection's handle in its pool
+	backend *backendConn
+	br      *bufio.Reader // the backend's reader: may hold bytes after the 101
+
+	client net.Conn
+}
+
+// tunnels is the set of running tunnels.
+type tunnels struct {
+	mu  sync.Mutex
+	set map[*tunnel]struct{}
+	wg  sync.WaitGroup
+}
+
+func (ts *tunnels) add(t *tunnel) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.set == nil {
+		ts.set = make(map[*tunnel]struct{})
+	}
+	ts.set[t] = struct{}{}
+	ts.wg.Add(1)
+}
+
+func (ts *tunnels) remove(t *tunnel) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	delete(ts.set, t)
+	ts.wg.Done()
+}
+
+// Len returns how many tunnels are open.
+func (ts *tunnels) Len() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.set)
+}
+
+// drain waits until every tunnel has ended or ctx is done, then closes the
+// connections of those still open. It returns ctx's error if any were.
+func (ts *tunnels) drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		ts.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	ts.mu.Lock()
+	for t := range ts.set {
+		t.client.Close()
+		t.backend.Conn.Close()
+	}
+	ts.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// tunnelLinger is how long one direction of a tunnel may go on after the
+// other has ended cleanly.
+const tunnelLinger = 10 * time.Second
+
+// halfCloser is a connection that can stop sending while still receiving.
+type halfCloser interface{ CloseWrite() error }
+
+// run splices client and backend until both directions have ended. It is
+// the hijack handler: fasthttp closes client when it returns.
+func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
+	// fasthttp's hijacked connection reads what the server had buffered
+	// first; writes and closes go to the connection underneath.
+	raw := client
+	if u, ok := client.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	t.client = raw
+	p.tunnels.add(t)
+	defer p.tunnels.remove(t)
+	defer func() {
+		t.up.conns.releaseReader(t.br)
+		t.up.conns.close(t.cc)
+	}()
+	defer raw.Close()
+
+	backendRaw := t.backend.Conn
+	abort := func() {
+		raw.Close()
+		backendRaw.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// What the backend sent right after its 101, then the rest, which
+		// between two TCP connections the kernel splices.
+		var err error
+		if n := t.br.Buffered(); n > 0 {
+			b, _ := t.br.Peek(n)
+			_, err = raw.Write(b)
+			t.br.Discard(n) //nolint:errcheck // peeked
+		}
+		if err == nil {
+			_, err = io.Copy(raw, backendRaw)
+		}
+		if endDirection(raw, err, abort) {
+			client.SetReadDeadline(time.Now().Add(tunnelLinger))
+		}
+	}()
+	_, err := io.Copy(backendRaw, client)
+	if endDirection(backendRaw, err, abort) {
+		backendRaw.SetReadDeadline(time.Now().Add(tunnelLinger))
+	}
+	<-done
+}
+
+// endDirection finishes one direction of a tunnel: at a clean end of input
+// the destination is half-closed and it reports true; after an error both
+// sides are closed.
+func endDirection(dst net.Conn, err error, abort func()) (halfClosed bool) {
+	if err == nil {
+		if hc, ok := dst.(halfCloser); ok && hc.CloseWrite() == nil {
+			return true
+		}
+	}
+	abort()
+	return false
+}

@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func dialWS(t *testing.T, proxyURL string) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(proxyURL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	return c
+}
+
+func echo(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatalf("write %q: %v", msg, err)
+	}
+	typ, got, err := c.ReadMessage()
+	if err != nil || typ != websocket.TextMessage || string(got) != msg {
+		t.Fatalf("echo of %q: %d %q %v", msg, typ, got, err)
+	}
+}
+
+func TestWebSocketEcho(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	p, url := startProxy(t, Config{Backends: []string{a.URL(), b.URL()}, Health: HealthConfig{Interval: -1}})
+	c := dialWS(t, url)
+	for i := range 1000 {
+		echo(t, c, fmt.Sprintf("message %d", i))
+	}
+	// Binary and large messages pass as well.
+	big := strings.Repeat("0123456789", 20000)
+	if err := c.WriteMessage(websocket.BinaryMessage, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	if typ, got, err := c.ReadMessage(); err != nil || typ != websocket.BinaryMessage || string(got) != big {
+		t.Fatalf("binary echo: %d %d bytes %v", typ, len(got), err)
+	}
+
+	// While the WebSocket is open, ordinary requests are still balanced.
+	client := newClient(t)
+	seen := map[string]int{}
+	for range 20 {
+		_, body := get(t, client, url+"/")
+		seen[backendOf(body)]++
+	}
+	if seen["a"] != 10 || seen["b"] != 10 {
+		t.Errorf("requests beside the WebSocket went %v, want 10 each", seen)
+	}
+	echo(t, c, "still here")
+	if n := p.tunnels.Len(); n != 1 {
+		t.Errorf("%d tunnels open, want 1", n)
+	}
+
+	// The client closes: the close handshake completes and nothing is left.
+	err := c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("after closing: %v, want the backend's close", err)
+	}
+	c.Close()
+	waitFor(t, "the tunnel to end", 5*time.Second, func() bool {
+		return p.tunnels.Len() == 0 && goroutinesIn("runTunnel") == 0
+	})
+}
+
+func TestWebSocketClosedByBackend(t *testing.T) {
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	c := dialWS(t, url)
+	defer c.Close()
+	echo(t, c, "hello")
+	c.WriteMessage(websocket.TextMessage, []byte("bye")) // the backend closes first
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("got %v, want the backend's normal close", err)
+	}
+	c.Close() // RFC 6455: the client closes TCP after the server's close
+	waitFor(t, "the tunnel to end", 5*time.Second, func() bool {
+		return p.tunnels.Len() == 0 && goroutinesIn("runTunnel") == 0
+	})
+}
+
+func TestShutdownClosesTunnels(t *testing.T) {
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	c := dialWS(t, url)
+	defer c.Close()
+	echo(t, c, "hello")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); err == nil {
+		t.Error("Shutdown reported success with a WebSocket still open past its deadline")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil {
+		t.Error("the WebSocket is still open after Shutdown")
+	}
+	waitFor(t, "the tunnel goroutines to end", 5*time.Second, func() bool { return goroutinesIn("runTunnel") == 0 })
+}
+
+func TestUpgradeRefusedIsRelayed(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	// Upgrade to a path that does not switch: the backend's plain answer
+	// comes back, and the connection stays usable.
+	req, _ := http.NewRequest(http.MethodGet, url+"/echo", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// upstream is the proxy's side of one backend: its fasthttp.HostClient, used
+// as a connection pool (dialing, keep-alive reuse, idle cleanup, the
+// connection limit), and typed access to that pool for the exchanges the
+// proxy runs itself.
+type upstream struct {
+	hc    *fasthttp.HostClient
+	conns connPool
+}
+
+func upstreamOf(b *pool.Backend) *upstream { return b.Transport().(*upstream) }
+
+// connPool hands out pooled connections. A connection is held through an
+// opaque handle, so that an exchange can keep one across calls (a streamed
+// body, a tunnel) and give it back later without a closure per request.
+type connPool interface {
+	// acquire returns a connection, waiting up to timeout for a free one.
+	acquire(timeout time.Duration) (h any, c net.Conn, err error)
+	// release gives a connection back for reuse.
+	release(h any)
+	// close closes a connection and frees its place in the pool.
+	close(h any)
+	reader(c net.Conn) *bufio.Reader
+	releaseReader(br *bufio.Reader)
+	writer(c net.Conn) *bufio.Writer
+	releaseWriter(bw *bufio.Writer)
+}
+
+// hostConns is a connPool over a HostClient. HostClient's connection type is
+// unexported; the type parameter carries it, inferred from the methods.
+type hostConns[C interface{ Conn() net.Conn }] struct {
+	hc        *fasthttp.HostClient
+	acquireFn func(time.Duration, bool) (C, error)
+	releaseFn func(C)
+	closeFn   func(C)
+}
+
+func newHostConns[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient,
+	acquire func(time.Duration, bool) (C, error), release, close func(C),
+) *hostConns[C] {
+	return &hostConns[C]{hc: hc, acquireFn: acquire, releaseFn: release, closeFn: close}
+}
+
+func (p *hostConns[C]) acquire(timeout time.Duration) (any, net.Conn, error) {
+	cc, err := p.acquireFn(timeout, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cc, cc.Conn(), nil
+}
+
+func (p *hostConns[C]) release(h any)                   { p.releaseFn(h.(C)) }
+func (p *hostConns[C]) close(h any)                     { p.closeFn(h.(C)) }
+func (p *hostConns[C]) reader(c net.Conn) *bufio.Reader { return p.hc.AcquireReader(c) }
+func (p *hostConns[C]) releaseReader(br *bufio.Reader)  { p.hc.ReleaseReader(br) }
+func (p *hostConns[C]) writer(c net.Conn) *bufio.Writer { return p.hc.AcquireWriter(c) }
+func (p *hostConns[C]) releaseWriter(bw *bufio.Writer)  { p.hc.ReleaseWriter(bw) }
+
+// newUpstream returns the connection pool for one backend.
+func (p *Proxy) newUpstream(b *pool.Backend) *upstream {
+	c := p.cfg
+	hc := &fasthttp.HostClient{
+		Addr:                          b.Addr(),
+		DialTimeout:                   p.dialer.dial,
+		MaxConns:                      c.MaxConnsPerBackend,
+		MaxConnWaitTimeout:            c.DialTimeout,
+		MaxIdleConnDuration:           c.BackendIdleTimeout,
+		MaxIdemponentCallAttempts:     1, // retries are the proxy's, across backends
+		ConnPoolStrategy:              fasthttp.LIFO,
+		ReadBufferSize:                c.MaxHeaderSize,
+		WriteBufferSize:               writeBufferSize,
+		MaxResponseBodySize:           c.MaxResponseBodySize,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}
+	return &upstream{hc: hc, conns: newHostConns(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)}
+}
+
+// writeBufferSize holds a request's header and a small body in one write.
+const writeBufferSize = 8 << 10
