@@ -23,6 +23,11 @@ const (
 	// failClosed: the connection closed or reset before a response. The
 	// backend may have seen the request: only idempotent ones are retried.
 	failClosed
+	// failStale: a kept-alive connection turned out closed by the backend
+	// (its idle timeout raced our reuse) before a byte of response. An
+	// idempotent request is retried on a fresh connection to the same
+	// backend before moving on.
+	failStale
 	// failTryTimeout: no response header within the try timeout. The
 	// attempt is abandoned; like failClosed, only idempotent requests move
 	// to another backend.
@@ -67,7 +72,7 @@ func (f failure) retryable(replayable bool) bool {
 	switch f {
 	case failConnect, failBusy:
 		return true
-	case failClosed, failTryTimeout:
+	case failClosed, failStale, failTryTimeout:
 		return replayable
 	}
 	return false
@@ -95,7 +100,7 @@ var (
 func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
 	status, body := fasthttp.StatusBadGateway, reasonNoBackend
 	switch f {
-	case failConnect, failClosed:
+	case failConnect, failClosed, failStale:
 		body = reasonUnreachable
 	case failResponse:
 		body = reasonBadResponse

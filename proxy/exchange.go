@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/valyala/fasthttp"
@@ -59,6 +60,7 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 		up.conns.release(cc)
 		return failClosed, errAborted
 	}
+	bc.uses++
 	upload, _ := req.BodyStream().(*uploadBody)
 	var start int64
 	if upload != nil {
@@ -88,7 +90,11 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 		if upload != nil && upload.err != nil {
 			return upload.failure(), err
 		}
-		return p.exchangeFailed(bc, err, p.headerTimeoutFailure)
+		f, err := p.exchangeFailed(bc, err, p.headerTimeoutFailure)
+		if f == failClosed && bc.uses > 1 {
+			f = failStale
+		}
+		return f, err
 	}
 
 	runtime.Gosched()
@@ -109,6 +115,11 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 	if err := readResponseHeader(br, resp); err != nil {
 		up.conns.releaseReader(br)
 		up.conns.close(cc)
+		if err == io.EOF && bc.uses > 1 && !bc.expired.Load() {
+			// Not a byte back on a reused connection: the backend closed
+			// it while idle, most likely before our request arrived.
+			return failStale, errStaleConn
+		}
 		return p.exchangeFailed(bc, err, p.headerTimeoutFailure)
 	}
 	if env.hooks != nil {
@@ -186,7 +197,10 @@ func (p *Proxy) bodyFraming(resp *fasthttp.Response, br *bufio.Reader) (mode fra
 // as fasthttp does.
 const maxInterimResponses = 100
 
-var errTooManyInterim = errors.New("too many 1xx responses")
+var (
+	errTooManyInterim = errors.New("too many 1xx responses")
+	errStaleConn      = errors.New("kept-alive connection closed by the backend")
+)
 
 // readResponseHeader reads the final response header, skipping interim 1xx
 // responses other than 101 Switching Protocols.

@@ -64,14 +64,20 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	env := exchangeEnv{client: cc, upgrade: upgrade}
 	var tried pool.Tried
 	var last failure
+	var b *pool.Backend
+	freshRetry := false
 	for attempt := 0; attempt <= p.retries; attempt++ {
-		b := p.pool.Next((*requestKey)(ctx), tried)
-		if b == nil {
-			break
-		}
-		tried.Add(b)
-		if p.debug {
-			p.log.Debug("Selected backend: " + b.URL())
+		if freshRetry {
+			// Same backend, fresh connection: see failStale.
+			attempt--
+		} else {
+			if b = p.pool.Next((*requestKey)(ctx), tried); b == nil {
+				break
+			}
+			tried.Add(b)
+			if p.debug {
+				p.log.Debug("Selected backend: " + b.URL())
+			}
 		}
 		if hedge && attempt == 0 {
 			f, err := p.hedged(ctx, b, &tried, cc)
@@ -96,8 +102,15 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 			if f == failBodyTooLarge || f == failClientGone {
 				break // the client's fault, not the backend's
 			}
+			if f == failStale && replayable && !freshRetry {
+				// Its other idle connections are likely as stale.
+				upstreamOf(b).hc.CloseIdleConnections()
+				freshRetry = true
+				continue
+			}
 			p.attemptFailed(b, last, err)
 		}
+		freshRetry = false
 		if !last.retryable(replayable) {
 			break
 		}

@@ -140,6 +140,8 @@ func (b *testBackend) restart() {
 type rawBackend struct {
 	ln       net.Listener
 	requests atomic.Int64
+	accepted atomic.Int64 // connections accepted
+	closed   atomic.Int64 // connections the handler has finished with
 }
 
 func startRawBackend(t *testing.T, handle func(c net.Conn, r *bufio.Reader, rb *rawBackend)) *rawBackend {
@@ -162,9 +164,11 @@ func startRawBackend(t *testing.T, handle func(c net.Conn, r *bufio.Reader, rb *
 			if err != nil {
 				return
 			}
+			rb.accepted.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer rb.closed.Add(1)
 				defer c.Close()
 				handle(c, bufio.NewReader(c), rb)
 			}()

@@ -171,6 +171,10 @@ type backendConn struct {
 	deadline atomic.Int64 // coarse unix nanoseconds; zero when idle
 	expired  atomic.Bool
 	closed   atomic.Bool
+
+	// uses counts the exchanges started on the connection. Only the
+	// goroutine holding the connection touches it.
+	uses int
 }
 
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
