@@ -43,7 +43,10 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 		writeFailure(ctx, failBodyTooLarge)
 		return fasthttp.StatusRequestEntityTooLarge
 	}
-	prepareRequest(ctx)
+	if _, _, status := p.prepareRequest(ctx); status != 0 {
+		refuse(ctx, status)
+		return status
+	}
 	ctx.SetUserValue(preflightKey{}, (*preflight)(nil)) // prepared, whatever comes next
 	b := p.pool.Next((*requestKey)(ctx), pool.Tried{})
 	if b == nil {
@@ -177,6 +180,10 @@ func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn)
 	up, bc := pf.up, pf.bc
 	u := uploadBody{p: p, src: src, limit: int64(p.cfg.MaxBodySize)}
 	u.attach(bc, cc)
+	if cc != nil {
+		cc.enter(phaseBody, p.wd.now())
+		defer cc.enter(phaseHandling, p.wd.now())
+	}
 	bc.arm(p.cfg.BackendTimeout)
 	bw := up.conns.writer(bc)
 	defer up.conns.releaseWriter(bw)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"net/netip"
 	"runtime/debug"
 
 	"github.com/valyala/fasthttp"
@@ -39,12 +40,21 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 			return
 		}
 	} else {
-		upgrade = prepareRequest(ctx)
+		var status int
+		var client netip.Addr
+		if upgrade, client, status = p.prepareRequest(ctx); status != 0 {
+			refuse(ctx, status)
+			return
+		}
+		if p.limiter != nil && !p.limiter.allow(client, p.wd.now()) {
+			writeTooMany(ctx)
+			return
+		}
 	}
 	noHost := len(req.Header.Host()) == 0
 	method := req.Header.Method()
 	replayable := isIdempotent(method)
-	rb, streaming, f := p.takeBody(ctx)
+	rb, streaming, f := p.takeBody(ctx, cc)
 	if f != 0 {
 		writeFailure(ctx, f)
 		return
@@ -183,6 +193,11 @@ func (r *requestKey) Key(k pool.Key) []byte {
 	ctx := (*fasthttp.RequestCtx)(r)
 	switch k.Kind {
 	case pool.KeyClientIP:
+		// prepareRequest put the client's address there, trusted proxies
+		// taken into account.
+		if v := ctx.Request.Header.Peek(headerXRealIP); len(v) > 0 {
+			return v
+		}
 		return ctx.RemoteIP()
 	case pool.KeyURI:
 		return ctx.Request.Header.RequestURI()

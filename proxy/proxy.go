@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -22,19 +23,21 @@ import (
 
 // Defaults for the zero values of Config's fields.
 const (
-	DefaultRetries            = 2
-	DefaultDialTimeout        = 3 * time.Second
-	DefaultBackendTimeout     = 30 * time.Second
-	DefaultBackendIdleTimeout = 4 * time.Second
-	DefaultClientIdleTimeout  = 60 * time.Second
-	DefaultMaxHeaderSize      = 16 << 10
-	DefaultMaxBodySize        = 16 << 20
-	DefaultMaxConnsPerBackend = 1024
-	DefaultHealthPath         = "/"
-	DefaultTryTimeout         = time.Second
-	DefaultEjectAfter         = 2
-	DefaultMaxEjectedPercent  = 50
-	DefaultHedgeBudget        = 10
+	DefaultRetries             = 2
+	DefaultDialTimeout         = 3 * time.Second
+	DefaultBackendTimeout      = 30 * time.Second
+	DefaultBackendIdleTimeout  = 4 * time.Second
+	DefaultClientIdleTimeout   = 60 * time.Second
+	DefaultClientHeaderTimeout = 10 * time.Second
+	DefaultClientBodyTimeout   = 60 * time.Second
+	DefaultMaxHeaderSize       = 16 << 10
+	DefaultMaxBodySize         = 16 << 20
+	DefaultMaxConnsPerBackend  = 1024
+	DefaultHealthPath          = "/"
+	DefaultTryTimeout          = time.Second
+	DefaultEjectAfter          = 2
+	DefaultMaxEjectedPercent   = 50
+	DefaultHedgeBudget         = 10
 )
 
 // Config says what a Proxy balances and how. The zero value of every field
@@ -90,9 +93,17 @@ type Config struct {
 	MaxConnsPerBackend int
 
 	// ClientIdleTimeout is how long a client's keep-alive connection may sit
-	// between requests, and bounds reading one request and writing its
-	// response. Zero means DefaultClientIdleTimeout (60s).
+	// between requests, and how long writing a response to it may stall.
+	// Zero means DefaultClientIdleTimeout (60s).
 	ClientIdleTimeout time.Duration
+	// ClientHeaderTimeout bounds receiving a request header, from the
+	// connection's start or the request's first byte: a client dribbling
+	// its header (slowloris) is dropped. Zero means
+	// DefaultClientHeaderTimeout (10s).
+	ClientHeaderTimeout time.Duration
+	// ClientBodyTimeout bounds the gap between two reads of a request body.
+	// Zero means DefaultClientBodyTimeout (60s).
+	ClientBodyTimeout time.Duration
 	// MaxHeaderSize caps a request's header block (larger gets 431) and a
 	// response's. Zero means DefaultMaxHeaderSize (16 KiB).
 	MaxHeaderSize int
@@ -108,6 +119,25 @@ type Config struct {
 	// Dial connects to a backend's host:port within timeout. Nil means TCP,
 	// IPv4 and IPv6, with DNS answers cached for a minute.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+
+	// MaxConns caps the client connections served at once; beyond it new
+	// ones are refused at once with a 503. Zero means no limit of ours
+	// (fasthttp's 262,144).
+	MaxConns int
+	// MaxConnsPerIP caps the connections from one client address; beyond
+	// it new ones get a 429. Zero means no limit.
+	MaxConnsPerIP int
+	// RateLimit, when positive, is how many requests per second each
+	// client address may make on average; more get a 429. RateBurst is how
+	// many it may make at once (zero means the same as RateLimit, at least
+	// one).
+	RateLimit float64
+	RateBurst int
+	// TrustedProxies are the proxies in front of the balancer whose
+	// X-Forwarded-For is believed: for a peer among them the client is the
+	// nearest untrusted address in that header, and the chain is extended.
+	// Empty means none: the peer is the client and the header is replaced.
+	TrustedProxies []netip.Prefix
 
 	// Health configures active health checks.
 	Health HealthConfig
@@ -151,6 +181,8 @@ type Proxy struct {
 	ejectAfter           int32
 	hedgeBudget          hedgeBudget
 	tunnels              tunnels
+	trusted              trustedNets
+	limiter              *rateLimiter // nil: no rate limit
 	wd                   *watchdog
 	dialer               *dialer
 	checker              *health.Checker
@@ -182,9 +214,10 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	wd := newWatchdog(clientLimits{
-		read:  cfg.ClientIdleTimeout,
-		write: cfg.ClientIdleTimeout,
-		idle:  cfg.ClientIdleTimeout,
+		header: cfg.ClientHeaderTimeout,
+		body:   cfg.ClientBodyTimeout,
+		write:  cfg.ClientIdleTimeout,
+		idle:   cfg.ClientIdleTimeout,
 	})
 	p := &Proxy{
 		cfg:     cfg,
@@ -200,6 +233,10 @@ func New(cfg Config) (*Proxy, error) {
 		ejectAfter:           int32(max(cfg.EjectAfter, 0)),
 	}
 	p.hedgeBudget.percent = int64(cfg.HedgeBudget)
+	p.trusted = trustedNets(cfg.TrustedProxies)
+	if cfg.RateLimit > 0 {
+		p.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
@@ -234,6 +271,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxEjectedPercent < 0 || c.MaxEjectedPercent > 100 {
 		return c, fmt.Errorf("max ejected percent %d: want 0-100", c.MaxEjectedPercent)
 	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
+		return c, fmt.Errorf("max conns %d, per IP %d: must not be negative", c.MaxConns, c.MaxConnsPerIP)
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		return c, fmt.Errorf("rate limit %v, burst %d: must not be negative", c.RateLimit, c.RateBurst)
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(1, int(c.RateLimit))
+	}
 	if c.HedgeAfter < 0 {
 		return c, fmt.Errorf("hedge after %v: must not be negative", c.HedgeAfter)
 	}
@@ -252,6 +298,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"backend timeout", &c.BackendTimeout, DefaultBackendTimeout},
 		{"backend idle timeout", &c.BackendIdleTimeout, DefaultBackendIdleTimeout},
 		{"client idle timeout", &c.ClientIdleTimeout, DefaultClientIdleTimeout},
+		{"client header timeout", &c.ClientHeaderTimeout, DefaultClientHeaderTimeout},
+		{"client body timeout", &c.ClientBodyTimeout, DefaultClientBodyTimeout},
 		{"health timeout", &c.Health.Timeout, health.DefaultTimeout},
 	} {
 		if *d.v < 0 {

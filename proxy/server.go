@@ -23,6 +23,8 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ExpectHandler: p.expectContinue,
 			Logger:        fasthttpLogger{p.log},
 
+			Concurrency:        c.MaxConns,
+			MaxConnsPerIP:      c.MaxConnsPerIP,
 			ReadBufferSize:     c.MaxHeaderSize,
 			MaxRequestBodySize: c.MaxBodySize,
 			// Client timeouts are the watchdog's; see watchdog.go.

@@ -62,6 +62,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
 		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
+		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
+		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
+		rateLimit    = fs.String("rate-limit", "", "requests per client address, such as 100/s or 6000/m; more get 429 (empty: no limit)")
+		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit (0: one second's worth)")
+		trusted      = fs.String("trusted-proxies", "", "comma-separated CIDR ranges of proxies in front whose X-Forwarded-For is believed")
 		durationArgs = []struct {
 			name  string
 			dst   *time.Duration
@@ -73,7 +78,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 			{"dial-timeout", &o.proxy.DialTimeout, proxy.DefaultDialTimeout, "time allowed to connect to a backend"},
 			{"backend-timeout", &o.proxy.BackendTimeout, proxy.DefaultBackendTimeout, "time allowed for a backend's whole response; slower gets 504"},
 			{"backend-idle-timeout", &o.proxy.BackendIdleTimeout, proxy.DefaultBackendIdleTimeout, "how long idle backend connections are kept (keep below the backends' keep-alive timeout)"},
-			{"client-idle-timeout", &o.proxy.ClientIdleTimeout, proxy.DefaultClientIdleTimeout, "how long an idle client connection is kept"},
+			{"client-idle-timeout", &o.proxy.ClientIdleTimeout, proxy.DefaultClientIdleTimeout, "how long an idle client connection is kept, and how long writing a response to it may stall"},
+			{"client-header-timeout", &o.proxy.ClientHeaderTimeout, proxy.DefaultClientHeaderTimeout, "time a client gets to send a request header (slowloris defence)"},
+			{"client-body-timeout", &o.proxy.ClientBodyTimeout, proxy.DefaultClientBodyTimeout, "longest pause allowed while a client sends a request body"},
 			{"shutdown-timeout", &o.shutdownTimeout, 10 * time.Second, "time in-flight requests get to finish on SIGINT or SIGTERM"},
 		}
 	)
@@ -151,6 +158,30 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	o.proxy.HedgeAfter = *hedgeAfter
 	o.proxy.HedgeBudget = *hedgeBudget
 
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"max-conns", *maxConnsAll}, {"max-conns-per-ip", *maxConnsIP}, {"rate-burst", *rateBurst}} {
+		if n.v < 0 {
+			return nil, invalid("invalid -%s %d: must not be negative (0: no limit)", n.name, n.v)
+		}
+	}
+	o.proxy.MaxConns, o.proxy.MaxConnsPerIP, o.proxy.RateBurst = *maxConnsAll, *maxConnsIP, *rateBurst
+	if *rateLimit != "" {
+		r, err := parseRate(*rateLimit)
+		if err != nil {
+			return nil, invalid("invalid -rate-limit %q: %v", *rateLimit, err)
+		}
+		o.proxy.RateLimit = r
+	}
+	if *trusted != "" {
+		nets, err := proxy.ParseTrustedProxies(*trusted)
+		if err != nil {
+			return nil, invalid("invalid -trusted-proxies: %v", err)
+		}
+		o.proxy.TrustedProxies = nets
+	}
+
 	switch {
 	case *retries < 0 || *retries >= pool.MaxTries:
 		return nil, invalid("invalid -retries %d: want 0-%d", *retries, pool.MaxTries-1)
@@ -227,6 +258,25 @@ func parseBackends(s string) ([]string, error) {
 		list = append(list, entry)
 	}
 	return list, nil
+}
+
+// parseRate reads a rate such as 100/s, 6000/m or a bare 100 (per second)
+// and returns it per second.
+func parseRate(v string) (float64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(v), "/")
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a positive rate such as 100/s")
+	}
+	switch strings.TrimSpace(unit) {
+	case "", "s":
+		return n, nil
+	case "m":
+		return n / 60, nil
+	case "h":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("unknown unit %q: want /s, /m or /h", unit)
 }
 
 // sizeFlag is a byte count written with an optional binary unit: 4096,

@@ -38,6 +38,11 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-max-ejected-percent=101"}, "invalid -max-ejected-percent 101: want 0-100"},
 		{[]string{ok, "-hedge-after=-5ms"}, "invalid -hedge-after -5ms"},
 		{[]string{ok, "-hedge-budget=0"}, "invalid -hedge-budget 0: want 1-100"},
+		{[]string{ok, "-client-header-timeout=0s"}, "invalid -client-header-timeout 0s: must be positive"},
+		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1"},
+		{[]string{ok, "-rate-limit=fast"}, `invalid -rate-limit "fast": want a positive rate`},
+		{[]string{ok, "-rate-limit=10/d"}, `invalid -rate-limit "10/d": unknown unit "d"`},
+		{[]string{ok, "-trusted-proxies=10.0.0.0/33"}, `invalid -trusted-proxies: invalid trusted proxy "10.0.0.0/33"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
@@ -95,7 +100,8 @@ func TestParseFlagsValues(t *testing.T) {
 		c.Health.Interval != 5*time.Second || c.Health.Timeout != 2*time.Second || c.Health.Rise != 2 ||
 		c.Health.Fall != 2 || c.DialTimeout != 3*time.Second || c.BackendTimeout != 30*time.Second ||
 		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second ||
-		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 {
+		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 ||
+		c.ClientHeaderTimeout != 10*time.Second || c.ClientBodyTimeout != 60*time.Second || c.RateLimit != 0 || c.MaxConns != 0 {
 		t.Errorf("defaults %+v addr %q", c, o.addr)
 	}
 }
@@ -127,7 +133,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, name := range []string{"backends", "port", "host", "health-interval", "health-timeout", "health-path",
 		"health-rise", "health-fall", "retries", "dial-timeout", "backend-timeout", "client-idle-timeout",
 		"max-header-size", "max-body-size", "max-conns-per-backend", "shutdown-timeout", "log-level",
-		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget"} {
+		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
+		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
+		"trusted-proxies"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
 		}
@@ -159,5 +167,18 @@ func TestParseFlagsDisableWithZero(t *testing.T) {
 	if o.proxy.TryTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
 		t.Errorf("try %v eject %d hedge %v body %d: zero must disable, not select the default",
 			o.proxy.TryTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"100/s": 100, "100": 100, "6000/m": 100, "36000/h": 10, " 5 / s ": 5} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0/s", "-1/s", "x/s", "10/d"} {
+		if _, err := parseRate(bad); err == nil {
+			t.Errorf("parseRate(%q) accepted", bad)
+		}
 	}
 }
