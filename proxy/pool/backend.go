@@ -68,7 +68,8 @@ func (e *ParseError) Error() string {
 
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// NewBackend parses rawURL ("http://host:port") into a Backend that starts up.
+// NewBackend parses rawURL ("http://host:port" or "https://host:port") into a
+// Backend that starts up. The port defaults to 80 for http and 443 for https.
 // Only a scheme, a host and an optional port are accepted: a path, query,
 // fragment or user info would be silently ignored by the proxy, so they are
 // refused instead.
@@ -81,7 +82,7 @@ func NewBackend(rawURL string) (*Backend, error) {
 		return fail("empty address")
 	}
 	if !strings.Contains(s, "://") {
-		return fail("missing scheme (want http://host:port)")
+		return fail("missing scheme (want http://host:port or https://host:port)")
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -96,6 +97,8 @@ func NewBackend(rawURL string) (*Backend, error) {
 	switch scheme {
 	case "http":
 		defaultPort = "80"
+	case "https":
+		defaultPort = "443"
 	default:
 		return fail("unsupported scheme %q", u.Scheme)
 	}
@@ -139,8 +142,11 @@ func NewBackend(rawURL string) (*Backend, error) {
 // URL returns the backend's canonical address, such as "http://10.0.0.1:8081".
 func (b *Backend) URL() string { return b.url }
 
-// Scheme returns "http".
+// Scheme returns "http" or "https".
 func (b *Backend) Scheme() string { return b.scheme }
+
+// TLS reports whether the backend is reached over TLS (scheme https).
+func (b *Backend) TLS() bool { return b.scheme == "https" }
 
 // Addr returns host:port, the address a dialer takes.
 func (b *Backend) Addr() string { return b.addr }
