@@ -20,7 +20,12 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
-	p.proxy(ctx)
+	if p.https == nil || !p.https.redirect(ctx) {
+		p.proxy(ctx)
+	}
+	if p.https != nil {
+		p.https.addHSTS(ctx)
+	}
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
