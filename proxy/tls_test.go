@@ -186,7 +186,7 @@ func TestTLSSessionResumption(t *testing.T) {
 }
 
 // requestOn sends a GET / on an open connection and returns the status.
-func requestOn(t *testing.T, c net.Conn, host string) int {
+func requestOn(t testing.TB, c net.Conn, host string) int {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	defer c.SetDeadline(time.Time{})
