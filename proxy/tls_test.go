@@ -374,3 +374,42 @@ func TestNewRejectsBadTLSConfig(t *testing.T) {
 		t.Error("a proxy without TLS has a TLS configuration or reloads")
 	}
 }
+
+// TestTLSTimeouts applies the watchdog's limits to TLS connections: an idle
+// client, a client stuck in its handshake and a slow https backend are cut
+// off as their plain counterparts are.
+func TestTLSTimeouts(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	slow := startTLSBackend(t, "slow", ca.Issue(t, "localhost"))
+	tp := startTLSProxy(t, Config{
+		Backends:          []string{slow.URLFor("localhost")},
+		BackendTLS:        &tls.Config{RootCAs: ca.Pool()},
+		BackendTimeout:    100 * time.Millisecond,
+		ClientIdleTimeout: 300 * time.Millisecond,
+		Health:            HealthConfig{Interval: -1},
+		TLS:               &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
+	})
+
+	idle := dialTLS(t, tp.tlsAddr, &tls.Config{ServerName: "localhost", RootCAs: ca.Pool()})
+	if status := requestOn(t, idle, "localhost"); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	closedWithin(t, idle, 5*time.Second)
+
+	stuck, err := net.Dial("tcp", tp.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	io.WriteString(stuck, "\x16\x03\x01") // the start of a ClientHello, and no more
+	closedWithin(t, stuck, 5*time.Second)
+
+	client := newTLSClient(t, ca.Pool())
+	status, body := get(t, client, tp.tlsURL("localhost", "/delay/3s"))
+	if status != http.StatusGatewayTimeout {
+		t.Errorf("slow https backend: status %d (%s), want 504", status, body)
+	}
+	if status, _ := get(t, client, tp.tlsURL("localhost", "/")); status != http.StatusOK {
+		t.Errorf("after the timeout: status %d", status)
+	}
+}
