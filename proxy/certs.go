@@ -237,6 +237,11 @@ func loadPair(f CertificateFiles) (*tls.Certificate, error) {
 		}
 		return nil, fmt.Errorf("TLS key %q: %s", f.KeyFile, msg)
 	}
+	if c.Leaf == nil { // set by X509KeyPair unless GODEBUG x509keypairleaf=0
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("TLS certificate %q: %w", f.CertFile, err)
+		}
+	}
 	return &c, nil
 }
 
@@ -244,7 +249,7 @@ func loadPair(f CertificateFiles) (*tls.Certificate, error) {
 // at all, a key where the certificate should be, or a certificate that does
 // not parse.
 func checkCertificatePEM(data []byte) error {
-	found := false
+	found, key := false, false
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
@@ -252,9 +257,9 @@ func checkCertificatePEM(data []byte) error {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			if !found && strings.HasSuffix(block.Type, "PRIVATE KEY") {
-				return errors.New("holds a private key, not a certificate (certificate and key swapped?)")
-			}
+			// A key beside the certificates is fine (a combined PEM
+			// file, as HAProxy uses); a key alone is a mix-up.
+			key = key || strings.HasSuffix(block.Type, "PRIVATE KEY")
 			continue
 		}
 		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
@@ -262,10 +267,13 @@ func checkCertificatePEM(data []byte) error {
 		}
 		found = true
 	}
-	if !found {
-		return errors.New("no PEM certificate found")
+	switch {
+	case found:
+		return nil
+	case key:
+		return errors.New("holds a private key, not a certificate (certificate and key swapped?)")
 	}
-	return nil
+	return errors.New("no PEM certificate found")
 }
 
 // pathErr drops the operation and path from a file error: the caller names

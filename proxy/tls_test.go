@@ -325,6 +325,19 @@ func TestNewRejectsBadTLSConfig(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not PEM\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// One file with the key first, then the certificate, as HAProxy takes
+	// them: good for both.
+	combined := dir + "/combined.pem"
+	leaf := ca.Issue(t, "c.test")
+	if err := os.WriteFile(combined, append(append([]byte{}, leaf.KeyPEM...), leaf.CertPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Backends: []string{"http://127.0.0.1:1"}, Logger: discardLogger(),
+		TLS: &TLSConfig{Certificates: []CertificateFiles{{combined, combined}}}})
+	if err != nil {
+		t.Fatalf("a combined key and certificate file: %v", err)
+	}
+	p.Close()
 	for _, tc := range []struct {
 		name string
 		tls  TLSConfig
@@ -362,7 +375,7 @@ func TestNewRejectsBadTLSConfig(t *testing.T) {
 		})
 	}
 
-	p, err := New(Config{Backends: []string{"http://127.0.0.1:1"}, Logger: discardLogger()})
+	p, err = New(Config{Backends: []string{"http://127.0.0.1:1"}, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
