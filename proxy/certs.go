@@ -69,7 +69,7 @@ func newCertStore(files []CertificateFiles, log *slog.Logger) (*certStore, error
 		return nil, errors.New("TLS: no certificates configured")
 	}
 	s := &certStore{files: files, log: log}
-	stamps := s.stat()
+	stamps := s.stampFiles()
 	set, err := loadCertSet(files)
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (cs *certSet) pick(name string, hello *tls.ClientHelloInfo) *tls.Certificat
 func (s *certStore) reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stamps = s.stat()
+	s.stamps = s.stampFiles()
 	set, err := loadCertSet(s.files)
 	if err != nil {
 		s.log.Error("TLS certificate reload failed; still serving the previous certificates", "error", err.Error())
@@ -134,9 +134,10 @@ func (s *certStore) reload() error {
 }
 
 // watch checks the files every interval and reloads when one changed, until
-// close. The files are small: reading them every few seconds costs less
-// than trusting modification times. A failed reload is not retried until a file changes again, so a
-// broken pair is logged once, not every interval.
+// close. The files are small, so reading them every few seconds is cheap,
+// and their content shows every change where modification times may not. A
+// failed reload is not retried until a file changes again, so a broken pair
+// is logged once, not every interval.
 func (s *certStore) watch(interval time.Duration) {
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
@@ -166,7 +167,7 @@ func (s *certStore) close() {
 }
 
 func (s *certStore) changed() bool {
-	now := s.stat()
+	now := s.stampFiles()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range now {
@@ -177,10 +178,10 @@ func (s *certStore) changed() bool {
 	return false
 }
 
-// stat stamps every file, certificate then key for each pair. A file is
+// stampFiles stamps every file, certificate then key for each pair. A file is
 // read through symbolic links, so a link switched to a new target (as
 // certbot and Kubernetes secret volumes do) counts as a change.
-func (s *certStore) stat() []fileStamp {
+func (s *certStore) stampFiles() []fileStamp {
 	stamps := make([]fileStamp, 0, 2*len(s.files))
 	for _, f := range s.files {
 		for _, name := range []string{f.CertFile, f.KeyFile} {

@@ -67,6 +67,7 @@ func (c *TLSConfig) withDefaults() (*TLSConfig, error) {
 		return nil, nil
 	}
 	cc := *c
+	cc.Certificates = append([]CertificateFiles(nil), c.Certificates...) // the caller's may change
 	if len(cc.Certificates) == 0 {
 		return nil, errors.New("TLS: no certificates configured")
 	}
@@ -80,7 +81,7 @@ func (c *TLSConfig) withDefaults() (*TLSConfig, error) {
 		cc.MinVersion = tls.VersionTLS12
 	case tls.VersionTLS12, tls.VersionTLS13:
 	default:
-		return nil, fmt.Errorf("TLS minimum version %#04x: want TLS 1.2 or 1.3", cc.MinVersion)
+		return nil, fmt.Errorf("TLS minimum version %s: want TLS 1.2 or 1.3", tls.VersionName(cc.MinVersion))
 	}
 	if cc.ReloadInterval == 0 {
 		cc.ReloadInterval = DefaultCertPollInterval
