@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,7 +23,12 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
-	p.proxy(ctx, cc)
+	if p.https == nil || !p.https.redirect(ctx) {
+		p.proxy(ctx, cc)
+	}
+	if p.https != nil {
+		p.https.addHSTS(ctx)
+	}
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
@@ -157,12 +163,24 @@ func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 	if f.countsTowardEjection() && p.ejectAfter > 0 && b.AddFailureStreak() >= p.ejectAfter {
 		if p.pool.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
 			p.log.Warn("backend down: " + b.URL() + ": " + err.Error())
+			return
 		}
+	}
+	if f == failConnect && b.ShouldReport(p.wd.now(), int64(failureReportInterval)) {
+		// Not logged per request, but not hidden either: a backend that
+		// cannot be reached (a wrong CA, a closed port) is an operator's
+		// business even while it stays in rotation.
+		p.log.Warn("backend connect failed: " + b.URL() + ": " + err.Error())
+		return
 	}
 	if p.debug {
 		p.log.Debug("attempt failed", "backend", b.URL(), "error", err.Error())
 	}
 }
+
+// failureReportInterval is the least time between two reports of a
+// backend's connect failures.
+const failureReportInterval = 10 * time.Second
 
 func (p *Proxy) recoverPanic(ctx *fasthttp.RequestCtx) {
 	if v := recover(); v != nil {

@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,8 +44,9 @@ const (
 // Config says what a Proxy balances and how. The zero value of every field
 // but Backends selects the default named in its comment.
 type Config struct {
-	// Backends are the servers to balance over, as "http://host:port". At
-	// least one is required, and no two may share an address.
+	// Backends are the servers to balance over, as "http://host:port" or
+	// "https://host:port" (reached over TLS; see BackendTLS). At least one
+	// is required, and no two may share an address.
 	Backends []string
 
 	// Retries is how many more attempts a request may make, each on a
@@ -117,7 +119,9 @@ type Config struct {
 	MaxResponseBodySize int
 
 	// Dial connects to a backend's host:port within timeout. Nil means TCP,
-	// IPv4 and IPv6, with DNS answers cached for a minute.
+	// IPv4 and IPv6, with DNS answers cached for a minute. For an https
+	// backend the proxy does the TLS handshake on the connection Dial
+	// returns. It may not be set together with UpstreamProxy.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 
 	// MaxConns caps the client connections served at once; beyond it new
@@ -138,6 +142,26 @@ type Config struct {
 	// nearest untrusted address in that header, and the chain is extended.
 	// Empty means none: the peer is the client and the header is replaced.
 	TrustedProxies []netip.Prefix
+
+	// BackendTLS configures the TLS client for https backends: trusted
+	// roots, client certificates, verification. Nil means verification
+	// against the system's roots. Each backend gets its own copy, with
+	// ServerName (when empty) set to the backend's host for SNI and
+	// verification, NextProtos (when empty) to http/1.1 and, when nil, a
+	// session cache so reconnections resume.
+	BackendTLS *tls.Config
+
+	// UpstreamProxy sends every connection to backends, traffic and health
+	// checks alike, through a forward proxy: "http://[user:pass@]host:port"
+	// tunnels with HTTP CONNECT, "socks5://[user:pass@]host:port" with
+	// SOCKS5, and UpstreamProxyEnv ("env") follows HTTP_PROXY, HTTPS_PROXY
+	// and NO_PROXY as net/http does (loopback backends go direct). TLS to an
+	// https backend runs inside the tunnel. Empty means direct connections.
+	UpstreamProxy string
+
+	// TLS configures serving HTTPS (ServeTLS, ListenAndServeTLS), the
+	// redirect of plain HTTP to it and HSTS. Nil means plain HTTP only.
+	TLS *TLSConfig
 
 	// Health configures active health checks.
 	Health HealthConfig
@@ -187,6 +211,10 @@ type Proxy struct {
 	dialer               *dialer
 	checker              *health.Checker
 
+	certs     *certStore   // nil without TLS
+	tlsConfig *tls.Config  // the TLS listener's; nil without TLS
+	https     *httpsPolicy // nil unless redirecting or sending HSTS
+
 	serverOnce sync.Once
 	server     *fasthttp.Server
 
@@ -213,6 +241,17 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	routes, err := upstreamRoutes(cfg.UpstreamProxy, backends)
+	if err != nil {
+		return nil, err
+	}
+	var certs *certStore
+	if cfg.TLS != nil {
+		if certs, err = newCertStore(cfg.TLS.Certificates, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
+
 	wd := newWatchdog(clientLimits{
 		header: cfg.ClientHeaderTimeout,
 		body:   cfg.ClientBodyTimeout,
@@ -220,13 +259,16 @@ func New(cfg Config) (*Proxy, error) {
 		idle:   cfg.ClientIdleTimeout,
 	})
 	p := &Proxy{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		debug:   cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
-		retries: max(cfg.Retries, 0),
-		pool:    pl,
-		wd:      wd,
-		dialer:  newDialer(cfg, wd),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		debug:     cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
+		retries:   max(cfg.Retries, 0),
+		pool:      pl,
+		wd:        wd,
+		dialer:    newDialer(cfg, wd),
+		certs:     certs,
+		tlsConfig: serverTLSConfig(cfg.TLS, certs),
+		https:     newHTTPSPolicy(cfg.TLS, cfg.Health.Path),
 
 		headerTimeout:        cfg.BackendTimeout,
 		headerTimeoutFailure: failTimeout,
@@ -241,7 +283,14 @@ func New(cfg Config) (*Proxy, error) {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
 	for _, b := range backends {
-		b.SetTransport(p.newUpstream(b))
+		b.SetTransport(p.newUpstream(b, p.dialer.forBackend(b, routes[b], cfg.BackendTLS)))
+		if u := routes[b]; u != nil {
+			p.log.Info("backend reached through upstream proxy", "backend", b.URL(), "proxy", u.Redacted())
+		}
+	}
+	p.warnInsecureBackends()
+	if certs != nil && cfg.TLS.ReloadInterval > 0 {
+		certs.watch(cfg.TLS.ReloadInterval)
 	}
 	p.startHealth()
 	return p, nil
@@ -350,7 +399,32 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.UpstreamProxy != "" && c.Dial != nil {
+		return c, errors.New("upstream proxy and a custom Dial are exclusive: the proxy is the dialer")
+	}
+	if err := CheckUpstreamProxy(c.UpstreamProxy); err != nil {
+		return c, fmt.Errorf("upstream proxy %q: %w", redact(c.UpstreamProxy), err)
+	}
+	tc, err := c.TLS.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.TLS = tc
 	return c, nil
+}
+
+// warnInsecureBackends says once, at start, that https backends are reached
+// without checking who answers.
+func (p *Proxy) warnInsecureBackends() {
+	if p.cfg.BackendTLS == nil || !p.cfg.BackendTLS.InsecureSkipVerify {
+		return
+	}
+	for _, b := range p.pool.Backends() {
+		if b.TLS() {
+			p.log.Warn("TLS certificates of https backends are not verified: anyone on the path can impersonate them")
+			return
+		}
+	}
 }
 
 // Pool returns the proxy's backends and their state.
@@ -388,6 +462,9 @@ func (p *Proxy) Close() error {
 		<-p.healthDone
 		for _, b := range p.pool.Backends() {
 			upstreamOf(b).hc.CloseIdleConnections()
+		}
+		if p.certs != nil {
+			p.certs.close()
 		}
 		p.wd.close()
 	})

@@ -76,7 +76,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // read the next request. Yielding first lets the other connections run; by
 // the time this one reads, the client has often sent its next request, so
 // the read finds it instead of failing with EAGAIN and parking (see
-// roundTrip for the same idea on the backend side).
+// exchange for the same idea on the backend side).
 func yieldWhenIdle() { runtime.Gosched() }
 
 // fasthttpLogger routes fasthttp's own messages (mostly broken client

@@ -157,7 +157,7 @@ func (w *watchdog) sweepClients(now int64) {
 			// A slow reader or writer, or an idle keep-alive connection:
 			// drop it, as nginx does on client_header_timeout,
 			// client_body_timeout, send_timeout and keepalive_timeout.
-			cc.conn.Close()
+			abortConn(cc.conn)
 		}
 		return true
 	})
@@ -219,7 +219,7 @@ func (w *watchdog) sweepBackends(now int64) {
 	for bc := range w.backends {
 		if d := bc.deadline.Load(); d != 0 && now > d {
 			bc.expired.Store(true)
-			bc.Conn.Close() // not bc.Close: we hold backendsMu
+			abortConn(bc.Conn) // not bc.Close: we hold backendsMu
 		}
 	}
 }

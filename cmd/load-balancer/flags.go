@@ -17,6 +17,8 @@ import (
 type options struct {
 	proxy           proxy.Config
 	addr            string // host:port to listen on
+	tlsAddr         string // host:port to serve HTTPS on; "" without TLS
+	warnings        []string
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -92,6 +94,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	var tf tlsFlags
+	tf.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,10 +116,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
 	}
-	o.addr = strings.TrimSpace(*host) + ":" + strconv.Itoa(*port)
-	if strings.Contains(*host, ":") && !strings.HasPrefix(*host, "[") {
-		o.addr = "[" + *host + "]:" + strconv.Itoa(*port) // IPv6 literal
-	}
+	o.addr = listenAddr(*host, *port)
 
 	for _, d := range durationArgs {
 		if *d.dst <= 0 {
@@ -231,7 +232,22 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	default:
 		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
 	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := tf.apply(&o, set, *host, *port); err != nil {
+		return nil, err
+	}
 	return &o, nil
+}
+
+// listenAddr joins the -host and a port into an address to listen on.
+func listenAddr(host string, port int) string {
+	host = strings.TrimSpace(host)
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		host = "[" + host + "]" // IPv6 literal
+	}
+	return host + ":" + strconv.Itoa(port)
 }
 
 // parseBackends splits the -backends list and checks every entry.

@@ -4,7 +4,8 @@
 //
 // It spreads requests over the backends, retries failed attempts on other
 // backends, checks backend health in the background and stops gracefully on
-// SIGINT or SIGTERM. Run it with -h for every flag.
+// SIGINT or SIGTERM. With -tls-cert and -tls-key it serves HTTPS too, and
+// reloads the certificates on SIGHUP. Run it with -h for every flag.
 package main
 
 import (
@@ -50,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, o.logLevel, o.logFormat)
 	slog.SetDefault(log)
 	o.proxy.Logger = log
+	for _, w := range o.warnings {
+		log.Warn(w)
+	}
 
 	p, err := proxy.New(o.proxy)
 	if err != nil {
@@ -66,18 +70,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 		p.Close()
 		return 1
 	}
+	var tlsLn net.Listener
+	if o.tlsAddr != "" {
+		if tlsLn, err = net.Listen("tcp", o.tlsAddr); err != nil {
+			log.Error("cannot listen", "addr", o.tlsAddr, "error", err)
+			ln.Close()
+			p.Close()
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	served := make(chan error, 2)
 	go func() { served <- p.Serve(ln) }()
 	log.Info("Load balancer started at " + o.addr)
+	if tlsLn != nil {
+		go func() { served <- p.ServeTLS(tlsLn) }()
+		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
+	}
 
-	select {
-	case err := <-served:
-		log.Error("server stopped", "error", err)
-		p.Close()
-		return 1
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-served:
+			log.Error("server stopped", "error", err)
+			p.Close()
+			return 1
+		case <-hup:
+			// As nginx and HAProxy do: SIGHUP reloads what can change
+			// without a restart, here the certificates.
+			if o.tlsAddr == "" {
+				log.Info("SIGHUP: no TLS certificates to reload")
+				continue
+			}
+			log.Info("SIGHUP: reloading TLS certificates")
+			p.ReloadCertificates() //nolint:errcheck // logged by the proxy
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	stop() // a second signal now kills the process the default way
 	log.Info("shutting down: waiting for in-flight requests", "timeout", o.shutdownTimeout)
