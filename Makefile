@@ -6,7 +6,11 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BACKENDS ?= http://localhost:8081,http://localhost:8082
 PORT     ?= 3030
 
-.PHONY: help build run test vet fmt-check clean
+FUZZTIME ?= 60s
+# Each fuzz target and its package.
+FUZZ_TARGETS := FuzzRequest:./proxy FuzzNewBackend:./proxy/pool FuzzParseFlags:./cmd/load-balancer FuzzParseSize:./cmd/load-balancer
+
+.PHONY: help build run test vet fmt-check fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +33,12 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
 
 clean: ## remove built binaries
 	rm -rf bin

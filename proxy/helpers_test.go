@@ -21,6 +21,13 @@ import (
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// backendServer returns the project's backend-server, quiet.
+func backendServer(name string) *fasthttp.Server {
+	srv := backend.NewServer(backend.New(name))
+	srv.Logger = quietLogger{}
+	return srv
+}
+
 // quietLogger silences a test backend's fasthttp server, which reports the
 // connections a test kills.
 type quietLogger struct{}
