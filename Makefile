@@ -10,7 +10,9 @@ FUZZTIME ?= 60s
 # Each fuzz target and its package.
 FUZZ_TARGETS := FuzzRequest:./proxy FuzzNewBackend:./proxy/pool FuzzParseFlags:./cmd/load-balancer FuzzParseSize:./cmd/load-balancer
 
-.PHONY: help build run test vet fmt-check fuzz clean
+SOAK ?= 10m
+
+.PHONY: help build run test vet fmt-check fuzz soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +41,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 		echo "== $${t%%:*} ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
 	done
+
+soak: ## mixed traffic for SOAK (10m) with backends killed at random; reports failures, memory, goroutines
+	$(GO) test -tags soak -run '^TestSoak$$' -timeout 0 -v ./cmd/load-balancer -soak-duration=$(SOAK)
 
 clean: ## remove built binaries
 	rm -rf bin
