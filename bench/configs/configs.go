@@ -30,6 +30,21 @@ type Proxy struct {
 	Backends []string
 	// NoFile is the open-file limit the proxy runs with.
 	NoFile int
+	// Conns is how many connections, to clients and to backends, the proxy
+	// must be able to hold at once. nginx and HAProxy allocate tables of
+	// that size at start, so a limit far above the need inflates their
+	// memory. Zero means as many as NoFile allows.
+	Conns int
+}
+
+// connLimit is the connection limit to configure: Conns, within what the
+// open-file limit allows.
+func (p Proxy) connLimit() int {
+	limit := MaxConns(p.NoFile)
+	if p.Conns > 0 {
+		limit = min(limit, max(p.Conns, 64))
+	}
+	return limit
 }
 
 // MaxConns is how many client connections a proxy with this open-file
@@ -67,7 +82,7 @@ func NginxProxy(p Proxy) ([]byte, error) {
 	return render("nginx-proxy.conf.tmpl", struct {
 		Proxy
 		WorkerConnections int
-	}{p, MaxConns(p.NoFile)})
+	}{p, p.connLimit()})
 }
 
 // HAProxy renders haproxy.cfg for HAProxy as the balancer's peer: one
@@ -79,7 +94,7 @@ func HAProxy(p Proxy) ([]byte, error) {
 	return render("haproxy.cfg.tmpl", struct {
 		Proxy
 		MaxConn int
-	}{p, MaxConns(p.NoFile)})
+	}{p, p.connLimit()})
 }
 
 // Backend is what the nginx backend configuration needs.

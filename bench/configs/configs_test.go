@@ -21,6 +21,19 @@ func TestMaxConns(t *testing.T) {
 	}
 }
 
+func TestConnLimit(t *testing.T) {
+	for _, tc := range []struct{ noFile, conns, want int }{
+		{20000, 0, 9872},    // all the fd limit allows
+		{20000, 6024, 6024}, // what the load needs
+		{20000, 50000, 9872},
+		{20000, 10, 64},
+	} {
+		if got := (Proxy{NoFile: tc.noFile, Conns: tc.conns}).connLimit(); got != tc.want {
+			t.Errorf("connLimit(nofile %d, conns %d) = %d, want %d", tc.noFile, tc.conns, got, tc.want)
+		}
+	}
+}
+
 func TestProxyConfigs(t *testing.T) {
 	p := Proxy{Dir: "/tmp/x", Listen: "127.0.0.1:9100", Backends: []string{"127.0.0.1:9001", "127.0.0.1:9002"}, NoFile: 20000}
 	for _, tc := range []struct {

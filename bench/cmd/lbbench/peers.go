@@ -146,13 +146,24 @@ func (h *harness) haproxyArgs(p *peer) ([]string, error) {
 	return []string{bin, "-db", "-f", path}, nil
 }
 
+// connsNeeded is how many connections a proxy must hold at once: the idle
+// connections or the largest scenario's clients, plus as many to the
+// backends (nginx counts both in worker_connections) and some slack.
+func (h *harness) connsNeeded() int {
+	clients := h.opts.idleConns
+	for _, sc := range scenarios {
+		clients = max(clients, sc.Conns)
+	}
+	return clients + 1024
+}
+
 // writeProxyConfig renders a proxy's configuration into its own directory
 // and returns the directory and the file's path.
 func (h *harness) writeProxyConfig(p *peer, dirName, file string, render func(configs.Proxy) ([]byte, error)) (dir, path string, err error) {
 	if dir, err = h.subdir(dirName); err != nil {
 		return "", "", err
 	}
-	conf, err := render(configs.Proxy{Dir: dir, Listen: p.addr, Backends: h.backends, NoFile: h.noFile})
+	conf, err := render(configs.Proxy{Dir: dir, Listen: p.addr, Backends: h.backends, NoFile: h.noFile, Conns: h.connsNeeded()})
 	if err != nil {
 		return "", "", err
 	}
