@@ -35,6 +35,7 @@ type harness struct {
 	backendProcs []*process
 
 	failures []string
+	warnings []string
 }
 
 // progress prints a line about the run's progress on stderr.
@@ -49,6 +50,13 @@ func (h *harness) failf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	h.failures = append(h.failures, msg)
 	h.progress("FAILED: %s", msg)
+}
+
+// warnf records something odd that did not spoil the run's figures.
+func (h *harness) warnf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	h.warnings = append(h.warnings, msg)
+	h.progress("warning: %s", msg)
 }
 
 // raiseNoFile lifts the harness's open-file limit to the hard limit. The
@@ -189,7 +197,9 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		return fail(err)
 	}
 	if lr.Requests == 0 {
-		return fail(fmt.Errorf("no request completed (%d errors)", lr.Errors))
+		r := fail(fmt.Errorf("no request completed in %v (%d errors)", h.opts.duration, lr.Errors))
+		r.stalled = true
+		return r
 	}
 	var cpu *cpuTicks
 	var rss int64

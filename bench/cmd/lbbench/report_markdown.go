@@ -48,10 +48,15 @@ func writeMarkdown(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "\n## Memory with idle keep-alive connections\n\nRSS of the process tree, each connection opened with one request through the proxy and left idle; measured on freshly started proxies before any load.\n\n")
 		mdTable(w, idleTable(rep.Idle))
 	}
-	if len(rep.Failures) > 0 {
-		fmt.Fprintf(w, "\n## Failures\n\n")
-		for _, f := range rep.Failures {
-			fmt.Fprintf(w, "- %s\n", f)
+	for _, l := range []struct {
+		title string
+		items []string
+	}{{"Failures", rep.Failures}, {"Warnings", rep.Warnings}} {
+		if len(l.items) > 0 {
+			fmt.Fprintf(w, "\n## %s\n\n", l.title)
+			for _, item := range l.items {
+				fmt.Fprintf(w, "- %s\n", item)
+			}
 		}
 	}
 }

@@ -30,6 +30,9 @@ func printTable(w io.Writer, rep *report) {
 		fmt.Fprintln(w, "\nmemory (RSS of the process tree) with idle keep-alive connections")
 		writeAligned(w, idleTable(rep.Idle))
 	}
+	for _, warning := range rep.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s", warning)
+	}
 	fmt.Fprintf(w, "\nelapsed %s\n", rep.Elapsed)
 }
 

@@ -14,6 +14,7 @@ type report struct {
 	Scenarios []scenarioReport `json:"scenarios"`
 	Idle      *idleReport      `json:"idle,omitempty"`
 	Failures  []string         `json:"failures,omitempty"`
+	Warnings  []string         `json:"warnings,omitempty"`
 	Elapsed   string           `json:"elapsed"`
 }
 
@@ -62,6 +63,7 @@ type runRecord struct {
 	figures
 	Error     string `json:"error,omitempty"`
 	succeeded bool
+	stalled   bool // no request completed: retried once
 }
 
 // newRunRecord turns a load result and the proxy's CPU time over the run
