@@ -227,7 +227,8 @@ func rotate(peers []*peer, round int) []*peer {
 	return append(append([]*peer{}, peers[k:]...), peers[:k]...)
 }
 
-// estimate is how long the load phase takes, for the start-up message.
+// estimate is how long the load phase takes, for the start-up message:
+// the runs, and about a second per scenario and round to restart the peers.
 func estimate(o options, nScenarios, nPeers int) time.Duration {
-	return time.Duration(o.rounds*nScenarios*nPeers) * (o.warmup + o.duration)
+	return time.Duration(o.rounds*nScenarios) * (time.Duration(nPeers)*(o.warmup+o.duration) + time.Second)
 }

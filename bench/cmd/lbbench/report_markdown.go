@@ -25,7 +25,7 @@ func writeMarkdown(w io.Writer, rep *report) {
 		{"GOMAXPROCS", s.GOMAXPROCS},
 		{"load generator", s.LoadGenerator + ", one thread"},
 		{"backends", s.Backend},
-		{"runs", fmt.Sprintf("%s warm-up, %s measured, %d rounds interleaving the peers; medians", s.Warmup, s.Duration, s.Rounds)},
+		{"runs", fmt.Sprintf("%s warm-up, %s measured, %d rounds interleaving the peers, fresh proxy processes for every scenario and round; medians", s.Warmup, s.Duration, s.Rounds)},
 		{"CPU µs/req", fmt.Sprintf("utime+stime of the proxy's process tree (/proc/PID/stat, %d ticks/s) over the measured run, divided by the responses the load generator counted", s.ClockTicks)},
 		{"non-2xx", s.Non2xx},
 	}})

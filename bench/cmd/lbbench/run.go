@@ -54,7 +54,9 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		return nil, fmt.Errorf("backends: %v", err)
 	}
 	h.progress("backends: %s on %v (%s)", h.backendKind, h.backends, h.pinning)
-	h.startPeers(peers, scs)
+	// Every peer is started and checked once up front: what is missing or
+	// broken shows before any load.
+	h.startPeers(peers, scs, true)
 	live := measuredPeers(peers)
 	if len(live) == 0 {
 		return nil, fmt.Errorf("no peer could be measured")
@@ -63,21 +65,19 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	rep := &report{Generated: time.Now().UTC().Truncate(time.Second), Machine: h.machine}
 	if n := h.idleTarget(); n > 0 && ctx.Err() == nil {
 		rep.Idle = h.measureIdle(ctx, live, idleLevels(n))
-		// Fresh processes for the load, so the memory the idle
-		// connections left behind does not show in its RSS column.
-		h.stopPeers(peers)
-		h.startPeers(peers, scs)
-		if live = measuredPeers(peers); len(live) == 0 {
-			return nil, fmt.Errorf("no peer could be measured")
-		}
 	}
+	h.stopPeers(peers)
 
 	h.progress("load: %d scenario(s) x %d peer(s) x %d round(s), about %v", len(scs), len(live), h.opts.rounds,
 		estimate(h.opts, len(scs), len(live)).Round(time.Second))
 	runs := make([][]runRecord, len(scs))
 	for round := 1; round <= h.opts.rounds && ctx.Err() == nil; round++ {
 		for i, sc := range scs {
-			for _, p := range rotate(live, round-1) {
+			// Fresh processes for every scenario of every round: each run's
+			// RSS is its own, and no run inherits another's heap, buffers
+			// or pools.
+			h.startPeers(peers, []scenario{sc}, false)
+			for _, p := range rotate(measuredPeers(peers), round-1) {
 				if ctx.Err() != nil || !p.measured() {
 					continue
 				}
@@ -89,6 +89,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 				}
 				runs[i] = append(runs[i], r)
 			}
+			h.stopPeers(peers)
 		}
 	}
 
@@ -152,8 +153,9 @@ func (h *harness) idleTarget() int {
 	return n
 }
 
-// startPeers starts and checks every peer that is not skipped or failed.
-func (h *harness) startPeers(peers []*peer, scs []scenario) {
+// startPeers starts and checks every peer that is not skipped or failed,
+// saying so when verbose.
+func (h *harness) startPeers(peers []*peer, scs []scenario, verbose bool) {
 	for _, p := range peers {
 		if !p.measured() {
 			continue
@@ -164,7 +166,9 @@ func (h *harness) startPeers(peers []*peer, scs []scenario) {
 			continue
 		}
 		if p.Skip != "" {
-			h.progress("%s: skipped: %s", p.Name, p.Skip)
+			if verbose {
+				h.progress("%s: skipped: %s", p.Name, p.Skip)
+			}
 			continue
 		}
 		if err := h.verifyPeer(p, scs); err != nil {
@@ -172,7 +176,9 @@ func (h *harness) startPeers(peers []*peer, scs []scenario) {
 			h.failf("%s: %s", p.Name, p.Err)
 			continue
 		}
-		h.progress("%s: %s on %s (CPUs %s)", p.Name, p.Version, p.addr, orDash(p.Pinning))
+		if verbose {
+			h.progress("%s: %s on %s (CPUs %s)", p.Name, p.Version, p.addr, orDash(p.Pinning))
+		}
 	}
 }
 
