@@ -17,7 +17,7 @@ type table struct {
 func scenarioTable(sc scenarioReport) table {
 	t := table{header: []string{
 		"peer", "req/s", "CPU µs/req", "user", "sys", "×nginx", "×haproxy", "×net/http",
-		"p50", "p99", "max", "errors", "non-2xx", "RSS",
+		"p50", "p99", "max", "errors", "non-2xx", "RSS", "softirq", "others",
 	}}
 	for _, s := range sc.Summary {
 		t.rows = append(t.rows, []string{
@@ -25,6 +25,7 @@ func scenarioTable(sc scenarioReport) table {
 			formatRatio(s.CPUVsNginx), formatRatio(s.CPUVsHAProx), formatRatio(s.CPUVsHTTP),
 			formatMs(s.P50Ms), formatMs(s.P99Ms), formatMs(s.MaxMs),
 			strconv.FormatInt(s.Errors, 10), strconv.FormatInt(s.Non2xx, 10), formatKiB(s.RSSKiB),
+			formatFloat(s.SoftirqUs, 1), formatPct(s.OthersPct),
 		})
 	}
 	return t
@@ -94,6 +95,9 @@ func formatRun(r runRecord) string {
 		s += fmt.Sprintf(", %.1f µs/req (%.1f user + %.1f sys)", *r.CPUUs, *r.UserUs, *r.SysUs)
 	}
 	s += ", p99 " + formatMs(r.P99Ms)
+	if r.OthersPct != nil && *r.OthersPct >= 5 {
+		s += fmt.Sprintf(", others used %.0f%% of its CPU", *r.OthersPct)
+	}
 	if r.Errors > 0 || r.Non2xx > 0 {
 		s += fmt.Sprintf(", %d errors, %d non-2xx", r.Errors, r.Non2xx)
 	}
@@ -121,6 +125,13 @@ func formatFloat(x *float64, prec int) string {
 		return "-"
 	}
 	return strconv.FormatFloat(*x, 'f', prec, 64)
+}
+
+func formatPct(x *float64) string {
+	if x == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*x, 'f', 0, 64) + "%"
 }
 
 func formatRatio(x *float64) string {

@@ -24,10 +24,11 @@ type harness struct {
 	noFile  int
 	machine machineInfo
 
-	proxyPin []string // command prefix pinning a proxy, such as taskset -c 1
-	loadPin  []string // the same for the load generator and the backends
-	pinning  string   // what the report says about pinning
-	maxprocs string   // what the report says about GOMAXPROCS
+	proxyPin  []string // command prefix pinning a proxy, such as taskset -c 1
+	proxyCPUs []int    // the CPUs it is pinned to; nil when it is not
+	loadPin   []string // the same for the load generator and the backends
+	pinning   string   // what the report says about pinning
+	maxprocs  string   // what the report says about GOMAXPROCS
 
 	load         loadGenerator
 	backends     []string // host:port
@@ -88,6 +89,7 @@ func (h *harness) setupPinning() {
 		h.pinning = "off: one CPU"
 	default:
 		h.proxyPin = []string{taskset, "-c", h.opts.proxyCPU}
+		h.proxyCPUs = parseCPUList(h.opts.proxyCPU)
 		h.loadPin = []string{taskset, "-c", h.opts.loadCPU}
 		h.pinning = fmt.Sprintf("proxy on CPU %s; load generator and backends on CPU %s", h.opts.proxyCPU, h.opts.loadCPU)
 	}
@@ -126,25 +128,32 @@ func (h *harness) probeGOMAXPROCS() {
 	}
 }
 
-// cpuCount counts the CPUs in a taskset list such as "1", "0-3" or "1,3".
-func cpuCount(list string) int {
-	n := 0
+// parseCPUList returns the CPUs of a taskset list such as "1", "0-3" or
+// "1,3"; parts that are not numbers or ranges are passed over.
+func parseCPUList(list string) []int {
+	var cpus []int
 	for _, part := range strings.Split(list, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
 		a, err1 := strconv.Atoi(lo)
-		if !isRange {
-			if err1 == nil {
-				n++
-			}
+		if err1 != nil {
 			continue
 		}
-		b, err2 := strconv.Atoi(hi)
-		if err1 == nil && err2 == nil && b >= a {
-			n += b - a + 1
+		b := a
+		if isRange {
+			var err2 error
+			if b, err2 = strconv.Atoi(hi); err2 != nil || b < a {
+				continue
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
 		}
 	}
-	return n
+	return cpus
 }
+
+// cpuCount counts the CPUs in a taskset list.
+func cpuCount(list string) int { return len(parseCPUList(list)) }
 
 // chooseLoadGenerator picks wrk, or hey when wrk is missing.
 func (h *harness) chooseLoadGenerator() error {
@@ -185,9 +194,13 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		}
 	}
 	var before treeSample
+	var coreBefore coreTimes
 	if p.proc != nil {
 		var err error
 		if before, err = h.fs.sampleCPU(p.proc.PID()); err != nil {
+			return fail(err)
+		}
+		if coreBefore, err = h.fs.coreTimes(h.proxyCPUs); err != nil {
 			return fail(err)
 		}
 	}
@@ -202,19 +215,30 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		return r
 	}
 	var cpu *cpuTicks
+	var core *coreTimes
 	var rss int64
 	if p.proc != nil {
 		after, err := h.fs.sampleCPU(p.proc.PID())
 		if err != nil {
 			return fail(err)
 		}
+		coreAfter, err := h.fs.coreTimes(h.proxyCPUs)
+		if err != nil {
+			return fail(err)
+		}
 		d := after.since(before)
 		cpu = &d
+		if len(h.proxyCPUs) > 0 {
+			c := coreAfter.since(coreBefore)
+			core = &c
+		}
 		if rss, err = h.fs.rss(p.proc.PID()); err != nil {
 			return fail(err)
 		}
 	}
-	return newRunRecord(round, p.Name, lr, cpu, h.ticks, rss)
+	r := newRunRecord(round, p.Name, lr, cpu, h.ticks, rss)
+	r.addCoreTimes(core, cpu, h.ticks)
+	return r
 }
 
 // rotate returns peers starting at the round's offset, so no peer always

@@ -223,3 +223,61 @@ func clockTicks() int64 {
 	}
 	return n
 }
+
+// coreTimes is what /proc/stat says some CPUs did, in clock ticks.
+type coreTimes struct {
+	Total   uint64 // every state, idle included
+	Busy    uint64 // everything but idle and iowait
+	Softirq uint64 // interrupts and softirqs (network receive work)
+}
+
+func (c coreTimes) since(before coreTimes) coreTimes {
+	return coreTimes{Total: c.Total - before.Total, Busy: c.Busy - before.Busy, Softirq: c.Softirq - before.Softirq}
+}
+
+// parseCoreTimes sums the "cpuN" lines of /proc/stat for the given CPUs:
+// cpuN user nice system idle iowait irq softirq steal guest guest_nice.
+// Guest time is already in user and nice, so it is not added again.
+func parseCoreTimes(stat []byte, cpus []int) (coreTimes, error) {
+	want := map[string]bool{}
+	for _, c := range cpus {
+		want["cpu"+strconv.Itoa(c)] = true
+	}
+	var t coreTimes
+	found := 0
+	for line := range bytes.SplitSeq(stat, []byte{'\n'}) {
+		f := strings.Fields(string(line))
+		if len(f) < 9 || !want[f[0]] {
+			continue
+		}
+		var v [8]uint64
+		for i := range v {
+			n, err := strconv.ParseUint(f[i+1], 10, 64)
+			if err != nil {
+				return coreTimes{}, fmt.Errorf("/proc/stat %s: field %d %q: %v", f[0], i+1, f[i+1], err)
+			}
+			v[i] = n
+		}
+		user, nice, system, idle, iowait, irq, softirq, steal := v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
+		t.Busy += user + nice + system + irq + softirq + steal
+		t.Total += user + nice + system + idle + iowait + irq + softirq + steal
+		t.Softirq += irq + softirq
+		found++
+	}
+	if found != len(want) {
+		return coreTimes{}, fmt.Errorf("/proc/stat: %d of CPUs %v found", found, cpus)
+	}
+	return t, nil
+}
+
+// coreTimes reads /proc/stat for the given CPUs; none gives the zero value.
+func (fs procFS) coreTimes(cpus []int) (coreTimes, error) {
+	if len(cpus) == 0 {
+		return coreTimes{}, nil
+	}
+	b, err := os.ReadFile(filepath.Join(fs.root, "stat"))
+	if err != nil {
+		return coreTimes{}, err
+	}
+	return parseCoreTimes(b, cpus)
+}

@@ -204,3 +204,58 @@ func TestCPUCount(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCoreTimes(t *testing.T) {
+	stat := []byte("cpu  177520 275 162793 433352 944 0 75843 205 0 0\n" +
+		"cpu0 76326 121 93217 215927 161 0 39692 109 0 0\n" +
+		"cpu1 101193 153 69576 217424 782 10 36151 96 0 0\n" +
+		"intr 13768965 0 0\n")
+	for _, tc := range []struct {
+		name string
+		cpus []int
+		want coreTimes
+		err  string
+	}{
+		{"one CPU", []int{1}, coreTimes{
+			Busy:    101193 + 153 + 69576 + 10 + 36151 + 96,
+			Total:   101193 + 153 + 69576 + 217424 + 782 + 10 + 36151 + 96,
+			Softirq: 10 + 36151,
+		}, ""},
+		{"two CPUs add up", []int{0, 1}, coreTimes{
+			Busy:    (76326 + 121 + 93217 + 39692 + 109) + (101193 + 153 + 69576 + 10 + 36151 + 96),
+			Total:   (76326 + 121 + 93217 + 215927 + 161 + 39692 + 109) + (101193 + 153 + 69576 + 217424 + 782 + 10 + 36151 + 96),
+			Softirq: 39692 + 10 + 36151,
+		}, ""},
+		{"the aggregate line is not cpu0", []int{0}, coreTimes{
+			Busy: 76326 + 121 + 93217 + 39692 + 109, Total: 76326 + 121 + 93217 + 215927 + 161 + 39692 + 109, Softirq: 39692,
+		}, ""},
+		{"missing CPU", []int{7}, coreTimes{}, "0 of CPUs [7] found"},
+	} {
+		got, err := parseCoreTimes(stat, tc.cpus)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: parseCoreTimes = %+v, %v; want %+v", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := parseCoreTimes([]byte("cpu1 1 2 x 4 5 6 7 8 0 0\n"), []int{1}); err == nil || !strings.Contains(err.Error(), `"x"`) {
+		t.Errorf("bad field: %v, want an error naming it", err)
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+	}{
+		{"1", []int{1}}, {"0-2", []int{0, 1, 2}}, {"0,3-4", []int{0, 3, 4}}, {"", nil}, {"x,2", []int{2}}, {"3-1", nil},
+	} {
+		if got := parseCPUList(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("parseCPUList(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

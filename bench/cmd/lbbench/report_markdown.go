@@ -27,6 +27,8 @@ func writeMarkdown(w io.Writer, rep *report) {
 		{"backends", s.Backend},
 		{"runs", fmt.Sprintf("%s warm-up, %s measured, %d rounds interleaving the peers, fresh proxy processes for every scenario and round; medians", s.Warmup, s.Duration, s.Rounds)},
 		{"CPU µs/req", fmt.Sprintf("utime+stime of the proxy's process tree (/proc/PID/stat, %d ticks/s) over the measured run, divided by the responses the load generator counted", s.ClockTicks)},
+		{"softirq", "interrupt and softirq time on the proxy's CPU per request (/proc/stat): kernel network work charged to no process"},
+		{"others", "share of the proxy's CPU that other processes used during the run; a disturbed run shows it"},
 		{"non-2xx", s.Non2xx},
 	}})
 	fmt.Fprintf(w, "\n")

@@ -46,12 +46,19 @@ type figures struct {
 	CPUUs  *float64 `json:"cpu_us_per_request"` // null without a proxy (direct)
 	UserUs *float64 `json:"user_us_per_request"`
 	SysUs  *float64 `json:"sys_us_per_request"`
-	P50Ms  float64  `json:"p50_ms"`
-	P99Ms  float64  `json:"p99_ms"`
-	MaxMs  float64  `json:"max_ms"`
-	Errors int64    `json:"errors"`
-	Non2xx int64    `json:"non_2xx"`
-	RSSKiB int64    `json:"rss_kib"`
+	// SoftirqUs is interrupt and softirq time on the proxy's CPU per
+	// request: network work the kernel does there that no process is
+	// charged for (with IRQ time accounting), so it is not in CPUUs.
+	SoftirqUs *float64 `json:"softirq_us_per_request,omitempty"`
+	// OthersPct is the share of the proxy's CPU that other processes used
+	// during the run, in percent: above a few percent the run was disturbed.
+	OthersPct *float64 `json:"others_on_proxy_cpu_pct,omitempty"`
+	P50Ms     float64  `json:"p50_ms"`
+	P99Ms     float64  `json:"p99_ms"`
+	MaxMs     float64  `json:"max_ms"`
+	Errors    int64    `json:"errors"`
+	Non2xx    int64    `json:"non_2xx"`
+	RSSKiB    int64    `json:"rss_kib"`
 }
 
 // runRecord is one measured run of one peer in one round.
@@ -84,6 +91,17 @@ func newRunRecord(round int, peerName string, lr loadResult, cpu *cpuTicks, tick
 		r.CPUUs = num(float64(cpu.User+cpu.Sys) * perTick)
 	}
 	return r
+}
+
+// addCoreTimes adds what the proxy's CPU did during the run besides the
+// proxy: softirq work per request, and other processes' share.
+func (r *runRecord) addCoreTimes(core *coreTimes, proxy *cpuTicks, ticksPerSec int64) {
+	if core == nil || proxy == nil || core.Total == 0 || r.Requests == 0 {
+		return
+	}
+	r.SoftirqUs = num(float64(core.Softirq) * 1e6 / float64(ticksPerSec) / float64(r.Requests))
+	others := float64(core.Busy) - float64(core.Softirq) - float64(proxy.User+proxy.Sys)
+	r.OthersPct = num(max(0, others) / float64(core.Total) * 100)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -146,13 +164,15 @@ func summarize(peers []string, runs []runRecord) []peerSummary {
 		if len(rounds) == 0 {
 			continue
 		}
-		var rpsV, cpuV, userV, sysV, p50, p99, maxV []float64
+		var rpsV, cpuV, userV, sysV, softV, othersV, p50, p99, maxV []float64
 		s := peerSummary{Peer: name, Rounds: len(rounds)}
 		for _, r := range rounds {
 			rpsV = append(rpsV, r.RPS)
 			cpuV = append(cpuV, val(r.CPUUs))
 			userV = append(userV, val(r.UserUs))
 			sysV = append(sysV, val(r.SysUs))
+			softV = append(softV, val(r.SoftirqUs))
+			othersV = append(othersV, val(r.OthersPct))
 			p50 = append(p50, r.P50Ms)
 			p99 = append(p99, r.P99Ms)
 			maxV = append(maxV, r.MaxMs)
@@ -162,6 +182,7 @@ func summarize(peers []string, runs []runRecord) []peerSummary {
 		}
 		s.RPS = median(rpsV)
 		s.CPUUs, s.UserUs, s.SysUs = num(median(cpuV)), num(median(userV)), num(median(sysV))
+		s.SoftirqUs, s.OthersPct = num(median(softV)), num(median(othersV))
 		s.P50Ms, s.P99Ms, s.MaxMs = median(p50), median(p99), maxFloat(maxV)
 		if name != peerNginx {
 			s.CPUVsNginx = perRoundRatio(name, peerNginx, cpu)

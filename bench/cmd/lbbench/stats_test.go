@@ -146,3 +146,24 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+func TestAddCoreTimes(t *testing.T) {
+	// A 2 s run on one CPU at 100 ticks/s: 200 ticks. The proxy used 120,
+	// softirq 30, another process 20, idle 30.
+	r := newRunRecord(1, "balancer", loadResult{Requests: 10000, Seconds: 2}, &cpuTicks{User: 30, Sys: 90}, 100, 0)
+	r.addCoreTimes(&coreTimes{Total: 200, Busy: 170, Softirq: 30}, &cpuTicks{User: 30, Sys: 90}, 100)
+	if got := val(r.SoftirqUs); math.Abs(got-30) > 1e-9 { // 0.3 s / 10,000
+		t.Errorf("softirq %v µs/req, want 30", got)
+	}
+	if got := val(r.OthersPct); math.Abs(got-10) > 1e-9 {
+		t.Errorf("others %v%%, want 10", got)
+	}
+	// Unpinned (no core times) or no proxy (direct): nothing to say.
+	d := newRunRecord(1, "direct", loadResult{Requests: 10, Seconds: 2}, nil, 100, 0)
+	d.addCoreTimes(&coreTimes{Total: 200, Busy: 100}, nil, 100)
+	r2 := newRunRecord(1, "balancer", loadResult{Requests: 10, Seconds: 2}, &cpuTicks{}, 100, 0)
+	r2.addCoreTimes(nil, &cpuTicks{}, 100)
+	if d.SoftirqUs != nil || d.OthersPct != nil || r2.SoftirqUs != nil || r2.OthersPct != nil {
+		t.Error("core figures without a pinned proxy")
+	}
+}
