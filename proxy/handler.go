@@ -8,10 +8,13 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
-// HandleFastHTTP proxies one request: it picks a backend, sends the request
-// over that backend's keep-alive connections and relays the response. A
-// failed attempt moves on to a backend not yet tried while the failure
-// allows it; after the last one the client gets a short 502, 503 or 504.
+// HandleFastHTTP proxies one request: it picks a backend (the one its sticky
+// cookie names, if any and usable, else the policy's choice), sends the
+// request over that backend's keep-alive connections and relays the
+// response. A failed attempt moves on to a backend not yet tried while the
+// failure allows it; after the last one the client gets a short 502, 503 or
+// 504. When every usable backend is at its max_conns the client gets 503 at
+// once.
 //
 // It is a fasthttp.RequestHandler, so a Proxy can be mounted in any fasthttp
 // server. In steady state it allocates nothing.
@@ -36,12 +39,28 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 	// question for a resend is the method.
 	replayable := isIdempotent(req.Header.Method())
 
+	// A client pinned by the sticky cookie goes to its backend while that
+	// backend can take it; otherwise, and for retries, the policy chooses.
+	var pinned *pool.Backend
+	if p.sticky != nil {
+		pinned = p.sticky.backend(&req.Header)
+	}
+
 	var tried pool.Tried
 	var last failure
 	for attempt := 0; attempt <= p.retries; attempt++ {
-		b := p.pool.Next((*requestKey)(ctx), tried)
-		if b == nil {
-			break
+		var b *pool.Backend
+		if pinned != nil && p.pool.AcquireBackend(pinned, tried) {
+			b = pinned
+		} else {
+			var res pool.Result
+			b, res = p.pool.Acquire((*requestKey)(ctx), tried)
+			if b == nil {
+				if res == pool.AllAtLimit {
+					last = failBusy // refused at once, not queued
+				}
+				break
+			}
 		}
 		tried.Add(b)
 		if p.debug {
@@ -52,11 +71,13 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx) {
 			req.Header.SetHost(b.Addr())
 		}
 		hc := b.Transport().(*fasthttp.HostClient)
-		b.Begin()
 		f, err := p.roundTrip(hc, req, &ctx.Response)
 		b.Done(err != nil)
 		if err == nil {
 			cleanResponse(&ctx.Response)
+			if p.sticky != nil && b != pinned {
+				p.sticky.set(&ctx.Response.Header, b)
+			}
 			return
 		}
 		last = f
@@ -129,7 +150,7 @@ func (r *requestKey) Key(k pool.Key) []byte {
 			}
 		}
 	case pool.KeyCookie:
-		return ctx.Request.Header.Cookie(k.Name)
+		return requestCookie(&ctx.Request.Header, k.Name)
 	}
 	return nil
 }
