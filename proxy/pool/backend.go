@@ -221,6 +221,12 @@ func (b *Backend) setState(s State) bool {
 // does.
 func (b *Backend) Begin() {
 	b.inflight.Add(1)
+	b.begun()
+}
+
+// begun counts an attempt that Begin or TryBegin started: the one place for
+// per-attempt counters.
+func (b *Backend) begun() {
 	b.requests.Add(1)
 }
 
@@ -239,7 +245,7 @@ func (b *Backend) TryBegin() bool {
 			return false
 		}
 		if b.inflight.CompareAndSwap(n, n+1) {
-			b.requests.Add(1)
+			b.begun()
 			return true
 		}
 	}
