@@ -7,7 +7,7 @@ import (
 )
 
 // requestCookie returns the value of the cookie called name in the request's
-// Cookie headers, or nil. It reads the raw header block: unlike
+// Cookie headers, or nil when it is absent or empty. It reads the raw header block: unlike
 // RequestHeader.Cookie it allocates nothing and leaves the Cookie header of
 // the forwarded request exactly as the client wrote it.
 func requestCookie(h *fasthttp.RequestHeader, name string) []byte {
@@ -43,6 +43,9 @@ func cookieIn(list []byte, name string) []byte {
 		v = bytes.TrimSpace(v)
 		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 			v = v[1 : len(v)-1]
+		}
+		if len(v) == 0 {
+			continue
 		}
 		return v
 	}
