@@ -61,7 +61,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	for _, b := range p.Pool().Backends() {
-		log.Info("Configured server: " + b.URL())
+		if opts := b.Options().String(); opts != "" {
+			log.Info("Configured server: "+b.URL(), "options", opts)
+		} else {
+			log.Info("Configured server: " + b.URL())
+		}
 	}
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -87,7 +91,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	served := make(chan error, 2)
 	go func() { served <- p.Serve(ln) }()
-	log.Info("Load balancer started at " + o.addr)
+	if o.proxy.StickyCookie != "" {
+		log.Info("Load balancer started at "+o.addr, "policy", o.policy, "sticky_cookie", o.proxy.StickyCookie)
+	} else {
+		log.Info("Load balancer started at "+o.addr, "policy", o.policy)
+	}
 	if tlsLn != nil {
 		go func() { served <- p.ServeTLS(tlsLn) }()
 		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
