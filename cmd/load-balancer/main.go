@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := proxy.Listen(o.addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", o.addr, "error", err)
 		p.Close()
@@ -76,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var tlsLn net.Listener
 	if o.tlsAddr != "" {
-		if tlsLn, err = net.Listen("tcp", o.tlsAddr); err != nil {
+		if tlsLn, err = proxy.Listen(o.tlsAddr); err != nil {
 			log.Error("cannot listen", "addr", o.tlsAddr, "error", err)
 			ln.Close()
 			p.Close()
