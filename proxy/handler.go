@@ -110,7 +110,8 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 			}
 		}
 		var err error
-		if hedge && attempt == 0 {
+		hedged := hedge && attempt == 0 // the hedged attempts record their own failures
+		if hedged {
 			var winner *pool.Backend
 			if winner, f, err = p.hedged(ctx, b, &tried, cc); err == nil {
 				b = winner
@@ -138,13 +139,13 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 		if f == failBodyTooLarge || f == failClientGone {
 			break // the client's fault, not the backend's
 		}
-		if f == failStale && replayable && !hedge {
+		if f == failStale && replayable && !hedged {
 			// Its other idle connections are likely as stale.
 			upstreamOf(b).hc.CloseIdleConnections()
 			freshRetry = true
 			continue
 		}
-		if !hedge || attempt > 0 {
+		if !hedged {
 			p.attemptFailed(b, last, err)
 		}
 		if !last.retryable(replayable) {
