@@ -21,13 +21,17 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
-	p.proxy(ctx, cc)
+	header := p.proxy(ctx, cc)
+	p.countRequest(ctx, header)
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
 }
 
-func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
+// proxy answers the request from a backend, or with an error of its own. It
+// returns the size of a relayed response's header block, or 0 for an answer
+// of the proxy's own.
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	defer p.recoverPanic(ctx)
 
 	req := &ctx.Request
@@ -35,8 +39,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	if v := ctx.UserValue(preflightKey{}); v != nil {
 		// The request expected 100-continue and was prepared then.
 		if pf := v.(*preflight); pf != nil {
-			p.continued(ctx, pf, cc)
-			return
+			return p.continued(ctx, pf, cc)
 		}
 	} else {
 		upgrade = prepareRequest(ctx)
@@ -47,7 +50,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	rb, streaming, f := p.takeBody(ctx)
 	if f != 0 {
 		writeFailure(ctx, f)
-		return
+		return 0
 	}
 	defer p.releaseBody(rb)
 	if streaming {
@@ -65,6 +68,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	var tried pool.Tried
 	var last failure
 	var b *pool.Backend
+	var failed *pool.Backend // where the last attempt failed, if it did
 	freshRetry := false
 	for attempt := 0; attempt <= p.retries; attempt++ {
 		if freshRetry {
@@ -74,6 +78,9 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 			if b = p.pool.Next((*requestKey)(ctx), tried); b == nil {
 				break
 			}
+			if failed != nil {
+				failed.Retried()
+			}
 			tried.Add(b)
 			if p.debug {
 				p.log.Debug("Selected backend: " + b.URL())
@@ -82,7 +89,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 		if hedge && attempt == 0 {
 			f, err := p.hedged(ctx, b, &tried, cc)
 			if err == nil {
-				return
+				return responseHeaderSize(&ctx.Response)
 			}
 			last = f
 		} else {
@@ -91,11 +98,14 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 				req.Header.SetHost(b.Addr())
 			}
 			b.Begin()
+			// The attempt's two clock reads, for the latency histogram:
+			// the only ones on the request path (no wall clock either).
+			start := pool.Monotonic()
 			f, err := p.exchange(b, req, &ctx.Response, &env)
 			if err == nil {
+				b.RecordResponse(ctx.Response.StatusCode(), pool.Monotonic()-start)
 				b.ResetFailureStreak()
-				p.relay(ctx, b, &env)
-				return
+				return p.relay(ctx, b, &env)
 			}
 			b.Done(true)
 			last = f
@@ -109,30 +119,37 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 				continue
 			}
 			p.attemptFailed(b, last, err)
+			failed = b
 		}
 		freshRetry = false
 		if !last.retryable(replayable) {
 			break
 		}
 	}
+	if last == 0 {
+		p.pool.Traffic().NoBackend()
+	}
 	writeFailure(ctx, last)
+	return 0
 }
 
 // relay readies a backend's response for the client. A streamed body ends
 // the attempt when the server has relayed it; a protocol switch hands the
-// connection to a tunnel once the 101 is out.
-func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEnv) {
+// connection to a tunnel once the 101 is out. It returns the size of the
+// response's header block.
+func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEnv) (header int) {
 	resp := &ctx.Response
 	if t := env.tunnel; t != nil {
 		b.Done(false)
 		resp.Header.ResetConnectionClose() // Connection: Upgrade stays
 		ctx.Hijack(func(c net.Conn) { p.runTunnel(t, c) })
-		return
+		return responseHeaderSize(resp)
 	}
-	cleanResponse(resp)
+	header = cleanResponse(resp)
 	if !resp.IsBodyStream() {
 		b.Done(false)
 	}
+	return header
 }
 
 // attemptFailed records a failed attempt. A backend that could not be
@@ -141,6 +158,9 @@ func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEn
 // back.
 func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 	b.RecordError(err.Error())
+	if k, ok := f.kind(); ok {
+		b.RecordFailure(k)
+	}
 	if f == failTryTimeout {
 		b.TryTimedOut()
 	}

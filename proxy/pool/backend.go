@@ -57,6 +57,8 @@ type Backend struct {
 	tryTOs   atomic.Uint64 // attempts abandoned for want of a response header
 	ejected  atomic.Uint64 // times live traffic took it out of rotation
 	lastErr  atomic.Pointer[string]
+
+	stats backendStats // monitoring counters: stats.go
 }
 
 // ParseError is returned for a backend address that cannot be used. Its
@@ -192,6 +194,7 @@ func (b *Backend) setState(s State) bool {
 		}
 		if b.state.CompareAndSwap(old, uint32(s)) {
 			b.since.Store(time.Now().UnixNano())
+			b.stats.stateChanges.Add(1)
 			return true
 		}
 	}
