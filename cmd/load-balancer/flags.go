@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/admin"
+	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -21,6 +24,11 @@ type options struct {
 	logLevel        string
 	logFormat       string
 	version         bool
+
+	adminAddr   string // host:port of the admin interface; empty disables it
+	adminToken  string
+	alertURLs   []string
+	alertFormat alert.Format
 }
 
 // usageError is a bad command line: the message names the flag and value,
@@ -85,6 +93,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.adminAddr, "admin-addr", admin.DefaultAddr, "address of the admin interface (metrics, status API, dashboard); empty disables it")
+	fs.StringVar(&o.adminToken, "admin-token", "", "token every admin request must carry as Authorization: Bearer <token> (default none)")
+	var webhooks listFlag
+	fs.Var(&webhooks, "alert-webhook", "URL to POST an alert to on every backend state change (repeatable, or a comma-separated list)")
+	alertFormat := fs.String("alert-format", "json", "alert body: json, or slack for {\"text\": ...}")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -200,7 +213,61 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	default:
 		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
 	}
+
+	if err := checkAdminAddr(o.adminAddr, o.addr); err != nil {
+		return nil, err
+	}
+	for _, u := range webhooks {
+		if _, err := alert.ParseURL(u); err != nil {
+			var ue *alert.URLError
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, invalid("invalid -alert-webhook %q: %v", u, err)
+		}
+	}
+	o.alertURLs = webhooks
+	f, err := alert.ParseFormat(*alertFormat)
+	if err != nil {
+		return nil, invalid("invalid -alert-format %q: want json or slack", *alertFormat)
+	}
+	o.alertFormat = f
 	return &o, nil
+}
+
+// checkAdminAddr validates -admin-addr: empty, or host:port with a port of
+// its own, never the one that serves traffic.
+func checkAdminAddr(addr, public string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return invalid("invalid -admin-addr %q: want host:port, such as 127.0.0.1:9030", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
+	}
+	pubHost, pubPort, _ := net.SplitHostPort(public)
+	if port == pubPort && (host == pubHost || host == "" || pubHost == "") {
+		return invalid("invalid -admin-addr %q: the admin interface needs a port of its own, not the one serving traffic (-port %s)", addr, pubPort)
+	}
+	return nil
+}
+
+// listFlag collects a flag given several times, each a value or a
+// comma-separated list of values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }
 
 // parseBackends splits the -backends list and checks every entry.

@@ -21,6 +21,8 @@ import (
 	"syscall"
 
 	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/admin"
+	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -51,6 +53,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	slog.SetDefault(log)
 	o.proxy.Logger = log
 
+	var alerts *alert.Notifier
+	if len(o.alertURLs) > 0 {
+		alerts, err = alert.New(alert.Config{
+			URLs:      o.alertURLs,
+			Format:    o.alertFormat,
+			UserAgent: "load-balancer/" + buildVersion(),
+			Logger:    log,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+			return 2
+		}
+		o.proxy.OnStateChange = alerts.StateChanged
+	}
+
 	p, err := proxy.New(o.proxy)
 	if err != nil {
 		fmt.Fprintf(stderr, "load-balancer: %v\n", err)
@@ -66,17 +83,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		p.Close()
 		return 1
 	}
+	served := make(chan error, 2)
+	var adm *admin.Server
+	if o.adminAddr != "" {
+		aln, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			log.Error("cannot listen for the admin interface", "addr", o.adminAddr, "error", err)
+			ln.Close()
+			p.Close()
+			return 1
+		}
+		adm = admin.New(p.Pool(), admin.Config{Token: o.adminToken, Version: buildVersion(), Logger: log})
+		go func() { served <- adm.Serve(aln) }()
+		log.Info("Admin interface at http://"+aln.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
+		if o.adminToken == "" && !isLoopback(aln.Addr()) {
+			log.Warn("the admin interface listens beyond loopback without -admin-token: anyone who can reach " +
+				aln.Addr().String() + " sees the metrics and backends")
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
 	log.Info("Load balancer started at " + o.addr)
 
+	code := 0
 	select {
 	case err := <-served:
 		log.Error("server stopped", "error", err)
-		p.Close()
-		return 1
+		code = 1
 	case <-ctx.Done():
 	}
 	stop() // a second signal now kills the process the default way
@@ -86,8 +120,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := p.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out; closing remaining connections", "error", err)
 	}
+	if adm != nil {
+		adm.Shutdown(sctx) //nolint:errcheck // the deadline is shared; nothing is left to do
+	}
+	if alerts != nil {
+		// Alerts queued by the last state changes still go out, within the
+		// shutdown timeout.
+		if err := alerts.Close(sctx); err != nil {
+			log.Warn("alerts still pending at shutdown were dropped", "error", err)
+		}
+	}
 	log.Info("stopped")
-	return 0
+	return code
+}
+
+// isLoopback reports whether addr is a loopback address.
+func isLoopback(addr net.Addr) bool {
+	a, ok := addr.(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {

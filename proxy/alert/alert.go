@@ -138,10 +138,24 @@ func New(cfg Config) (*Notifier, error) {
 	return n, nil
 }
 
-// ParseURL checks that raw is a usable webhook address and returns it in a
-// form that is safe to log (scheme and host: a webhook's path is often its
-// secret, as Slack's are).
+// URLError is a webhook address that cannot be used.
+type URLError struct {
+	URL string // as given
+	Err error  // why not
+}
+
+func (e *URLError) Error() string { return fmt.Sprintf("alert webhook %q: %v", e.URL, e.Err) }
+
+func (e *URLError) Unwrap() error { return e.Err }
+
+// ParseURL checks that raw is a usable webhook address (http or https, with
+// a host) and returns it in a form that is safe to log: scheme and host
+// only, since a webhook's path is often its secret, as Slack's are. A bad
+// address gets a *URLError.
 func ParseURL(raw string) (shown string, err error) {
+	fail := func(format string, args ...any) (string, error) {
+		return "", &URLError{URL: raw, Err: fmt.Errorf(format, args...)}
+	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
@@ -149,11 +163,11 @@ func ParseURL(raw string) (shown string, err error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", fmt.Errorf("alert webhook %q: %v", raw, err)
+		return fail("%v", err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("alert webhook %q: unsupported scheme %q (want http or https)", raw, u.Scheme)
+		return fail("unsupported scheme %q (want http or https)", u.Scheme)
 	case u.Host == "":
-		return "", fmt.Errorf("alert webhook %q: missing host", raw)
+		return fail("missing host")
 	}
 	shown = u.Scheme + "://" + u.Host
 	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
