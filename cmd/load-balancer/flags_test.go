@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 )
 
 func TestParseFlagsRejects(t *testing.T) {
@@ -38,6 +40,14 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-max-ejected-percent=101"}, "invalid -max-ejected-percent 101: want 0-100"},
 		{[]string{ok, "-hedge-after=-5ms"}, "invalid -hedge-after -5ms"},
 		{[]string{ok, "-hedge-budget=0"}, "invalid -hedge-budget 0: want 1-100"},
+		{[]string{ok, "-admin-addr=9030"}, `invalid -admin-addr "9030": want host:port, such as 127.0.0.1:9030`},
+		{[]string{ok, "-admin-addr=127.0.0.1:0"}, `invalid -admin-addr "127.0.0.1:0": port "0": want 1-65535`},
+		{[]string{ok, "-admin-addr=127.0.0.1:http"}, `invalid -admin-addr "127.0.0.1:http": port "http"`},
+		{[]string{ok, "-admin-addr=127.0.0.1:3030"}, `invalid -admin-addr "127.0.0.1:3030": the admin interface needs a port of its own, not the one serving traffic (-port 3030)`},
+		{[]string{ok, "-port=8000", "-host=127.0.0.1", "-admin-addr=127.0.0.1:8000"}, `needs a port of its own`},
+		{[]string{ok, "-alert-webhook=ftp://hooks.example/x"}, `invalid -alert-webhook "ftp://hooks.example/x": unsupported scheme "ftp" (want http or https)`},
+		{[]string{ok, "-alert-webhook=http://a/x,http:///y"}, `invalid -alert-webhook "http:///y": missing host`},
+		{[]string{ok, "-alert-format=xml"}, `invalid -alert-format "xml": want json or slack`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
@@ -100,6 +110,29 @@ func TestParseFlagsValues(t *testing.T) {
 	}
 }
 
+func TestParseFlagsMonitoring(t *testing.T) {
+	o, err := parseFlags([]string{"-backends=http://a:1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.adminAddr != "127.0.0.1:9030" || o.adminToken != "" || len(o.alertURLs) != 0 || o.alertFormat != alert.FormatJSON {
+		t.Errorf("defaults: admin %q token %q alerts %q format %v", o.adminAddr, o.adminToken, o.alertURLs, o.alertFormat)
+	}
+	o, err = parseFlags([]string{"-backends=http://a:1", "-admin-addr=", "-admin-token=t0k",
+		"-alert-webhook=http://hooks.example/a, https://hooks.example/b", "-alert-webhook=http://127.0.0.1:9/c",
+		"-alert-format=slack"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://hooks.example/a", "https://hooks.example/b", "http://127.0.0.1:9/c"}
+	if o.adminAddr != "" || o.adminToken != "t0k" || strings.Join(o.alertURLs, " ") != strings.Join(want, " ") || o.alertFormat != alert.FormatSlack {
+		t.Errorf("admin %q token %q alerts %q format %v", o.adminAddr, o.adminToken, o.alertURLs, o.alertFormat)
+	}
+	if _, err := parseFlags([]string{"-backends=http://a:1", "-port=3030", "-admin-addr=[::1]:3031"}, &bytes.Buffer{}); err != nil {
+		t.Errorf("IPv6 admin address refused: %v", err)
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -127,7 +160,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, name := range []string{"backends", "port", "host", "health-interval", "health-timeout", "health-path",
 		"health-rise", "health-fall", "retries", "dial-timeout", "backend-timeout", "client-idle-timeout",
 		"max-header-size", "max-body-size", "max-conns-per-backend", "shutdown-timeout", "log-level",
-		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget"} {
+		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
+		"admin-addr", "admin-token", "alert-webhook", "alert-format"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
 		}

@@ -153,7 +153,7 @@ func TestKilledBackendReportedOnce(t *testing.T) {
 
 	// Health checks alone: no traffic reaches a to fail passively.
 	killed := time.Now()
-	a.kill()
+	a.Kill()
 	waitFor(t, "/api/backends to say a is down", 10*time.Second, func() bool { return apiBackends(t, r)[0].State == "down" })
 	if took := time.Since(killed); took > 2*interval+interval/2 {
 		t.Errorf("a reported down %v after the kill; want within 2 health intervals (%v)", took, 2*interval)
@@ -184,7 +184,7 @@ func TestKilledBackendReportedOnce(t *testing.T) {
 		t.Fatalf("alerts for a after the kill: %q, want exactly one backend down", got)
 	}
 
-	a.restart()
+	a.Restart()
 	waitFor(t, "/api/backends to say a is up", 10*time.Second, func() bool { return apiBackends(t, r)[0].State == "up" })
 	waitFor(t, "the up alert", 5*time.Second, func() bool { return len(hook.of(a.URL())) == 2 })
 	seen = checks()

@@ -43,7 +43,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return s != "" && s != "–" && s != "0.0"
 	})
 
-	r.backends[0].kill()
+	r.backends[0].Kill()
 	br.waitFor("a's row to show down", 15*time.Second, func() bool { return stateOf(a) == "down" })
 	if s := stateOf(b); s != "up" {
 		t.Errorf("b shows %q after a was killed", s)
@@ -99,7 +99,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	killed := false
 	for time.Now().Before(deadline) {
 		if !killed && time.Until(deadline) < 15*time.Second {
-			r.backends[2].kill()
+			r.backends[2].Kill()
 			killed = true
 		}
 		time.Sleep(100 * time.Millisecond)

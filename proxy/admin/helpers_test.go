@@ -7,88 +7,17 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
-	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/backend/backendtest"
 	"github.com/rishichirchi/Load-Balancee/proxy"
 )
-
-// testBackend is the project's backend on a loopback port that a test can
-// kill (listener and connections closed at once, as when the process dies)
-// and restart on the same address.
-type testBackend struct {
-	t    *testing.T
-	addr string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-}
-
-func startBackend(t *testing.T) *testBackend {
-	t.Helper()
-	b := &testBackend{t: t}
-	b.listen("127.0.0.1:0")
-	t.Cleanup(b.kill)
-	return b
-}
-
-func (b *testBackend) URL() string { return "http://" + b.addr }
-
-func (b *testBackend) listen(addr string) {
-	b.t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		b.t.Fatalf("backend: %v", err)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.addr, b.ln, b.conns = ln.Addr().String(), ln, map[net.Conn]struct{}{}
-	srv := backend.NewServer(backend.New(b.addr))
-	srv.Logger = quietLogger{}
-	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		switch s {
-		case fasthttp.StateNew:
-			b.conns[c] = struct{}{}
-		case fasthttp.StateClosed:
-			delete(b.conns, c)
-		}
-	}
-	go srv.Serve(ln) //nolint:errcheck // ends when killed
-}
-
-func (b *testBackend) kill() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ln == nil {
-		return
-	}
-	b.ln.Close()
-	for c := range b.conns {
-		c.Close()
-	}
-	b.ln = nil
-}
-
-func (b *testBackend) restart() {
-	b.t.Helper()
-	b.listen(b.addr)
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
 
 // rig is backends behind a proxy on loopback, with the admin interface on a
 // loopback port of its own.
 type rig struct {
-	backends []*testBackend
+	backends []*backendtest.Server
 	proxy    *proxy.Proxy
 	proxyURL string
 	admin    *Server
@@ -102,7 +31,7 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 	t.Helper()
 	r := &rig{}
 	for range n {
-		b := startBackend(t)
+		b := backendtest.Start(t, "")
 		r.backends = append(r.backends, b)
 		cfg.Backends = append(cfg.Backends, b.URL())
 	}

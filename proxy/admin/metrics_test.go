@@ -192,7 +192,7 @@ func TestMetricsFollowTrafficAndHealth(t *testing.T) {
 
 	// Killed: the checks take it down, every request goes to the other.
 	checksBefore := m.get(t, "lb_backend_health_checks_total", "backend", a)
-	r.backends[0].kill()
+	r.backends[0].Kill()
 	waitFor(t, "a down in /metrics", 5*time.Second, func() bool {
 		m, _ := scrape(t, r)
 		return m.get(t, "lb_backend_up", "backend", a) == 0
@@ -215,7 +215,7 @@ func TestMetricsFollowTrafficAndHealth(t *testing.T) {
 		t.Error("b's checks counted as failures")
 	}
 
-	r.backends[0].restart()
+	r.backends[0].Restart()
 	waitFor(t, "a back up in /metrics", 5*time.Second, func() bool {
 		m, _ := scrape(t, r)
 		return m.get(t, "lb_backend_up", "backend", a) == 1
@@ -228,10 +228,15 @@ func TestMetricsFollowTrafficAndHealth(t *testing.T) {
 }
 
 func TestMetricsCountErrorsByKind(t *testing.T) {
-	r := newRig(t, 2, proxy.Config{BackendTimeout: 100 * time.Millisecond, Health: proxy.HealthConfig{Interval: -1}}, Config{})
+	r := newRig(t, 2, proxy.Config{
+		BackendTimeout: 100 * time.Millisecond,
+		// Out after one refusal, however many are out already.
+		EjectAfter: 1, MaxEjectedPercent: 100,
+		Health: proxy.HealthConfig{Interval: -1},
+	}, Config{})
 	a, b := r.backends[0].URL(), r.backends[1].URL()
 	r.traffic(t, 1, "/delay/2s", http.StatusGatewayTimeout) // a times out
-	r.backends[0].kill()
+	r.backends[0].Kill()
 	r.traffic(t, 1, "/", http.StatusOK) // b
 	r.traffic(t, 1, "/", http.StatusOK) // a refuses, marked down, retried on b
 	m, _ := scrape(t, r)
@@ -255,7 +260,7 @@ func TestMetricsCountErrorsByKind(t *testing.T) {
 	// With b killed too, requests fail on b (its kept-alive connection
 	// first, then a refused dial) until it is marked down; the next one
 	// finds no backend at all.
-	r.backends[1].kill()
+	r.backends[1].Kill()
 	for i := 0; r.proxy.Pool().Backends()[1].Up(); i++ {
 		if i == 3 {
 			t.Fatal("b is still up after 3 failed requests")

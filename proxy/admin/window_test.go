@@ -28,7 +28,8 @@ func newTestPool(t *testing.T, urls ...string) *pool.Pool {
 func attempts(b *pool.Backend, n, status int, d time.Duration) {
 	for range n {
 		b.Begin()
-		b.Responded(status, d)
+		b.RecordResponse(status, d)
+		b.Done(false)
 	}
 }
 
@@ -48,7 +49,8 @@ func TestWindowRates(t *testing.T) {
 	attempts(a, 10, 503, 2*time.Millisecond)
 	for range 4 {
 		b.Begin()
-		b.Failed(pool.ErrorDial)
+		b.RecordFailure(pool.ErrorDial)
+		b.Done(true)
 	}
 	for range 90 {
 		p.Traffic().Request(200, 100, 1000)

@@ -147,10 +147,10 @@ type BackendStats struct {
 	Checks        uint64 // active health checks run
 	CheckFailures uint64 // of which failed
 	StateChanges  uint64
-	Ejections     uint64 // times live traffic took it out of rotation
-	TryTimeouts   uint64 // attempts abandoned for want of a response header
-	HedgesCaused  uint64 // hedges its slowness caused
-	HedgesWon     uint64 // hedges sent to it that answered first
+	Ejections     uint64            // times live traffic took it out of rotation
+	TryTimeouts   uint64            // attempts abandoned for want of a response header
+	HedgesCaused  uint64            // hedges its slowness caused
+	HedgesWon     uint64            // hedges sent to it that answered first
 	Latency       HistogramSnapshot // of attempts that got a response
 	LastCheck     *CheckResult      // nil before the first check
 	LastError     string
