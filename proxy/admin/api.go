@@ -30,6 +30,10 @@ type backendJSON struct {
 	Errors        map[string]uint64 `json:"errors"`
 	Retries       uint64            `json:"retries"`
 	StateChanges  uint64            `json:"state_changes"`
+	Ejections     uint64            `json:"ejections"`
+	TryTimeouts   uint64            `json:"try_timeouts"`
+	HedgesCaused  uint64            `json:"hedges"`
+	HedgesWon     uint64            `json:"hedges_won"`
 	Checks        uint64            `json:"health_checks"`
 	CheckFailures uint64            `json:"health_check_failures"`
 	LastCheck     *checkJSON        `json:"last_check"`
@@ -98,6 +102,10 @@ func (s *Server) backends(v view, withHistory bool) []*backendJSON {
 			Errors:        make(map[string]uint64, pool.NumErrorKinds),
 			Retries:       st.Retries,
 			StateChanges:  st.StateChanges,
+			Ejections:     st.Ejections,
+			TryTimeouts:   st.TryTimeouts,
+			HedgesCaused:  st.HedgesCaused,
+			HedgesWon:     st.HedgesWon,
 			Checks:        st.Checks,
 			CheckFailures: st.CheckFailures,
 			LastError:     st.LastError,

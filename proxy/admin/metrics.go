@@ -115,6 +115,22 @@ var backendFamilies = []backendFamily{
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.uint(name, l, st.Retries)
 		}},
+	{"backend_ejections_total", "counter", "Times live traffic took the backend out of rotation (consecutive connect failures or try timeouts).",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.uint(name, l, st.Ejections)
+		}},
+	{"backend_try_timeouts_total", "counter", "Attempts abandoned for want of a response header within the try timeout.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.uint(name, l, st.TryTimeouts)
+		}},
+	{"backend_hedges_total", "counter", "Hedged requests sent elsewhere because this backend had not answered in time.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.uint(name, l, st.HedgesCaused)
+		}},
+	{"backend_hedges_won_total", "counter", "Hedged requests sent to this backend that answered first.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.uint(name, l, st.HedgesWon)
+		}},
 	{"backend_health_checks_total", "counter", "Active health checks run against the backend.",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.uint(name, l, st.Checks)
@@ -131,7 +147,7 @@ var backendFamilies = []backendFamily{
 			}
 			e.float(name, l, d)
 		}},
-	{"backend_response_duration_seconds", "histogram", "Time from sending a request to the backend to the end of its response, for attempts that got one.",
+	{"backend_response_duration_seconds", "histogram", "Time from sending a request to the backend to the end of its response (to its header for a streamed body), for attempts that got one.",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.histogram(name, l, latencyBounds, st.Latency.Counts[:], st.Latency.Sum.Seconds())
 		}},

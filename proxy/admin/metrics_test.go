@@ -254,8 +254,8 @@ func TestMetricsCountErrorsByKind(t *testing.T) {
 	if m.get(t, "lb_backend_retries_total", "backend", a) != 1 || m.get(t, "lb_backend_retries_total", "backend", b) != 0 {
 		t.Error("the retry after a's refusal was not counted on a")
 	}
-	if m.get(t, "lb_backend_up", "backend", a) != 0 {
-		t.Error("a refused a connection but is still up")
+	if m.get(t, "lb_backend_up", "backend", a) != 0 || m.get(t, "lb_backend_ejections_total", "backend", a) != 1 {
+		t.Error("a refused a connection but was not ejected")
 	}
 	// With b killed too, requests fail on b (its kept-alive connection
 	// first, then a refused dial) until it is marked down; the next one
