@@ -29,7 +29,7 @@ var requestBodyPool = sync.Pool{New: func() any { return new(requestBody) }}
 // there is nothing to prepare, and streaming reports whether the body goes
 // to the backend as a stream (so the request cannot be replayed once sent).
 // A failure means the request must be answered without proxying it.
-func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx) (rb *requestBody, streaming bool, f failure) {
+func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx, cc *clientConn) (rb *requestBody, streaming bool, f failure) {
 	req := &ctx.Request
 	src := req.BodyStream()
 	if src == nil {
@@ -43,7 +43,14 @@ func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx) (rb *requestBody, streaming b
 	rb = requestBodyPool.Get().(*requestBody)
 	if size >= 0 && size <= maxBufferedRequest {
 		rb.buf = bytebufferpool.Get()
-		if err := readFull(rb.buf, src, size); err != nil {
+		if cc != nil {
+			cc.enter(phaseBody, p.wd.now())
+		}
+		err := p.readFull(rb.buf, src, size, cc)
+		if cc != nil {
+			cc.enter(phaseHandling, p.wd.now())
+		}
+		if err != nil {
 			p.releaseBody(rb)
 			return nil, false, failClientGone
 		}
@@ -56,14 +63,24 @@ func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx) (rb *requestBody, streaming b
 }
 
 // readFull reads exactly n bytes of src into buf, without allocating once
-// buf has grown to the sizes it sees.
-func readFull(buf *bytebufferpool.ByteBuffer, src io.Reader, n int) error {
+// buf has grown to the sizes it sees, and tells the watchdog of progress.
+func (p *Proxy) readFull(buf *bytebufferpool.ByteBuffer, src io.Reader, n int, cc *clientConn) error {
 	if cap(buf.B) < n {
 		buf.B = make([]byte, 0, n)
 	}
 	b := buf.B[:n]
-	if _, err := io.ReadFull(src, b); err != nil {
-		return err
+	for off := 0; off < n; {
+		m, err := src.Read(b[off:])
+		off += m
+		if m > 0 && cc != nil {
+			cc.since.Store(p.wd.now())
+		}
+		if err != nil && (err != io.EOF || off < n) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
 	}
 	buf.B = b
 	return nil

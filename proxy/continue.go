@@ -45,7 +45,10 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 		p.countRequest(ctx, 0) // the handler will not run
 		return fasthttp.StatusRequestEntityTooLarge
 	}
-	prepareRequest(ctx)
+	if _, _, status := p.prepareRequest(ctx); status != 0 {
+		refuse(ctx, status)
+		return status
+	}
 	ctx.SetUserValue(preflightKey{}, (*preflight)(nil)) // prepared, whatever comes next
 	b := p.pool.Next((*requestKey)(ctx), pool.Tried{})
 	if b == nil {
@@ -183,6 +186,10 @@ func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn)
 	up, bc := pf.up, pf.bc
 	u := uploadBody{p: p, src: src, limit: int64(p.cfg.MaxBodySize)}
 	u.attach(bc, cc)
+	if cc != nil {
+		cc.enter(phaseBody, p.wd.now())
+		defer cc.enter(phaseHandling, p.wd.now())
+	}
 	bc.arm(p.cfg.BackendTimeout)
 	bw := up.conns.writer(bc)
 	defer up.conns.releaseWriter(bw)

@@ -149,6 +149,14 @@ func writePlain(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	resp.SetBodyRaw(body)
 }
 
+var reasonTooMany = []byte("429 Too Many Requests\n")
+
+// writeTooMany answers a client over its rate limit.
+func writeTooMany(ctx *fasthttp.RequestCtx) {
+	writePlain(ctx, fasthttp.StatusTooManyRequests, reasonTooMany)
+	ctx.Response.Header.Set("Retry-After", "1")
+}
+
 // Answers to requests the server could not read.
 var (
 	reasonHeaderTooLarge = []byte("431 Request Header Fields Too Large\n")

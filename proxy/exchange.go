@@ -65,8 +65,12 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 	var start int64
 	if upload != nil {
 		// The body streams in from the client: time the gaps between its
-		// chunks, then the wait for the header from when the body is sent.
+		// chunks on both sides, then the wait for the header from when the
+		// body is sent.
 		upload.attach(bc, env.client)
+		if env.client != nil {
+			env.client.enter(phaseBody, p.wd.now())
+		}
 		bc.arm(p.cfg.BackendTimeout)
 	} else {
 		start = bc.arm(p.headerTimeout)
@@ -79,6 +83,9 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 	up.conns.releaseWriter(bw)
 	if upload != nil {
 		upload.attach(nil, nil)
+		if env.client != nil {
+			env.client.enter(phaseHandling, p.wd.now())
+		}
 		if err == nil {
 			start = bc.arm(p.headerTimeout)
 		} else if upload.err != nil {

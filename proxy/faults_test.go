@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +45,97 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 	}
 	if n := rb.requests.Load(); n != 5 {
 		t.Errorf("backend answered %d requests, want 5", n)
+	}
+}
+
+// TestFaultyBackends: each misbehaving backend gives the client a clear
+// answer, never a partial one passed off as whole, and leaves no connection
+// or goroutine behind.
+func TestFaultyBackends(t *testing.T) {
+	big := strings.Repeat("x", 2<<20)
+	for _, tc := range []struct {
+		name   string
+		answer func(c net.Conn)
+		// status is what the client must get; 0 means the connection must
+		// close before a complete response.
+		status int
+	}{
+		{"reset before answering", func(c net.Conn) {
+			c.(*net.TCPConn).SetLinger(0)
+		}, http.StatusBadGateway},
+		{"garbage", func(c net.Conn) {
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n\r\n")
+		}, http.StatusBadGateway},
+		{"oversize header", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("b", 64<<10)+"\r\nContent-Length: 2\r\n\r\nok")
+		}, http.StatusBadGateway},
+		{"body shorter than announced", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly fifty bytes of the hundred announced.........")
+		}, http.StatusBadGateway},
+		{"reset mid-body", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome of it")
+			c.(*net.TCPConn).SetLinger(0)
+		}, http.StatusBadGateway},
+		{"broken chunked body, whole in the buffer", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n0\r\n\r\n")
+		}, http.StatusBadGateway},
+		{"broken chunked body, streamed", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+		}, 0},
+		{"streamed body cut short", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(2*len(big))+"\r\n\r\n"+big)
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				if _, ok := rb.readRequest(r); ok {
+					tc.answer(c)
+				}
+			})
+			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if tc.status == 0 {
+				// Streamed: the header went out before the body broke, so
+				// the connection must close rather than look complete.
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+				}
+				if err == nil {
+					t.Error("a body cut short was relayed as complete")
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("no response: %v", err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != tc.status {
+					t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+				}
+			}
+			b := p.Pool().Backends()[0]
+			waitFor(t, "the backend connection to be let go", 5*time.Second, func() bool {
+				return upstreamOf(b).hc.ConnsCount() == 0 && b.InFlight() == 0
+			})
+		})
+	}
+}
+
+func TestUnresolvableBackend(t *testing.T) {
+	good := startBackend(t, "good")
+	p, url := startProxy(t, Config{Backends: []string{"http://backend.invalid:80", good.URL()}, Health: HealthConfig{Interval: -1}})
+	for range 3 {
+		if status, body := get(t, newClient(t), url+"/"); status != http.StatusOK || backendOf(body) != "good" {
+			t.Fatalf("got %d %q, want 200 from good", status, body)
+		}
+	}
+	if bad := p.Pool().Backends()[0]; bad.Up() {
+		t.Errorf("a backend whose name does not resolve is still up (last error %q)", bad.LastError())
 	}
 }

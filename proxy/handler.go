@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"net"
+	"net/netip"
 	"runtime/debug"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -21,7 +23,13 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
-	header := p.proxy(ctx, cc)
+	header := 0
+	if p.https == nil || !p.https.redirect(ctx) {
+		header = p.proxy(ctx, cc)
+	}
+	if p.https != nil {
+		p.https.addHSTS(ctx)
+	}
 	p.countRequest(ctx, header)
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
@@ -42,12 +50,21 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 			return p.continued(ctx, pf, cc)
 		}
 	} else {
-		upgrade = prepareRequest(ctx)
+		var status int
+		var client netip.Addr
+		if upgrade, client, status = p.prepareRequest(ctx); status != 0 {
+			refuse(ctx, status)
+			return
+		}
+		if p.limiter != nil && !p.limiter.allow(client, p.wd.now()) {
+			writeTooMany(ctx)
+			return
+		}
 	}
 	noHost := len(req.Header.Host()) == 0
 	method := req.Header.Method()
 	replayable := isIdempotent(method)
-	rb, streaming, f := p.takeBody(ctx)
+	rb, streaming, f := p.takeBody(ctx, cc)
 	if f != 0 {
 		writeFailure(ctx, f)
 		return 0
@@ -167,12 +184,24 @@ func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 	if f.countsTowardEjection() && p.ejectAfter > 0 && b.AddFailureStreak() >= p.ejectAfter {
 		if p.pool.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
 			p.log.Warn("backend down: " + b.URL() + ": " + err.Error())
+			return
 		}
+	}
+	if f == failConnect && b.ShouldReport(p.wd.now(), int64(failureReportInterval)) {
+		// Not logged per request, but not hidden either: a backend that
+		// cannot be reached (a wrong CA, a closed port) is an operator's
+		// business even while it stays in rotation.
+		p.log.Warn("backend connect failed: " + b.URL() + ": " + err.Error())
+		return
 	}
 	if p.debug {
 		p.log.Debug("attempt failed", "backend", b.URL(), "error", err.Error())
 	}
 }
+
+// failureReportInterval is the least time between two reports of a
+// backend's connect failures.
+const failureReportInterval = 10 * time.Second
 
 func (p *Proxy) recoverPanic(ctx *fasthttp.RequestCtx) {
 	if v := recover(); v != nil {
@@ -203,6 +232,11 @@ func (r *requestKey) Key(k pool.Key) []byte {
 	ctx := (*fasthttp.RequestCtx)(r)
 	switch k.Kind {
 	case pool.KeyClientIP:
+		// prepareRequest put the client's address there, trusted proxies
+		// taken into account.
+		if v := ctx.Request.Header.Peek(headerXRealIP); len(v) > 0 {
+			return v
+		}
 		return ctx.RemoteIP()
 	case pool.KeyURI:
 		return ctx.Request.Header.RequestURI()

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"net"
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
@@ -149,20 +148,16 @@ func listsToken(list, tok []byte) bool {
 // from the connection itself. The server parses with header names left as
 // received, so names are matched here in any case. It reports whether the
 // request asks to switch protocols (a WebSocket handshake): then Upgrade and
-// Connection: Upgrade are kept for the backend.
-func prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool) {
+// Connection: Upgrade are kept for the backend. A request that fails
+// inspection (see strict.go) is not prepared: status says how to refuse it.
+func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool, client netip.Addr, status int) {
 	h := &ctx.Request.Header
-	raw := h.RawHeaders()
-	sc := headerScanner{b: raw}
-	for {
-		key, _, ok := sc.next()
-		if !ok {
-			break
-		}
-		if classify(key) != keep {
-			upgrade = stripRequestHeaders(h, raw)
-			break
-		}
+	status, strip := inspectRequest(ctx)
+	if status != 0 {
+		return false, client, status
+	}
+	if strip {
+		upgrade = stripRequestHeaders(h, h.RawHeaders())
 	}
 	// The server noted Connection: close for the client connection before
 	// calling us; the backend connection is ours to keep alive.
@@ -175,11 +170,18 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool) {
 		h.SetProtocol("HTTP/1.1")
 	}
 
-	var buf [64]byte
-	ip := appendIP(buf[:0], ctx.RemoteAddr())
-	if len(ip) > 0 {
-		h.AddBytesV(headerXForwardedFor, ip)
+	client, chain := p.clientAddr(ctx)
+	if client.IsValid() {
+		var buf [128]byte
+		ip := client.AppendTo(buf[:0])
 		h.AddBytesV(headerXRealIP, ip)
+		if chain != nil {
+			// A trusted proxy's chain, extended with that proxy.
+			xff := append(append(append(buf[len(ip):len(ip)], chain...), ", "...), peerAddr(ctx).String()...)
+			h.AddBytesV(headerXForwardedFor, xff)
+		} else {
+			h.AddBytesV(headerXForwardedFor, ip)
+		}
 	}
 	if host := h.Host(); len(host) > 0 {
 		h.AddBytesV(headerXForwardedHost, host)
@@ -189,7 +191,7 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool) {
 	} else {
 		h.Add(headerXForwardedProto, "http")
 	}
-	return upgrade
+	return upgrade, client, 0
 }
 
 // stripRequestHeaders removes hop-by-hop and forwarding headers, and the
@@ -273,26 +275,4 @@ func cleanResponse(resp *fasthttp.Response) (size int) {
 	h.Del("Trailer")
 	h.ResetConnectionClose()
 	return size
-}
-
-// appendIP appends the IP address of addr to dst, or nothing for an address
-// that is not IP (an in-memory pipe, say).
-func appendIP(dst []byte, addr net.Addr) []byte {
-	var ip net.IP
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		ip = a.IP
-	case *net.UDPAddr:
-		ip = a.IP
-	default:
-		return dst
-	}
-	if ip4 := ip.To4(); ip4 != nil {
-		return fasthttp.AppendIPv4(dst, ip4)
-	}
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return dst
-	}
-	return a.AppendTo(dst)
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,13 @@ import (
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// backendServer returns the project's backend-server, quiet.
+func backendServer(name string) *fasthttp.Server {
+	srv := backend.NewServer(backend.New(name))
+	srv.Logger = quietLogger{}
+	return srv
+}
+
 // quietLogger silences a test backend's fasthttp server, which reports the
 // connections a test kills.
 type quietLogger struct{}
@@ -35,6 +43,7 @@ type testBackend struct {
 	addr    string
 	handler *backend.Handler
 	hits    atomic.Int64 // requests other than health checks
+	tls     *tls.Config  // serve HTTPS with it; nil for HTTP
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -54,7 +63,12 @@ func startBackend(t *testing.T, name string) *testBackend {
 	return b
 }
 
-func (b *testBackend) URL() string { return "http://" + b.addr }
+func (b *testBackend) URL() string {
+	if b.tls != nil {
+		return "https://" + b.addr
+	}
+	return "http://" + b.addr
+}
 
 func (b *testBackend) listen(addr string) {
 	b.t.Helper()
@@ -65,6 +79,9 @@ func (b *testBackend) listen(addr string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.addr = ln.Addr().String()
+	if b.tls != nil {
+		ln = tls.NewListener(ln, b.tls)
+	}
 	b.ln = ln
 	b.conns = map[net.Conn]struct{}{}
 	b.srv = backend.NewServer(b.handler)

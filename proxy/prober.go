@@ -23,8 +23,10 @@ func (p *Proxy) newProber() *prober {
 	pr := &prober{path: p.cfg.Health.Path, clients: make(map[*pool.Backend]*fasthttp.HostClient)}
 	for _, b := range p.pool.Backends() {
 		pr.clients[b] = &fasthttp.HostClient{
-			Addr:                      b.Addr(),
-			DialTimeout:               p.dialer.dial,
+			Addr: b.Addr(),
+			// The traffic's own dialer: checks take the same route (upstream
+			// proxy, TLS) as requests, so they fail when requests would.
+			DialTimeout:               upstreamOf(b).hc.DialTimeout,
 			MaxIdemponentCallAttempts: 1,
 			NoDefaultUserAgentHeader:  true,
 			ReadBufferSize:            p.cfg.MaxHeaderSize,

@@ -7,10 +7,12 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -22,26 +24,29 @@ import (
 
 // Defaults for the zero values of Config's fields.
 const (
-	DefaultRetries            = 2
-	DefaultDialTimeout        = 3 * time.Second
-	DefaultBackendTimeout     = 30 * time.Second
-	DefaultBackendIdleTimeout = 4 * time.Second
-	DefaultClientIdleTimeout  = 60 * time.Second
-	DefaultMaxHeaderSize      = 16 << 10
-	DefaultMaxBodySize        = 16 << 20
-	DefaultMaxConnsPerBackend = 1024
-	DefaultHealthPath         = "/"
-	DefaultTryTimeout         = time.Second
-	DefaultEjectAfter         = 2
-	DefaultMaxEjectedPercent  = 50
-	DefaultHedgeBudget        = 10
+	DefaultRetries             = 2
+	DefaultDialTimeout         = 3 * time.Second
+	DefaultBackendTimeout      = 30 * time.Second
+	DefaultBackendIdleTimeout  = 4 * time.Second
+	DefaultClientIdleTimeout   = 60 * time.Second
+	DefaultClientHeaderTimeout = 10 * time.Second
+	DefaultClientBodyTimeout   = 60 * time.Second
+	DefaultMaxHeaderSize       = 16 << 10
+	DefaultMaxBodySize         = 16 << 20
+	DefaultMaxConnsPerBackend  = 1024
+	DefaultHealthPath          = "/"
+	DefaultTryTimeout          = time.Second
+	DefaultEjectAfter          = 2
+	DefaultMaxEjectedPercent   = 50
+	DefaultHedgeBudget         = 10
 )
 
 // Config says what a Proxy balances and how. The zero value of every field
 // but Backends selects the default named in its comment.
 type Config struct {
-	// Backends are the servers to balance over, as "http://host:port". At
-	// least one is required, and no two may share an address.
+	// Backends are the servers to balance over, as "http://host:port" or
+	// "https://host:port" (reached over TLS; see BackendTLS). At least one
+	// is required, and no two may share an address.
 	Backends []string
 
 	// Retries is how many more attempts a request may make, each on a
@@ -90,9 +95,17 @@ type Config struct {
 	MaxConnsPerBackend int
 
 	// ClientIdleTimeout is how long a client's keep-alive connection may sit
-	// between requests, and bounds reading one request and writing its
-	// response. Zero means DefaultClientIdleTimeout (60s).
+	// between requests, and how long writing a response to it may stall.
+	// Zero means DefaultClientIdleTimeout (60s).
 	ClientIdleTimeout time.Duration
+	// ClientHeaderTimeout bounds receiving a request header, from the
+	// connection's start or the request's first byte: a client dribbling
+	// its header (slowloris) is dropped. Zero means
+	// DefaultClientHeaderTimeout (10s).
+	ClientHeaderTimeout time.Duration
+	// ClientBodyTimeout bounds the gap between two reads of a request body.
+	// Zero means DefaultClientBodyTimeout (60s).
+	ClientBodyTimeout time.Duration
 	// MaxHeaderSize caps a request's header block (larger gets 431) and a
 	// response's. Zero means DefaultMaxHeaderSize (16 KiB).
 	MaxHeaderSize int
@@ -106,8 +119,49 @@ type Config struct {
 	MaxResponseBodySize int
 
 	// Dial connects to a backend's host:port within timeout. Nil means TCP,
-	// IPv4 and IPv6, with DNS answers cached for a minute.
+	// IPv4 and IPv6, with DNS answers cached for a minute. For an https
+	// backend the proxy does the TLS handshake on the connection Dial
+	// returns. It may not be set together with UpstreamProxy.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+
+	// MaxConns caps the client connections served at once; beyond it new
+	// ones are refused at once with a 503. Zero means no limit of ours
+	// (fasthttp's 262,144).
+	MaxConns int
+	// MaxConnsPerIP caps the connections from one client address; beyond
+	// it new ones get a 429. Zero means no limit.
+	MaxConnsPerIP int
+	// RateLimit, when positive, is how many requests per second each
+	// client address may make on average; more get a 429. RateBurst is how
+	// many it may make at once (zero means the same as RateLimit, at least
+	// one).
+	RateLimit float64
+	RateBurst int
+	// TrustedProxies are the proxies in front of the balancer whose
+	// X-Forwarded-For is believed: for a peer among them the client is the
+	// nearest untrusted address in that header, and the chain is extended.
+	// Empty means none: the peer is the client and the header is replaced.
+	TrustedProxies []netip.Prefix
+
+	// BackendTLS configures the TLS client for https backends: trusted
+	// roots, client certificates, verification. Nil means verification
+	// against the system's roots. Each backend gets its own copy, with
+	// ServerName (when empty) set to the backend's host for SNI and
+	// verification, NextProtos (when empty) to http/1.1 and, when nil, a
+	// session cache so reconnections resume.
+	BackendTLS *tls.Config
+
+	// UpstreamProxy sends every connection to backends, traffic and health
+	// checks alike, through a forward proxy: "http://[user:pass@]host:port"
+	// tunnels with HTTP CONNECT, "socks5://[user:pass@]host:port" with
+	// SOCKS5, and UpstreamProxyEnv ("env") follows HTTP_PROXY, HTTPS_PROXY
+	// and NO_PROXY as net/http does (loopback backends go direct). TLS to an
+	// https backend runs inside the tunnel. Empty means direct connections.
+	UpstreamProxy string
+
+	// TLS configures serving HTTPS (ServeTLS, ListenAndServeTLS), the
+	// redirect of plain HTTP to it and HSTS. Nil means plain HTTP only.
+	TLS *TLSConfig
 
 	// Health configures active health checks.
 	Health HealthConfig
@@ -158,9 +212,15 @@ type Proxy struct {
 	ejectAfter           int32
 	hedgeBudget          hedgeBudget
 	tunnels              tunnels
+	trusted              trustedNets
+	limiter              *rateLimiter // nil: no rate limit
 	wd                   *watchdog
 	dialer               *dialer
 	checker              *health.Checker
+
+	certs     *certStore   // nil without TLS
+	tlsConfig *tls.Config  // the TLS listener's; nil without TLS
+	https     *httpsPolicy // nil unless redirecting or sending HSTS
 
 	serverOnce sync.Once
 	server     *fasthttp.Server
@@ -188,30 +248,56 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	routes, err := upstreamRoutes(cfg.UpstreamProxy, backends)
+	if err != nil {
+		return nil, err
+	}
+	var certs *certStore
+	if cfg.TLS != nil {
+		if certs, err = newCertStore(cfg.TLS.Certificates, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
+
 	wd := newWatchdog(clientLimits{
-		read:  cfg.ClientIdleTimeout,
-		write: cfg.ClientIdleTimeout,
-		idle:  cfg.ClientIdleTimeout,
+		header: cfg.ClientHeaderTimeout,
+		body:   cfg.ClientBodyTimeout,
+		write:  cfg.ClientIdleTimeout,
+		idle:   cfg.ClientIdleTimeout,
 	})
 	p := &Proxy{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		debug:   cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
-		retries: max(cfg.Retries, 0),
-		pool:    pl,
-		wd:      wd,
-		dialer:  newDialer(cfg, wd),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		debug:     cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
+		retries:   max(cfg.Retries, 0),
+		pool:      pl,
+		wd:        wd,
+		dialer:    newDialer(cfg, wd),
+		certs:     certs,
+		tlsConfig: serverTLSConfig(cfg.TLS, certs),
+		https:     newHTTPSPolicy(cfg.TLS, cfg.Health.Path),
 
 		headerTimeout:        cfg.BackendTimeout,
 		headerTimeoutFailure: failTimeout,
 		ejectAfter:           int32(max(cfg.EjectAfter, 0)),
 	}
 	p.hedgeBudget.percent = int64(cfg.HedgeBudget)
+	p.trusted = trustedNets(cfg.TrustedProxies)
+	if cfg.RateLimit > 0 {
+		p.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
 	for _, b := range backends {
-		b.SetTransport(p.newUpstream(b))
+		b.SetTransport(p.newUpstream(b, p.dialer.forBackend(b, routes[b], cfg.BackendTLS)))
+		if u := routes[b]; u != nil {
+			p.log.Info("backend reached through upstream proxy", "backend", b.URL(), "proxy", u.Redacted())
+		}
+	}
+	p.warnInsecureBackends()
+	if certs != nil && cfg.TLS.ReloadInterval > 0 {
+		certs.watch(cfg.TLS.ReloadInterval)
 	}
 	if cfg.OnStateChange != nil {
 		pl.Watch(cfg.OnStateChange)
@@ -244,6 +330,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxEjectedPercent < 0 || c.MaxEjectedPercent > 100 {
 		return c, fmt.Errorf("max ejected percent %d: want 0-100", c.MaxEjectedPercent)
 	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
+		return c, fmt.Errorf("max conns %d, per IP %d: must not be negative", c.MaxConns, c.MaxConnsPerIP)
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		return c, fmt.Errorf("rate limit %v, burst %d: must not be negative", c.RateLimit, c.RateBurst)
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(1, int(c.RateLimit))
+	}
 	if c.HedgeAfter < 0 {
 		return c, fmt.Errorf("hedge after %v: must not be negative", c.HedgeAfter)
 	}
@@ -262,6 +357,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"backend timeout", &c.BackendTimeout, DefaultBackendTimeout},
 		{"backend idle timeout", &c.BackendIdleTimeout, DefaultBackendIdleTimeout},
 		{"client idle timeout", &c.ClientIdleTimeout, DefaultClientIdleTimeout},
+		{"client header timeout", &c.ClientHeaderTimeout, DefaultClientHeaderTimeout},
+		{"client body timeout", &c.ClientBodyTimeout, DefaultClientBodyTimeout},
 		{"health timeout", &c.Health.Timeout, health.DefaultTimeout},
 	} {
 		if *d.v < 0 {
@@ -312,7 +409,32 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.UpstreamProxy != "" && c.Dial != nil {
+		return c, errors.New("upstream proxy and a custom Dial are exclusive: the proxy is the dialer")
+	}
+	if err := CheckUpstreamProxy(c.UpstreamProxy); err != nil {
+		return c, fmt.Errorf("upstream proxy %q: %w", redact(c.UpstreamProxy), err)
+	}
+	tc, err := c.TLS.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.TLS = tc
 	return c, nil
+}
+
+// warnInsecureBackends says once, at start, that https backends are reached
+// without checking who answers.
+func (p *Proxy) warnInsecureBackends() {
+	if p.cfg.BackendTLS == nil || !p.cfg.BackendTLS.InsecureSkipVerify {
+		return
+	}
+	for _, b := range p.pool.Backends() {
+		if b.TLS() {
+			p.log.Warn("TLS certificates of https backends are not verified: anyone on the path can impersonate them")
+			return
+		}
+	}
 }
 
 // Pool returns the proxy's backends and their state.
@@ -350,6 +472,9 @@ func (p *Proxy) Close() error {
 		<-p.healthDone
 		for _, b := range p.pool.Backends() {
 			upstreamOf(b).hc.CloseIdleConnections()
+		}
+		if p.certs != nil {
+			p.certs.close()
 		}
 		p.wd.close()
 	})

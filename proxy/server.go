@@ -23,6 +23,8 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ExpectHandler: p.expectContinue,
 			Logger:        fasthttpLogger{p.log},
 
+			Concurrency:        c.MaxConns,
+			MaxConnsPerIP:      c.MaxConnsPerIP,
 			ReadBufferSize:     c.MaxHeaderSize,
 			MaxRequestBodySize: c.MaxBodySize,
 			// Client timeouts are the watchdog's; see watchdog.go.
@@ -88,7 +90,7 @@ func (p *Proxy) connState(c net.Conn, state fasthttp.ConnState) {
 // read the next request. Yielding first lets the other connections run; by
 // the time this one reads, the client has often sent its next request, so
 // the read finds it instead of failing with EAGAIN and parking (see
-// roundTrip for the same idea on the backend side).
+// exchange for the same idea on the backend side).
 func yieldWhenIdle() { runtime.Gosched() }
 
 // fasthttpLogger routes fasthttp's own messages (mostly broken client

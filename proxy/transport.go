@@ -1,59 +1,135 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // dialError marks an error from establishing a connection: the backend never
 // saw the request, so any method may be retried elsewhere.
-type dialError struct{ err error }
+type dialError struct {
+	op  string // the step that failed; "" is "connect"
+	err error
+}
 
-// Error gives the root cause only ("connect: connection refused"): the
+// Error gives the step and the root cause only ("connect: connection
+// refused", "tls handshake: failed to verify certificate: ..."): the
 // backend's address is logged beside it.
 func (e *dialError) Error() string {
 	err := e.err
+	// Through a SOCKS proxy the cause is an OpError inside an OpError.
 	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
+	for errors.As(err, &op) && op.Err != nil {
 		err = op.Err
-		var sc *os.SyscallError
-		if errors.As(err, &sc) {
-			err = sc.Err
-		}
 	}
-	return "connect: " + err.Error()
+	var sc *os.SyscallError
+	if errors.As(err, &sc) {
+		err = sc.Err
+	}
+	step := e.op
+	if step == "" {
+		step = "connect"
+	}
+	return step + ": " + strings.TrimPrefix(err.Error(), "tls: ")
 }
 func (e *dialError) Unwrap() error { return e.err }
 
 // dialer connects to backends, bounding each attempt by the configured dial
 // timeout or the request's remaining time, whichever is shorter.
 type dialer struct {
-	dialFunc func(addr string, timeout time.Duration) (net.Conn, error)
-	timeout  time.Duration
-	wd       *watchdog
+	direct  tcpDial // Config.Dial, or TCP with cached DNS answers
+	timeout time.Duration
+	wd      *watchdog
 }
 
 func newDialer(c Config, wd *watchdog) *dialer {
-	d := &dialer{dialFunc: c.Dial, timeout: c.DialTimeout, wd: wd}
-	if d.dialFunc == nil {
+	d := &dialer{direct: c.Dial, timeout: c.DialTimeout, wd: wd}
+	if d.direct == nil {
 		tcp := &fasthttp.TCPDialer{Concurrency: 1000, DNSCacheDuration: time.Minute}
-		d.dialFunc = tcp.DialDualStackTimeout
+		d.direct = tcp.DialDualStackTimeout
 	}
 	return d
 }
 
-func (d *dialer) dial(addr string, remaining time.Duration) (net.Conn, error) {
+// backendDialer connects to one backend in three steps: the TCP stream
+// (direct, or tunnelled through the upstream proxy), a TLS handshake for an
+// https backend, and the watchdog's tracking. Doing TLS here rather than
+// with HostClient.IsTLS keeps every pooled connection a *backendConn, which
+// the exchange relies on, and puts the handshake under the dial timeout.
+type backendDialer struct {
+	*dialer
+	tcp   tcpDial
+	tcpOp string      // the TCP step's name in errors
+	tls   *tls.Config // nil for an http backend
+}
+
+// forBackend returns the dialer for backend b, reached through the forward
+// proxy via (nil: directly), over TLS configured from base if b is https.
+func (d *dialer) forBackend(b *pool.Backend, via *url.URL, base *tls.Config) *backendDialer {
+	bd := &backendDialer{dialer: d, tcp: d.direct}
+	if via != nil {
+		bd.tcp = d.viaProxy(via)
+		bd.tcpOp = "connect via proxy " + via.Redacted()
+	}
+	if b.TLS() {
+		bd.tls = backendTLSConfig(base, b)
+	}
+	return bd
+}
+
+// backendTLSConfig is the client configuration for one https backend: the
+// caller's (or verification against the system's roots), with the backend's
+// host as the server name (SNI), ALPN http/1.1, and a session cache so
+// reconnecting resumes instead of doing a full handshake.
+func backendTLSConfig(base *tls.Config, b *pool.Backend) *tls.Config {
+	c := &tls.Config{}
+	if base != nil {
+		c = base.Clone()
+	}
+	if c.ServerName == "" {
+		c.ServerName = b.Host()
+	}
+	if len(c.NextProtos) == 0 {
+		c.NextProtos = alpnHTTP11
+	}
+	if c.ClientSessionCache == nil {
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
+	return c
+}
+
+func (d *backendDialer) dial(addr string, remaining time.Duration) (net.Conn, error) {
 	timeout := d.timeout
 	if remaining > 0 && remaining < timeout {
 		timeout = remaining
 	}
-	conn, err := d.dialFunc(addr, timeout)
+	var deadline time.Time
+	if d.tls != nil {
+		deadline = time.Now().Add(timeout)
+	}
+	conn, err := d.tcp(addr, timeout)
 	if err != nil {
-		return nil, &dialError{err: err}
+		return nil, &dialError{op: d.tcpOp, err: err}
+	}
+	if d.tls != nil {
+		tc := tls.Client(conn, d.tls)
+		conn.SetDeadline(deadline) //nolint:errcheck // a failure shows in Handshake
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, &dialError{op: "tls handshake", err: err}
+		}
+		// Exchanges are timed by the watchdog, not by deadlines.
+		conn.SetDeadline(time.Time{}) //nolint:errcheck // the conn is fine or fails on use
+		conn = tc
 	}
 	return d.wd.trackBackend(conn), nil
 }

@@ -67,12 +67,14 @@ func (p *hostConns[C]) releaseReader(br *bufio.Reader)  { p.hc.ReleaseReader(br)
 func (p *hostConns[C]) writer(c net.Conn) *bufio.Writer { return p.hc.AcquireWriter(c) }
 func (p *hostConns[C]) releaseWriter(bw *bufio.Writer)  { p.hc.ReleaseWriter(bw) }
 
-// newUpstream returns the connection pool for one backend.
-func (p *Proxy) newUpstream(b *pool.Backend) *upstream {
+// newUpstream returns the connection pool for one backend, whose
+// connections d makes.
+func (p *Proxy) newUpstream(b *pool.Backend, d *backendDialer) *upstream {
 	c := p.cfg
 	hc := &fasthttp.HostClient{
-		Addr:                          b.Addr(),
-		DialTimeout:                   p.dialer.dial,
+		Addr: b.Addr(),
+		// Never IsTLS: the dialer does TLS (see backendDialer).
+		DialTimeout:                   d.dial,
 		MaxConns:                      c.MaxConnsPerBackend,
 		MaxConnWaitTimeout:            c.DialTimeout,
 		MaxIdleConnDuration:           c.BackendIdleTimeout,

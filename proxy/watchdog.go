@@ -30,9 +30,10 @@ type watchdog struct {
 
 // clientLimits bounds each phase of a client connection; zero is no limit.
 type clientLimits struct {
-	read  time.Duration // from connect or first byte until the handler runs
-	write time.Duration // from the handler's return until the response is sent
-	idle  time.Duration // between requests on a keep-alive connection
+	header time.Duration // from connect or first byte until the handler runs
+	body   time.Duration // between two reads of a request body
+	write  time.Duration // from the handler's return until the response is sent, or between two writes of a streamed one
+	idle   time.Duration // between requests on a keep-alive connection
 }
 
 // Sweep periods. Backend deadlines are checked often, since a backend timeout
@@ -87,7 +88,8 @@ func (w *watchdog) close() {
 
 // Phases of a client connection.
 const (
-	phaseReading  uint32 = iota // waiting for or reading a request
+	phaseHeader   uint32 = iota // waiting for or reading a request header
+	phaseBody                   // reading a request body (progress restarts the clock)
 	phaseHandling               // the handler is proxying it
 	phaseWriting                // the response is being written
 	phaseIdle                   // kept alive between requests
@@ -111,11 +113,11 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 	switch state {
 	case fasthttp.StateNew:
 		cc := &clientConn{conn: c}
-		cc.enter(phaseReading, w.now())
+		cc.enter(phaseHeader, w.now())
 		w.clients.Store(c, cc)
 	case fasthttp.StateActive:
 		if cc := w.client(c); cc != nil {
-			cc.enter(phaseReading, w.now())
+			cc.enter(phaseHeader, w.now())
 		}
 	case fasthttp.StateIdle:
 		if cc := w.client(c); cc != nil {
@@ -142,8 +144,10 @@ func (w *watchdog) sweepClients(now int64) {
 		cc := v.(*clientConn)
 		var limit time.Duration
 		switch cc.phase.Load() {
-		case phaseReading:
-			limit = w.limits.read
+		case phaseHeader:
+			limit = w.limits.header
+		case phaseBody:
+			limit = w.limits.body
 		case phaseWriting:
 			limit = w.limits.write
 		case phaseIdle:
@@ -152,8 +156,8 @@ func (w *watchdog) sweepClients(now int64) {
 		if limit > 0 && now-cc.since.Load() > int64(limit) {
 			// A slow reader or writer, or an idle keep-alive connection:
 			// drop it, as nginx does on client_header_timeout,
-			// send_timeout and keepalive_timeout.
-			cc.conn.Close()
+			// client_body_timeout, send_timeout and keepalive_timeout.
+			abortConn(cc.conn)
 		}
 		return true
 	})
@@ -215,7 +219,7 @@ func (w *watchdog) sweepBackends(now int64) {
 	for bc := range w.backends {
 		if d := bc.deadline.Load(); d != 0 && now > d {
 			bc.expired.Store(true)
-			bc.Conn.Close() // not bc.Close: we hold backendsMu
+			abortConn(bc.Conn) // not bc.Close: we hold backendsMu
 		}
 	}
 }

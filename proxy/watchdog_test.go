@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func closedWithin(t *testing.T, c net.Conn, limit time.Duration) {
 
 func TestIdleClientConnectionClosed(t *testing.T) {
 	be := startBackend(t, "a")
-	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond, ClientHeaderTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
 	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func TestIdleClientConnectionClosed(t *testing.T) {
 
 func TestSlowHeaderClosed(t *testing.T) {
 	be := startBackend(t, "a")
-	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond, ClientHeaderTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
 	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +61,26 @@ func TestSlowHeaderClosed(t *testing.T) {
 // not cut: those limits are for reading, writing and idling, not waiting.
 func TestSlowBackendNotCutByClientTimeouts(t *testing.T) {
 	be := startBackend(t, "a")
-	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 200 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 200 * time.Millisecond, ClientHeaderTimeout: 200 * time.Millisecond, ClientBodyTimeout: 200 * time.Millisecond, Health: HealthConfig{Interval: -1}})
 	status, body := get(t, newClient(t), url+"/delay/700ms")
 	if status != http.StatusOK || backendOf(body) != "a" {
 		t.Errorf("got %d %q, want 200 from a", status, body)
+	}
+}
+
+// A client that stops sending the body it announced is dropped after the
+// body timeout, whether the body is read whole or streamed.
+func TestStalledBodyClosed(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientBodyTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+	for _, size := range []int{64 << 10, 8 << 20} { // read whole; streamed
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+		c.Write(make([]byte, 16<<10)) // then nothing more
+		closedWithin(t, c, 5*time.Second)
+		c.Close()
 	}
 }

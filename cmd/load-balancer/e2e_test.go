@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
 // The end-to-end test runs the real binaries, as `make run` does, and talks
@@ -481,5 +484,106 @@ func TestBinaryAdminAndAlerts(t *testing.T) {
 	lb.cmd.Process.Signal(syscall.SIGTERM)
 	if err := lb.cmd.Wait(); err != nil {
 		t.Errorf("balancer exit: %v", err)
+	}
+}
+
+// curlTLS runs curl with args against the balancer, trusting only caFile,
+// and returns its output (status code last, after -w) and error.
+func curlTLS(t *testing.T, caFile string, args ...string) (string, error) {
+	t.Helper()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not installed (.ci/run installs it)")
+	}
+	out, err := exec.Command(curl, append([]string{"-s", "-m", "10", "--cacert", caFile}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// servedSerial returns the serial of the certificate served at addr for
+// name, verified against roots.
+func servedSerial(t *testing.T, addr, name string, roots *x509.CertPool) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: roots})
+	if err != nil {
+		t.Fatalf("TLS handshake with %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestBinaryTLS runs the balancer with TLS as a user would, and talks to it
+// with curl: HTTPS, the redirect, HSTS, and a reload on SIGHUP.
+func TestBinaryTLS(t *testing.T) {
+	bin := buildBinaries(t)
+	ca := testpki.NewCA(t, "test CA")
+	dir := t.TempDir()
+	caFile := ca.WriteFile(t, dir)
+	first := ca.Issue(t, "localhost", "127.0.0.1")
+	certFile, keyFile := first.WriteFiles(t, dir, "lb")
+
+	bp, lbPort, tlsPort := freePort(t), freePort(t), freePort(t)
+	start(t, []string{"PORT=" + strconv.Itoa(bp)}, filepath.Join(bin, "backend-server"))
+	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
+		"-backends=http://127.0.0.1:"+strconv.Itoa(bp), "-port="+strconv.Itoa(lbPort),
+		"-tls-port="+strconv.Itoa(tlsPort), "-tls-cert="+certFile, "-tls-key="+keyFile,
+		"-redirect-https", "-hsts=8760h", "-health-path=/health", "-health-interval=100ms", "-health-timeout=50ms", "-admin-addr=")
+	httpsURL := "https://localhost:" + strconv.Itoa(tlsPort)
+	tlsAddr := "127.0.0.1:" + strconv.Itoa(tlsPort)
+	waitUntil(t, "the balancer to serve HTTPS", func() bool {
+		out, err := curlTLS(t, caFile, "-o", "/dev/null", "-w", "%{http_code}", httpsURL+"/")
+		return err == nil && out == "200"
+	})
+	if !strings.Contains(lb.output(), "Load balancer serving HTTPS at :"+strconv.Itoa(tlsPort)) {
+		t.Errorf("log lacks the HTTPS line:\n%s", lb.output())
+	}
+
+	// HTTPS answered by the backend, with HSTS.
+	out, err := curlTLS(t, caFile, "-D", "-", httpsURL+"/")
+	if err != nil || !strings.Contains(out, "Backend server is running on port "+strconv.Itoa(bp)) ||
+		!strings.Contains(strings.ToLower(out), "strict-transport-security: max-age=31536000") {
+		t.Errorf("curl over HTTPS: %v\n%s", err, out)
+	}
+	// Plain HTTP is sent to HTTPS, and curl -L follows it there.
+	out, _ = curlTLS(t, caFile, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+		"http://localhost:"+strconv.Itoa(lbPort)+"/echo?x=1")
+	if want := "308 " + httpsURL + "/echo?x=1"; out != want {
+		t.Errorf("plain HTTP: %q, want %q", out, want)
+	}
+	out, err = curlTLS(t, caFile, "-L", "http://localhost:"+strconv.Itoa(lbPort)+"/echo?x=1")
+	if err != nil || !strings.Contains(out, `"X-Forwarded-Proto":["https"]`) {
+		t.Errorf("curl -L through the redirect: %v\n%s", err, out)
+	}
+	// The health path is not redirected.
+	out, _ = curlTLS(t, caFile, "-o", "/dev/null", "-w", "%{http_code}", "http://localhost:"+strconv.Itoa(lbPort)+"/health")
+	if out != "200" {
+		t.Errorf("health path over plain HTTP: %q, want 200", out)
+	}
+
+	// SIGHUP reloads the files; a broken pair is logged and the last good
+	// one stays.
+	roots := ca.Pool()
+	second := ca.Issue(t, "localhost", "127.0.0.1")
+	testpki.WriteFile(t, keyFile, second.KeyPEM)
+	testpki.WriteFile(t, certFile, second.CertPEM)
+	lb.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the reloaded certificate", func() bool {
+		return servedSerial(t, tlsAddr, "localhost", roots) == second.Cert.SerialNumber.String()
+	})
+	testpki.WriteFile(t, keyFile, []byte("not a key"))
+	lb.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the failed reload in the log", func() bool {
+		return strings.Contains(lb.output(), "TLS certificate reload failed")
+	})
+	if !strings.Contains(lb.output(), keyFile) {
+		t.Errorf("the failed reload does not name %s:\n%s", keyFile, lb.output())
+	}
+	if got := servedSerial(t, tlsAddr, "localhost", roots); got != second.Cert.SerialNumber.String() {
+		t.Errorf("after a broken reload the balancer serves %s, want the last good %s", got, second.Cert.SerialNumber)
+	}
+	if out, err := curlTLS(t, caFile, "-o", "/dev/null", "-w", "%{http_code}", httpsURL+"/"); err != nil || out != "200" {
+		t.Errorf("HTTPS after a broken reload: %q %v", out, err)
+	}
+	if lb.cmd.ProcessState != nil {
+		t.Fatal("the balancer exited on SIGHUP")
 	}
 }

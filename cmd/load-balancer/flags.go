@@ -20,6 +20,8 @@ import (
 type options struct {
 	proxy           proxy.Config
 	addr            string // host:port to listen on
+	tlsAddr         string // host:port to serve HTTPS on; "" without TLS
+	warnings        []string
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -70,6 +72,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
 		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
+		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
+		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
+		rateLimit    = fs.String("rate-limit", "", "requests per client address, such as 100/s or 6000/m; more get 429 (empty: no limit)")
+		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit (0: one second's worth)")
+		trusted      = fs.String("trusted-proxies", "", "comma-separated CIDR ranges of proxies in front whose X-Forwarded-For is believed")
 		durationArgs = []struct {
 			name  string
 			dst   *time.Duration
@@ -81,7 +88,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 			{"dial-timeout", &o.proxy.DialTimeout, proxy.DefaultDialTimeout, "time allowed to connect to a backend"},
 			{"backend-timeout", &o.proxy.BackendTimeout, proxy.DefaultBackendTimeout, "time allowed for a backend's whole response; slower gets 504"},
 			{"backend-idle-timeout", &o.proxy.BackendIdleTimeout, proxy.DefaultBackendIdleTimeout, "how long idle backend connections are kept (keep below the backends' keep-alive timeout)"},
-			{"client-idle-timeout", &o.proxy.ClientIdleTimeout, proxy.DefaultClientIdleTimeout, "how long an idle client connection is kept"},
+			{"client-idle-timeout", &o.proxy.ClientIdleTimeout, proxy.DefaultClientIdleTimeout, "how long an idle client connection is kept, and how long writing a response to it may stall"},
+			{"client-header-timeout", &o.proxy.ClientHeaderTimeout, proxy.DefaultClientHeaderTimeout, "time a client gets to send a request header (slowloris defence)"},
+			{"client-body-timeout", &o.proxy.ClientBodyTimeout, proxy.DefaultClientBodyTimeout, "longest pause allowed while a client sends a request body"},
 			{"shutdown-timeout", &o.shutdownTimeout, 10 * time.Second, "time in-flight requests get to finish on SIGINT or SIGTERM"},
 		}
 	)
@@ -98,6 +107,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	var webhooks listFlag
 	fs.Var(&webhooks, "alert-webhook", "URL to POST an alert to on every backend state change (repeatable, or a comma-separated list)")
 	alertFormat := fs.String("alert-format", "json", "alert body: json, or slack for {\"text\": ...}")
+	var tf tlsFlags
+	tf.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -118,10 +129,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
 	}
-	o.addr = strings.TrimSpace(*host) + ":" + strconv.Itoa(*port)
-	if strings.Contains(*host, ":") && !strings.HasPrefix(*host, "[") {
-		o.addr = "[" + *host + "]:" + strconv.Itoa(*port) // IPv6 literal
-	}
+	o.addr = listenAddr(*host, *port)
 
 	for _, d := range durationArgs {
 		if *d.dst <= 0 {
@@ -163,6 +171,30 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	o.proxy.HedgeAfter = *hedgeAfter
 	o.proxy.HedgeBudget = *hedgeBudget
+
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"max-conns", *maxConnsAll}, {"max-conns-per-ip", *maxConnsIP}, {"rate-burst", *rateBurst}} {
+		if n.v < 0 {
+			return nil, invalid("invalid -%s %d: must not be negative (0: no limit)", n.name, n.v)
+		}
+	}
+	o.proxy.MaxConns, o.proxy.MaxConnsPerIP, o.proxy.RateBurst = *maxConnsAll, *maxConnsIP, *rateBurst
+	if *rateLimit != "" {
+		r, err := parseRate(*rateLimit)
+		if err != nil {
+			return nil, invalid("invalid -rate-limit %q: %v", *rateLimit, err)
+		}
+		o.proxy.RateLimit = r
+	}
+	if *trusted != "" {
+		nets, err := proxy.ParseTrustedProxies(*trusted)
+		if err != nil {
+			return nil, invalid("invalid -trusted-proxies: %v", err)
+		}
+		o.proxy.TrustedProxies = nets
+	}
 
 	switch {
 	case *retries < 0 || *retries >= pool.MaxTries:
@@ -214,7 +246,13 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
 	}
 
-	if err := checkAdminAddr(o.adminAddr, o.addr); err != nil {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := tf.apply(&o, set, *host, *port); err != nil {
+		return nil, err
+	}
+
+	if err := checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
 		return nil, err
 	}
 	for _, u := range webhooks {
@@ -235,9 +273,18 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	return &o, nil
 }
 
+// listenAddr joins the -host and a port into an address to listen on.
+func listenAddr(host string, port int) string {
+	host = strings.TrimSpace(host)
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		host = "[" + host + "]" // IPv6 literal
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
 // checkAdminAddr validates -admin-addr: empty, or host:port with a port of
-// its own, never the one that serves traffic.
-func checkAdminAddr(addr, public string) error {
+// its own, never one that serves traffic (public, or tls when set).
+func checkAdminAddr(addr, public, tls string) error {
 	if addr == "" {
 		return nil
 	}
@@ -248,9 +295,14 @@ func checkAdminAddr(addr, public string) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
 	}
-	pubHost, pubPort, _ := net.SplitHostPort(public)
-	if port == pubPort && (host == pubHost || host == "" || pubHost == "") {
-		return invalid("invalid -admin-addr %q: the admin interface needs a port of its own, not the one serving traffic (-port %s)", addr, pubPort)
+	for _, l := range []struct{ addr, flag string }{{public, "-port"}, {tls, "-tls-port"}} {
+		if l.addr == "" {
+			continue
+		}
+		h, p, _ := net.SplitHostPort(l.addr)
+		if port == p && (host == h || host == "" || h == "") {
+			return invalid("invalid -admin-addr %q: the admin interface needs a port of its own, not the one serving traffic (%s %s)", addr, l.flag, p)
+		}
 	}
 	return nil
 }
@@ -294,6 +346,25 @@ func parseBackends(s string) ([]string, error) {
 		list = append(list, entry)
 	}
 	return list, nil
+}
+
+// parseRate reads a rate such as 100/s, 6000/m or a bare 100 (per second)
+// and returns it per second.
+func parseRate(v string) (float64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(v), "/")
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a positive rate such as 100/s")
+	}
+	switch strings.TrimSpace(unit) {
+	case "", "s":
+		return n, nil
+	case "m":
+		return n / 60, nil
+	case "h":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("unknown unit %q: want /s, /m or /h", unit)
 }
 
 // sizeFlag is a byte count written with an optional binary unit: 4096,

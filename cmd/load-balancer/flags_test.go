@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
+	"github.com/rishichirchi/Load-Balancee/proxy"
 	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 )
 
@@ -48,6 +51,30 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-alert-webhook=ftp://hooks.example/x"}, `invalid -alert-webhook "ftp://hooks.example/x": unsupported scheme "ftp" (want http or https)`},
 		{[]string{ok, "-alert-webhook=http://a/x,http:///y"}, `invalid -alert-webhook "http:///y": missing host`},
 		{[]string{ok, "-alert-format=xml"}, `invalid -alert-format "xml": want json or slack`},
+		{[]string{ok, "-client-header-timeout=0s"}, "invalid -client-header-timeout 0s: must be positive"},
+		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1"},
+		{[]string{ok, "-rate-limit=fast"}, `invalid -rate-limit "fast": want a positive rate`},
+		{[]string{ok, "-rate-limit=10/d"}, `invalid -rate-limit "10/d": unknown unit "d"`},
+		{[]string{ok, "-trusted-proxies=10.0.0.0/33"}, `invalid -trusted-proxies: invalid trusted proxy "10.0.0.0/33"`},
+		{[]string{ok, "-tls-cert=a.crt"}, `missing -tls-key: -tls-cert "a.crt" needs its private key`},
+		{[]string{ok, "-tls-key=a.key"}, `missing -tls-cert: -tls-key "a.key" needs its certificate`},
+		{[]string{ok, "-tls-cert=a.crt,b.crt", "-tls-key=a.key"}, "invalid -tls-key: 1 files for 2 -tls-cert files"},
+		{[]string{ok, "-tls-cert=a.crt,", "-tls-key=a.key,b.key"}, `invalid -tls-cert "a.crt,": empty file name`},
+		{[]string{ok, "-tls-cert=a.crt", "-tls-key=a.key", "-tls-port=0"}, "invalid -tls-port 0: want 1-65535"},
+		{[]string{ok, "-tls-cert=a.crt", "-tls-key=a.key", "-port=8443", "-tls-port=8443"}, "invalid -tls-port 8443: the same as -port"},
+		{[]string{ok, "-tls-cert=a.crt", "-tls-key=a.key", "-tls-min-version=1.1"}, `invalid -tls-min-version "1.1": want 1.2 or 1.3`},
+		{[]string{ok, "-tls-cert=a.crt", "-tls-key=a.key", "-hsts=-1s"}, "invalid -hsts -1s: must not be negative"},
+		{[]string{ok, "-tls-cert=a.crt", "-tls-key=a.key", "-hsts=10ms"}, "invalid -hsts 10ms: at least 1s"},
+		{[]string{ok, "-redirect-https"}, "invalid -redirect-https: needs -tls-cert and -tls-key"},
+		{[]string{ok, "-hsts=1h"}, "invalid -hsts: needs -tls-cert and -tls-key"},
+		{[]string{ok, "-tls-port=8443"}, "invalid -tls-port: needs -tls-cert and -tls-key"},
+		{[]string{ok, "-backend-ca=/nonexistent/ca.pem"}, `invalid -backend-ca "/nonexistent/ca.pem": no such file or directory`},
+		{[]string{ok, "-backend-ca=flags_test.go"}, `invalid -backend-ca "flags_test.go": no PEM certificates found`},
+		{[]string{ok, "-backend-ca=ca.pem", "-backend-insecure-skip-verify"}, "no use with -backend-insecure-skip-verify"},
+		{[]string{ok, "-upstream-proxy=ftp://p:21"}, `invalid -upstream-proxy "ftp://p:21": unsupported scheme "ftp"`},
+		{[]string{ok, "-upstream-proxy=p:3128"}, `invalid -upstream-proxy "p:3128": missing scheme`},
+		{[]string{ok, "-upstream-proxy=http://u:secret@p:0"}, `invalid -upstream-proxy "http://u:xxxxx@p:0": invalid port "0"`},
+		{[]string{"-backends=https://a:1,https://A:1/"}, `invalid -backends entry "https://A:1/": duplicate of "https://a:1"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
@@ -105,7 +132,8 @@ func TestParseFlagsValues(t *testing.T) {
 		c.Health.Interval != 5*time.Second || c.Health.Timeout != 2*time.Second || c.Health.Rise != 2 ||
 		c.Health.Fall != 2 || c.DialTimeout != 3*time.Second || c.BackendTimeout != 30*time.Second ||
 		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second ||
-		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 {
+		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 ||
+		c.ClientHeaderTimeout != 10*time.Second || c.ClientBodyTimeout != 60*time.Second || c.RateLimit != 0 || c.MaxConns != 0 {
 		t.Errorf("defaults %+v addr %q", c, o.addr)
 	}
 }
@@ -131,6 +159,61 @@ func TestParseFlagsMonitoring(t *testing.T) {
 	if _, err := parseFlags([]string{"-backends=http://a:1", "-port=3030", "-admin-addr=[::1]:3031"}, &bytes.Buffer{}); err != nil {
 		t.Errorf("IPv6 admin address refused: %v", err)
 	}
+}
+
+func TestParseTLSFlags(t *testing.T) {
+	o, err := parseFlags([]string{
+		"-backends=https://b.internal,http://localhost:8081", "-host=127.0.0.1",
+		"-tls-cert= a.crt, b.crt", "-tls-key=a.key,b.key ", "-tls-port=8443", "-tls-min-version=1.3",
+		"-redirect-https", "-hsts=8760h", "-backend-insecure-skip-verify", "-upstream-proxy=env",
+	}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.proxy.TLS
+	if c == nil {
+		t.Fatal("no TLS configuration")
+	}
+	if o.tlsAddr != "127.0.0.1:8443" || c.RedirectPort != 8443 || !c.RedirectHTTP || c.HSTS != 8760*time.Hour ||
+		c.MinVersion != tls.VersionTLS13 || len(c.Certificates) != 2 ||
+		c.Certificates[0] != (proxy.CertificateFiles{CertFile: "a.crt", KeyFile: "a.key"}) ||
+		c.Certificates[1] != (proxy.CertificateFiles{CertFile: "b.crt", KeyFile: "b.key"}) {
+		t.Errorf("TLS %+v at %q", c, o.tlsAddr)
+	}
+	if o.proxy.BackendTLS == nil || !o.proxy.BackendTLS.InsecureSkipVerify || o.proxy.UpstreamProxy != "env" {
+		t.Errorf("backend TLS %+v, upstream proxy %q", o.proxy.BackendTLS, o.proxy.UpstreamProxy)
+	}
+	if len(o.warnings) != 0 {
+		t.Errorf("warnings %q", o.warnings)
+	}
+
+	// Without -tls-cert nothing of TLS is set up; the defaults are 1.2 and
+	// port 3443.
+	o, err = parseFlags([]string{"-backends=http://a:1", "-backend-ca=" + writeCA(t)}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.proxy.TLS != nil || o.tlsAddr != "" {
+		t.Errorf("TLS set up without -tls-cert: %+v %q", o.proxy.TLS, o.tlsAddr)
+	}
+	if o.proxy.BackendTLS == nil || o.proxy.BackendTLS.RootCAs == nil {
+		t.Error("-backend-ca did not set the backends' roots")
+	}
+	if len(o.warnings) != 1 || !strings.Contains(o.warnings[0], "-backend-ca has no effect") {
+		t.Errorf("warnings %q, want one about -backend-ca without https backends", o.warnings)
+	}
+	o, err = parseFlags([]string{"-backends=http://a:1", "-tls-cert=a.crt", "-tls-key=a.key"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.tlsAddr != ":3443" || o.proxy.TLS.MinVersion != tls.VersionTLS12 || o.proxy.TLS.HSTS != 0 || o.proxy.TLS.RedirectHTTP {
+		t.Errorf("TLS defaults %+v at %q", o.proxy.TLS, o.tlsAddr)
+	}
+}
+
+func writeCA(t *testing.T) string {
+	t.Helper()
+	return testpki.NewCA(t, "test CA").WriteFile(t, t.TempDir())
 }
 
 func TestParseSize(t *testing.T) {
@@ -161,6 +244,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"health-rise", "health-fall", "retries", "dial-timeout", "backend-timeout", "client-idle-timeout",
 		"max-header-size", "max-body-size", "max-conns-per-backend", "shutdown-timeout", "log-level",
 		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
+		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
+		"trusted-proxies", "tls-cert", "tls-key", "tls-port", "tls-min-version", "redirect-https", "hsts",
+		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy",
 		"admin-addr", "admin-token", "alert-webhook", "alert-format"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
@@ -193,5 +279,43 @@ func TestParseFlagsDisableWithZero(t *testing.T) {
 	if o.proxy.TryTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
 		t.Errorf("try %v eject %d hedge %v body %d: zero must disable, not select the default",
 			o.proxy.TryTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"100/s": 100, "100": 100, "6000/m": 100, "36000/h": 10, " 5 / s ": 5} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0/s", "-1/s", "x/s", "10/d"} {
+		if _, err := parseRate(bad); err == nil {
+			t.Errorf("parseRate(%q) accepted", bad)
+		}
+	}
+}
+
+// TestRunRejectsBadCertificates exits 2 at start, naming the file at fault.
+func TestRunRejectsBadCertificates(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	dir := t.TempDir()
+	aCrt, aKey := ca.Issue(t, "a.test").WriteFiles(t, dir, "a")
+	_, bKey := ca.Issue(t, "b.test").WriteFiles(t, dir, "b")
+	for _, tc := range []struct {
+		cert, key, want string
+	}{
+		{dir + "/missing.crt", aKey, `TLS certificate "` + dir + `/missing.crt": no such file or directory`},
+		{aCrt, dir + "/missing.key", `TLS key "` + dir + `/missing.key": no such file or directory`},
+		{aCrt, bKey, `TLS key "` + bKey + `": does not match certificate "` + aCrt + `"`},
+	} {
+		var out, errOut bytes.Buffer
+		code := run([]string{"-backends=http://127.0.0.1:1", "-port=1", "-tls-port=2",
+			"-tls-cert=" + tc.cert, "-tls-key=" + tc.key, "-log-level=error"}, &out, &errOut)
+		if code != 2 {
+			t.Errorf("%s + %s: exit %d, want 2", tc.cert, tc.key, code)
+		}
+		if !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("stderr %q, want it to contain %q", errOut.String(), tc.want)
+		}
 	}
 }

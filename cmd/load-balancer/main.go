@@ -4,7 +4,8 @@
 //
 // It spreads requests over the backends, retries failed attempts on other
 // backends, checks backend health in the background and stops gracefully on
-// SIGINT or SIGTERM. Run it with -h for every flag.
+// SIGINT or SIGTERM. With -tls-cert and -tls-key it serves HTTPS too, and
+// reloads the certificates on SIGHUP. Run it with -h for every flag.
 package main
 
 import (
@@ -52,6 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, o.logLevel, o.logFormat)
 	slog.SetDefault(log)
 	o.proxy.Logger = log
+	for _, w := range o.warnings {
+		log.Warn(w)
+	}
 
 	var alerts *alert.Notifier
 	if len(o.alertURLs) > 0 {
@@ -83,35 +87,69 @@ func run(args []string, stdout, stderr io.Writer) int {
 		p.Close()
 		return 1
 	}
-	served := make(chan error, 2)
-	var adm *admin.Server
-	if o.adminAddr != "" {
-		aln, err := net.Listen("tcp", o.adminAddr)
-		if err != nil {
-			log.Error("cannot listen for the admin interface", "addr", o.adminAddr, "error", err)
+	var tlsLn net.Listener
+	if o.tlsAddr != "" {
+		if tlsLn, err = net.Listen("tcp", o.tlsAddr); err != nil {
+			log.Error("cannot listen", "addr", o.tlsAddr, "error", err)
 			ln.Close()
 			p.Close()
 			return 1
 		}
-		adm = admin.New(p.Pool(), admin.Config{Token: o.adminToken, Version: buildVersion(), Logger: log})
-		go func() { served <- adm.Serve(aln) }()
-		log.Info("Admin interface at http://"+aln.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
-		if o.adminToken == "" && !isLoopback(aln.Addr()) {
-			log.Warn("the admin interface listens beyond loopback without -admin-token: anyone who can reach " +
-				aln.Addr().String() + " sees the metrics and backends")
+	}
+	var adminLn net.Listener
+	if o.adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", o.adminAddr); err != nil {
+			log.Error("cannot listen for the admin interface", "addr", o.adminAddr, "error", err)
+			ln.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
+			p.Close()
+			return 1
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	served := make(chan error, 3)
 	go func() { served <- p.Serve(ln) }()
 	log.Info("Load balancer started at " + o.addr)
+	if tlsLn != nil {
+		go func() { served <- p.ServeTLS(tlsLn) }()
+		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
+	}
+	var adm *admin.Server
+	if adminLn != nil {
+		adm = admin.New(p.Pool(), admin.Config{Token: o.adminToken, Version: buildVersion(), Logger: log})
+		go func() { served <- adm.Serve(adminLn) }()
+		log.Info("Admin interface at http://"+adminLn.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
+		if o.adminToken == "" && !isLoopback(adminLn.Addr()) {
+			log.Warn("the admin interface listens beyond loopback without -admin-token: anyone who can reach " +
+				adminLn.Addr().String() + " sees the metrics and backends")
+		}
+	}
 
 	code := 0
-	select {
-	case err := <-served:
-		log.Error("server stopped", "error", err)
-		code = 1
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-served:
+			log.Error("server stopped", "error", err)
+			code, running = 1, false
+		case <-hup:
+			// As nginx and HAProxy do: SIGHUP reloads what can change
+			// without a restart, here the certificates.
+			if o.tlsAddr == "" {
+				log.Info("SIGHUP: no TLS certificates to reload")
+				continue
+			}
+			log.Info("SIGHUP: reloading TLS certificates")
+			p.ReloadCertificates() //nolint:errcheck // logged by the proxy
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	stop() // a second signal now kills the process the default way
 	log.Info("shutting down: waiting for in-flight requests", "timeout", o.shutdownTimeout)

@@ -56,6 +56,7 @@ type Backend struct {
 	hedgeWon atomic.Uint64 // hedges sent to it that answered first
 	tryTOs   atomic.Uint64 // attempts abandoned for want of a response header
 	ejected  atomic.Uint64 // times live traffic took it out of rotation
+	reported atomic.Int64  // when a failure was last reported, in caller's clock
 	lastErr  atomic.Pointer[string]
 
 	stats backendStats // monitoring counters: stats.go
@@ -76,7 +77,8 @@ func (e *ParseError) Error() string {
 
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// NewBackend parses rawURL ("http://host:port") into a Backend that starts up.
+// NewBackend parses rawURL ("http://host:port" or "https://host:port") into a
+// Backend that starts up. The port defaults to 80 for http and 443 for https.
 // Only a scheme, a host and an optional port are accepted: a path, query,
 // fragment or user info would be silently ignored by the proxy, so they are
 // refused instead.
@@ -89,7 +91,7 @@ func NewBackend(rawURL string) (*Backend, error) {
 		return fail("empty address")
 	}
 	if !strings.Contains(s, "://") {
-		return fail("missing scheme (want http://host:port)")
+		return fail("missing scheme (want http://host:port or https://host:port)")
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -104,6 +106,8 @@ func NewBackend(rawURL string) (*Backend, error) {
 	switch scheme {
 	case "http":
 		defaultPort = "80"
+	case "https":
+		defaultPort = "443"
 	default:
 		return fail("unsupported scheme %q", u.Scheme)
 	}
@@ -147,8 +151,11 @@ func NewBackend(rawURL string) (*Backend, error) {
 // URL returns the backend's canonical address, such as "http://10.0.0.1:8081".
 func (b *Backend) URL() string { return b.url }
 
-// Scheme returns "http".
+// Scheme returns "http" or "https".
 func (b *Backend) Scheme() string { return b.scheme }
+
+// TLS reports whether the backend is reached over TLS (scheme https).
+func (b *Backend) TLS() bool { return b.scheme == "https" }
 
 // Addr returns host:port, the address a dialer takes.
 func (b *Backend) Addr() string { return b.addr }
@@ -247,6 +254,13 @@ func (b *Backend) HedgeWon() { b.hedgeWon.Add(1) }
 // Hedges returns how many hedges the backend's slowness caused, and how
 // many hedges sent to it won.
 func (b *Backend) Hedges() (caused, won uint64) { return b.hedged.Load(), b.hedgeWon.Load() }
+
+// ShouldReport reports whether a failure at time now deserves a log record:
+// at most one per interval per backend, whichever goroutine gets there.
+func (b *Backend) ShouldReport(now, interval int64) bool {
+	last := b.reported.Load()
+	return now-last >= interval && b.reported.CompareAndSwap(last, now)
+}
 
 // TryTimedOut records an attempt abandoned for want of a response header.
 func (b *Backend) TryTimedOut() { b.tryTOs.Add(1) }

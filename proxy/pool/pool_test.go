@@ -33,12 +33,18 @@ func newPool(t testing.TB, n int) (*Pool, []*Backend) {
 func TestNewBackend(t *testing.T) {
 	for _, tc := range []struct {
 		in, url, addr, err string
+		tls                bool
 	}{
 		{in: "http://localhost:8081", url: "http://localhost:8081", addr: "localhost:8081"},
 		{in: "http://LocalHost:8081/", url: "http://localhost:8081", addr: "localhost:8081"},
 		{in: "HTTP://10.0.0.1", url: "http://10.0.0.1:80", addr: "10.0.0.1:80"},
 		{in: "http://[::1]:9000", url: "http://[::1]:9000", addr: "[::1]:9000"},
 		{in: " http://b:1 ", url: "http://b:1", addr: "b:1"},
+		{in: "https://example.com", url: "https://example.com:443", addr: "example.com:443", tls: true},
+		{in: "HTTPS://Example.com:8443/", url: "https://example.com:8443", addr: "example.com:8443", tls: true},
+		{in: "https://[::1]", url: "https://[::1]:443", addr: "[::1]:443", tls: true},
+		{in: "https://h:", err: "empty port"},
+		{in: "socks5://h:1", err: `unsupported scheme "socks5"`},
 		{in: "htp://x", err: `invalid backend "htp://x": unsupported scheme "htp"`},
 		{in: "localhost:8081", err: `missing scheme`},
 		{in: "", err: "empty address"},
@@ -66,6 +72,9 @@ func TestNewBackend(t *testing.T) {
 			}
 			if b.URL() != tc.url || b.Addr() != tc.addr {
 				t.Errorf("url %q addr %q, want %q %q", b.URL(), b.Addr(), tc.url, tc.addr)
+			}
+			if b.TLS() != tc.tls {
+				t.Errorf("TLS() = %v, want %v", b.TLS(), tc.tls)
 			}
 			if !b.Up() {
 				t.Error("a new backend should start up")

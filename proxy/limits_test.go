@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rishichirchi/Load-Balancee/backend"
+)
+
+func TestRateLimit(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, RateLimit: 2, RateBurst: 3, Health: HealthConfig{Interval: -1}})
+	client := newClient(t)
+	for i := range 3 {
+		if status, _ := get(t, client, url+"/"); status != http.StatusOK {
+			t.Fatalf("request %d of the burst: %d", i, status)
+		}
+	}
+	resp, err := client.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("over the rate: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if n := be.hits.Load(); n != 3 {
+		t.Errorf("backend saw %d requests, want the 3 allowed", n)
+	}
+}
+
+// holdConns opens n connections to addr that send nothing.
+func holdConns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var cs []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	})
+	return cs
+}
+
+func TestConnectionLimits(t *testing.T) {
+	be := startBackend(t, "a")
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		status int
+	}{
+		{"per IP", Config{MaxConnsPerIP: 3}, http.StatusTooManyRequests},
+		{"in all", Config{MaxConns: 3}, http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Backends = []string{be.URL()}
+			tc.cfg.Health = HealthConfig{Interval: -1}
+			p, url := startProxy(t, tc.cfg)
+			addr := strings.TrimPrefix(url, "http://")
+			holdConns(t, addr, 3)
+			waitFor(t, "the held connections to be served", 5*time.Second, func() bool {
+				return p.Server().GetOpenConnectionsCount() == 3
+			})
+			status, _ := rawRequest(t, url, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if !strings.Contains(status, http.StatusText(tc.status)) {
+				t.Errorf("fourth connection got %q, want %d", status, tc.status)
+			}
+		})
+	}
+}
+
+func echoVia(t *testing.T, url string, header map[string]string) backend.Echo {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/echo", nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e backend.Echo
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestTrustedProxies(t *testing.T) {
+	be := startBackend(t, "a")
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+	_, untrustedURL := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	_, trustedURL := startProxy(t, Config{Backends: []string{be.URL()}, TrustedProxies: trusted, Health: HealthConfig{Interval: -1}})
+	for _, tc := range []struct {
+		name, url, sent, wantXFF, wantReal string
+	}{
+		{"untrusted peer: replaced", untrustedURL, "203.0.113.5", "127.0.0.1", "127.0.0.1"},
+		{"trusted peer: extended", trustedURL, "203.0.113.5", "203.0.113.5, 127.0.0.1", "203.0.113.5"},
+		{"trusted hops skipped", trustedURL, "198.51.100.1, 10.0.0.2", "198.51.100.1, 10.0.0.2, 127.0.0.1", "198.51.100.1"},
+		{"forged left part ignored", trustedURL, "6.6.6.6, 198.51.100.1", "6.6.6.6, 198.51.100.1, 127.0.0.1", "198.51.100.1"},
+		{"garbage stops the walk", trustedURL, "1.2.3.4, not-an-ip", "1.2.3.4, not-an-ip, 127.0.0.1", "127.0.0.1"},
+		{"no header from a trusted peer", trustedURL, "", "127.0.0.1", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := map[string]string{}
+			if tc.sent != "" {
+				h["X-Forwarded-For"] = tc.sent
+			}
+			e := echoVia(t, tc.url, h)
+			if got := e.Headers["X-Forwarded-For"]; len(got) != 1 || got[0] != tc.wantXFF {
+				t.Errorf("X-Forwarded-For %q, want %q", got, tc.wantXFF)
+			}
+			if got := e.Headers["X-Real-IP"]; len(got) != 1 || got[0] != tc.wantReal {
+				t.Errorf("X-Real-IP %q, want %q", got, tc.wantReal)
+			}
+		})
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies("10.0.0.0/8, 192.0.2.7,2001:db8::/32")
+	if err != nil || len(got) != 3 || got[1].String() != "192.0.2.7/32" {
+		t.Errorf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "nope", "10.0.0/8"} {
+		if _, err := ParseTrustedProxies(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: error %v, want one naming it", bad, err)
+		}
+	}
+}
+
+// TestSlowloris keeps 2,000 connections dribbling their headers a byte at a
+// time while a normal client measures its latency: it stays within twice
+// what it was without them.
+func TestSlowloris(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 2,000 connections")
+	}
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientHeaderTimeout: 3 * time.Second, Health: HealthConfig{Interval: -1}})
+	client := newClient(t)
+	measure := func() time.Duration {
+		var ds []time.Duration
+		for range 200 {
+			start := time.Now()
+			if status, _ := get(t, client, url+"/"); status != http.StatusOK {
+				t.Fatalf("status %d", status)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	baseline := measure()
+
+	addr := strings.TrimPrefix(url, "http://")
+	conns := holdConns(t, addr, 2000)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a byte every 100ms on every connection: never a whole header
+		defer wg.Done()
+		header := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 1000)
+		for i := 0; ; i++ {
+			for _, c := range conns {
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				c.Write([]byte{header[i%len(header)]})
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	underAttack := measure()
+	close(stop)
+	wg.Wait()
+	t.Logf("median latency %v alone, %v beside 2,000 slowloris connections", baseline, underAttack)
+	if underAttack > 2*baseline+time.Millisecond {
+		t.Errorf("median latency %v under slowloris, more than twice the %v baseline", underAttack, baseline)
+	}
+	// The dribblers are dropped at the header timeout.
+	c := conns[0]
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := bufio.NewReader(c).ReadByte(); err != io.EOF && !strings.Contains(err.Error(), "reset") {
+		t.Errorf("slowloris connection not closed after the header timeout: %v", err)
+	}
+}

@@ -1,0 +1,121 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Request smuggling defence. A proxy and its backends must agree on where
+// each request ends; every ambiguity in framing is a way to hide a second
+// request inside the first. fasthttp already rejects most malformed shapes
+// (see the README's security section for the full list); these checks
+// close the rest, in one pass over the header block the server kept as it
+// arrived. What reaches a backend is then re-serialised from the parsed
+// request, never the client's bytes.
+
+// inspectRequest checks the request line and the raw header block. It
+// returns a status to refuse the request with (zero to proceed) and whether
+// any header must be stripped before forwarding (a hop-by-hop or forwarding
+// header is present).
+func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
+	h := &ctx.Request.Header
+	if proto := h.Protocol(); !bytes.HasPrefix(proto, strHTTP1) {
+		// HTTP/2.0 or 3.0 in an HTTP/1 request line (HTTP/0.9 and the h2
+		// preface fasthttp refuses itself).
+		return fasthttp.StatusHTTPVersionNotSupported, false
+	}
+	switch string(h.Method()) {
+	case fasthttp.MethodConnect, fasthttp.MethodTrace:
+		// Not for a reverse proxy: CONNECT would open a tunnel anywhere,
+		// TRACE echoes credentials back (nginx refuses both too).
+		return fasthttp.StatusMethodNotAllowed, false
+	}
+	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		// Absolute form: its authority must be the Host header's, or the
+		// backend and the proxy would see different targets.
+		if !sameAuthority(uri, h.Host()) {
+			return fasthttp.StatusBadRequest, false
+		}
+	}
+
+	hasLength, hasEncoding := false, false
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 0 {
+			break
+		}
+		line := raw[:i]
+		raw = raw[i+1:]
+		if len(line) == 0 || line[len(line)-1] != '\r' {
+			return fasthttp.StatusBadRequest, false // a bare LF where CRLF is due
+		}
+		line = line[:len(line)-1]
+		if len(line) == 0 {
+			break // end of the header block
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return fasthttp.StatusBadRequest, false // obsolete line folding
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return fasthttp.StatusBadRequest, false
+		}
+		key := line[:colon]
+		switch {
+		case len(key) == len("Content-Length") && asciiEqualFold(key, "Content-Length"):
+			hasLength = true
+		case len(key) == len("Transfer-Encoding") && asciiEqualFold(key, "Transfer-Encoding"):
+			hasEncoding = true
+			// Exactly chunked: identity and codings before chunked are
+			// refused (fasthttp refuses the others).
+			if v := bytes.TrimSpace(line[colon+1:]); len(v) != len("chunked") || !asciiEqualFold(v, "chunked") {
+				return fasthttp.StatusBadRequest, false
+			}
+		}
+		if !strip && classify(key) != keep {
+			strip = true
+		}
+	}
+	if hasLength && hasEncoding {
+		return fasthttp.StatusBadRequest, false // which one frames the body?
+	}
+	return 0, strip
+}
+
+var strHTTP1 = []byte("HTTP/1.")
+
+// sameAuthority reports whether the absolute-form target uri names host.
+func sameAuthority(uri, host []byte) bool {
+	i := bytes.Index(uri, []byte("://"))
+	if i < 0 {
+		return false
+	}
+	rest := uri[i+3:]
+	end := len(rest)
+	if j := bytes.IndexAny(rest, "/?#"); j >= 0 {
+		end = j
+	}
+	return bytes.EqualFold(rest[:end], host)
+}
+
+// Answers to refused requests.
+var (
+	reasonVersion   = []byte("505 HTTP Version Not Supported\n")
+	reasonNotAllowd = []byte("405 Method Not Allowed\n")
+)
+
+// refuse answers a request inspectRequest refused, and closes the
+// connection: after a framing error, nothing that follows can be trusted.
+func refuse(ctx *fasthttp.RequestCtx, status int) {
+	body := reasonBadRequest
+	switch status {
+	case fasthttp.StatusHTTPVersionNotSupported:
+		body = reasonVersion
+	case fasthttp.StatusMethodNotAllowed:
+		body = reasonNotAllowd
+	}
+	writePlain(ctx, status, body)
+	ctx.SetConnectionClose()
+}
