@@ -78,6 +78,13 @@ type backendFamily struct {
 	write           func(e *exposition, name string, l labels, st *pool.BackendStats)
 }
 
+// counter is a per-backend counter read from one field.
+func counter(name, help string, v func(*pool.BackendStats) uint64) backendFamily {
+	return backendFamily{name, "counter", help, func(e *exposition, name string, l labels, st *pool.BackendStats) {
+		e.uint(name, l, v(st))
+	}}
+}
+
 var backendFamilies = []backendFamily{
 	{"backend_up", "gauge", "Whether the backend is in rotation (1) or down (0).",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
@@ -87,18 +94,14 @@ var backendFamilies = []backendFamily{
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.float(name, l, float64(st.Since.UnixMilli())/1e3)
 		}},
-	{"backend_state_changes_total", "counter", "Times the backend went down or came back up.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.StateChanges)
-		}},
+	counter("backend_state_changes_total", "Times the backend went down or came back up.",
+		func(st *pool.BackendStats) uint64 { return st.StateChanges }),
 	{"backend_in_flight", "gauge", "Attempts running on the backend now.",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.int(name, l, st.InFlight)
 		}},
-	{"backend_requests_total", "counter", "Attempts sent to the backend, retries included.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.Requests)
-		}},
+	counter("backend_requests_total", "Attempts sent to the backend, retries included.",
+		func(st *pool.BackendStats) uint64 { return st.Requests }),
 	{"backend_responses_total", "counter", "Responses received from the backend, by status class.",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			for i, c := range st.Responses {
@@ -111,34 +114,20 @@ var backendFamilies = []backendFamily{
 				e.uint(name, l.with("kind", pool.ErrorKind(k).String()), c)
 			}
 		}},
-	{"backend_retries_total", "counter", "Failed attempts on the backend that were retried on another backend.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.Retries)
-		}},
-	{"backend_ejections_total", "counter", "Times live traffic took the backend out of rotation (consecutive connect failures or try timeouts).",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.Ejections)
-		}},
-	{"backend_try_timeouts_total", "counter", "Attempts abandoned for want of a response header within the try timeout.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.TryTimeouts)
-		}},
-	{"backend_hedges_total", "counter", "Hedged requests sent elsewhere because this backend had not answered in time.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.HedgesCaused)
-		}},
-	{"backend_hedges_won_total", "counter", "Hedged requests sent to this backend that answered first.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.HedgesWon)
-		}},
-	{"backend_health_checks_total", "counter", "Active health checks run against the backend.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.Checks)
-		}},
-	{"backend_health_check_failures_total", "counter", "Active health checks the backend failed.",
-		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.uint(name, l, st.CheckFailures)
-		}},
+	counter("backend_retries_total", "Failed attempts on the backend that were retried on another backend.",
+		func(st *pool.BackendStats) uint64 { return st.Retries }),
+	counter("backend_ejections_total", "Times live traffic took the backend out of rotation (consecutive connect failures or try timeouts).",
+		func(st *pool.BackendStats) uint64 { return st.Ejections }),
+	counter("backend_try_timeouts_total", "Attempts abandoned for want of a response header within the try timeout.",
+		func(st *pool.BackendStats) uint64 { return st.TryTimeouts }),
+	counter("backend_hedges_total", "Hedged requests sent elsewhere because this backend had not answered in time.",
+		func(st *pool.BackendStats) uint64 { return st.HedgesCaused }),
+	counter("backend_hedges_won_total", "Hedged requests sent to this backend that answered first.",
+		func(st *pool.BackendStats) uint64 { return st.HedgesWon }),
+	counter("backend_health_checks_total", "Active health checks run against the backend.",
+		func(st *pool.BackendStats) uint64 { return st.Checks }),
+	counter("backend_health_check_failures_total", "Active health checks the backend failed.",
+		func(st *pool.BackendStats) uint64 { return st.CheckFailures }),
 	{"backend_health_check_duration_seconds", "gauge", "How long the last active health check took (0 before the first).",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			var d float64

@@ -144,8 +144,10 @@ type URLError struct {
 	Err error  // why not
 }
 
+// Error names the address and the reason.
 func (e *URLError) Error() string { return fmt.Sprintf("alert webhook %q: %v", e.URL, e.Err) }
 
+// Unwrap returns the reason.
 func (e *URLError) Unwrap() error { return e.Err }
 
 // ParseURL checks that raw is a usable webhook address (http or https, with
