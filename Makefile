@@ -12,7 +12,18 @@ FUZZ_TARGETS := FuzzRequest:./proxy FuzzNewBackend:./proxy/pool FuzzParseFlags:.
 
 SOAK ?= 10m
 
-.PHONY: help build run test vet fmt-check fuzz soak clean
+# `make bench` knobs: see the README's Performance section.
+BENCH_DURATION ?= 2s
+BENCH_WARMUP   ?= 1s
+ROUNDS         ?= 3
+SCENARIOS      ?= default
+PEERS          ?= all
+BENCH_BACKEND  ?= go
+IDLE_CONNS     ?= 5000
+BENCH_OUT      ?= bench/results
+BENCHTIME      ?= 1s
+
+.PHONY: help build run test vet fmt-check fuzz soak clean bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +39,16 @@ run: build ## two backends (8081, 8082) and the balancer on 3030; Ctrl-C stops a
 
 test: fmt-check vet ## gofmt, go vet and every test under the race detector
 	$(GO) test -race -count=1 ./...
+
+bench: build ## balancer vs nginx, HAProxy, net/http and direct (installs wrk, hey, nginx, haproxy as root)
+	bench/setup.sh
+	$(GO) build -trimpath -o bin/ ./bench/cmd/lbbench ./bench/cmd/httpproxy
+	@pin=$$(command -v taskset >/dev/null && [ "$$(nproc --all)" -ge 2 ] && echo "taskset -c 0"); \
+	$$pin ./bin/lbbench -duration=$(BENCH_DURATION) -warmup=$(BENCH_WARMUP) -rounds=$(ROUNDS) \
+		-scenarios=$(SCENARIOS) -peers=$(PEERS) -backend=$(BENCH_BACKEND) -idle-conns=$(IDLE_CONNS) -out=$(BENCH_OUT)
+
+bench-go: ## Go micro-benchmarks (proxied request, backend selection) with -benchmem
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...
 
 vet:
 	$(GO) vet ./...

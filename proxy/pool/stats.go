@@ -73,12 +73,12 @@ func Monotonic() time.Duration { return time.Since(epoch) }
 // failures and in-flight counts the balancer itself uses.
 type backendStats struct {
 	responses     [StatusClasses]atomic.Uint64
+	latency       Histogram
 	errors        [NumErrorKinds]atomic.Uint64
 	retries       atomic.Uint64
 	checks        atomic.Uint64
 	checkFailures atomic.Uint64
 	stateChanges  atomic.Uint64
-	latency       Histogram
 	lastCheck     atomic.Pointer[CheckResult]
 }
 
@@ -192,14 +192,23 @@ func (b *Backend) Stats() BackendStats {
 // requests by the status class sent back, connections and bytes. It is safe
 // for concurrent use and its recording methods allocate nothing.
 type Traffic struct {
+	// Every request writes here, from every core: the padding keeps these
+	// lines away from fields that requests only read, such as the pool's
+	// snapshot pointer, which would otherwise be invalidated with them.
+	_           cacheLinePad
 	requests    [StatusClasses]atomic.Uint64
+	bytesIn     atomic.Uint64
+	bytesOut    atomic.Uint64
 	noBackend   atomic.Uint64
 	conns       atomic.Int64
 	connsTotal  atomic.Uint64
-	bytesIn     atomic.Uint64
-	bytesOut    atomic.Uint64
 	startedUnix int64
+	_           cacheLinePad
 }
+
+// cacheLinePad fills a cache line (64 bytes on amd64 and arm64; 128 covers
+// the adjacent-line prefetcher too).
+type cacheLinePad [128]byte
 
 // Request records a client request answered with status, having received
 // in bytes from the client and sent out bytes back.

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+// idleResult is a peer's memory with idle keep-alive client connections.
+type idleResult struct {
+	Peer     string   `json:"peer"`
+	StartKiB int64    `json:"rss_kib_no_connections"`
+	RSSKiB   []int64  `json:"rss_kib"` // one per idleReport.Conns
+	PerConn  *float64 `json:"kib_per_connection,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// idleReport is the memory of every proxy at a few counts of idle
+// keep-alive connections, each opened through it with one request.
+type idleReport struct {
+	Conns   []int        `json:"connections"`
+	Results []idleResult `json:"results"`
+}
+
+// idleLevels returns the connection counts to measure at: 64 and n.
+func idleLevels(n int) []int {
+	switch {
+	case n <= 0:
+		return nil
+	case n <= 64:
+		return []int{n}
+	}
+	return []int{64, n}
+}
+
+// measureIdle holds growing numbers of idle connections on each proxy and
+// records its RSS at each. It runs on freshly started proxies, before any
+// load, so earlier runs do not inflate the figures.
+func (h *harness) measureIdle(ctx context.Context, peers []*peer, levels []int) *idleReport {
+	rep := &idleReport{Conns: levels}
+	for _, p := range peers {
+		if !p.measured() || p.proc == nil {
+			continue
+		}
+		r := idleResult{Peer: p.Name}
+		if err := h.idleOne(ctx, p, levels, &r); err != nil {
+			r.Error = err.Error()
+			h.failf("idle connections on %s: %v", p.Name, err)
+		}
+		rep.Results = append(rep.Results, r)
+		h.progress("idle connections %-9s %s", p.Name, formatIdle(r, levels))
+	}
+	return rep
+}
+
+func (h *harness) idleOne(ctx context.Context, p *peer, levels []int, r *idleResult) error {
+	var err error
+	if r.StartKiB, err = h.fs.rss(p.proc.PID()); err != nil {
+		return err
+	}
+	holder := &connHolder{addr: p.addr, path: "/bytes/20"}
+	defer holder.close()
+	for _, n := range levels {
+		if err := holder.grow(ctx, n); err != nil {
+			return err
+		}
+		if alive := holder.alive(); alive != n {
+			return fmt.Errorf("%d of %d idle connections still open", alive, n)
+		}
+		rss, err := h.fs.rss(p.proc.PID())
+		if err != nil {
+			return err
+		}
+		r.RSSKiB = append(r.RSSKiB, rss)
+	}
+	if k := len(levels); k >= 2 {
+		per := float64(r.RSSKiB[k-1]-r.RSSKiB[k-2]) / float64(levels[k-1]-levels[k-2])
+		r.PerConn = &per
+	}
+	return nil
+}
+
+func formatIdle(r idleResult, levels []int) string {
+	if r.Error != "" {
+		return "failed: " + r.Error
+	}
+	s := "start " + formatKiB(r.StartKiB)
+	for i, n := range levels {
+		s += fmt.Sprintf(", %d conns %s", n, formatKiB(r.RSSKiB[i]))
+	}
+	if r.PerConn != nil {
+		s += fmt.Sprintf(", %.1f KiB/conn", *r.PerConn)
+	}
+	return s
+}

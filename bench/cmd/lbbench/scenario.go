@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// scenario is one kind of load: what is requested, over which connections.
+type scenario struct {
+	Name        string
+	Description string
+	Method      string
+	RespSize    int // the backend answers /bytes/RespSize
+	BodySize    int // request body, for POST
+	Conns       int
+	KeepAlive   bool
+	Default     bool // part of a run that names no scenarios
+}
+
+// Path is what the scenario requests.
+func (s scenario) Path() string { return "/bytes/" + strconv.Itoa(s.RespSize) }
+
+// scenarios are every scenario the harness knows, in report order.
+var scenarios = []scenario{
+	{Name: "small", Description: "GET 20 B, 64 keep-alive connections", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: true, Default: true},
+	{Name: "small-512", Description: "GET 20 B, 512 keep-alive connections", Method: "GET", RespSize: 20, Conns: 512, KeepAlive: true, Default: true},
+	{Name: "64k", Description: "GET 64 KiB, 64 keep-alive connections", Method: "GET", RespSize: 65536, Conns: 64, KeepAlive: true, Default: true},
+	{Name: "64k-512", Description: "GET 64 KiB, 512 keep-alive connections", Method: "GET", RespSize: 65536, Conns: 512, KeepAlive: true},
+	{Name: "close", Description: "GET 20 B, a new connection per request, 64 at a time", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: false, Default: true},
+	{Name: "post-4k", Description: "POST 4 KiB body, 20 B answer, 64 keep-alive connections", Method: "POST", RespSize: 20, BodySize: 4096, Conns: 64, KeepAlive: true, Default: true},
+}
+
+// selectScenarios turns a comma-separated list of scenario names into
+// scenarios, in report order. "default" (or empty) is the default set,
+// "all" every scenario.
+func selectScenarios(list string) ([]scenario, error) {
+	want := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			want[name] = true
+		}
+	}
+	if len(want) == 0 {
+		want["default"] = true
+	}
+	known := map[string]bool{"default": true, "all": true}
+	for _, s := range scenarios {
+		known[s.Name] = true
+	}
+	for name := range want {
+		if !known[name] {
+			return nil, fmt.Errorf("unknown scenario %q: want a comma-separated list of %s", name, scenarioNames())
+		}
+	}
+	var out []scenario
+	for _, s := range scenarios {
+		if want["all"] || want[s.Name] || (want["default"] && s.Default) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func scenarioNames() string {
+	names := []string{"default", "all"}
+	for _, s := range scenarios {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSelectScenarios(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		err  string
+	}{
+		{"", "small small-512 64k close post-4k", ""},
+		{"default", "small small-512 64k close post-4k", ""},
+		{"all", "small small-512 64k 64k-512 close post-4k", ""},
+		{"small", "small", ""},
+		{"post-4k, small", "small post-4k", ""}, // report order, spaces allowed
+		{"64k-512,default", "small small-512 64k 64k-512 close post-4k", ""},
+		{"smal", "", `unknown scenario "smal"`},
+	} {
+		got, err := selectScenarios(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("selectScenarios(%q) error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		var names []string
+		for _, s := range got {
+			names = append(names, s.Name)
+		}
+		if err != nil || strings.Join(names, " ") != tc.want {
+			t.Errorf("selectScenarios(%q) = %v, %v; want %s", tc.in, names, err, tc.want)
+		}
+	}
+}
+
+func TestScenariosAreSound(t *testing.T) {
+	for _, s := range scenarios {
+		if s.Conns < 1 || s.RespSize < 0 || (s.Method == "POST") != (s.BodySize > 0) {
+			t.Errorf("scenario %+v: want connections, a size, and a body exactly for POST", s)
+		}
+		if s.Method == "POST" && s.RespSize > 1024 {
+			t.Errorf("scenario %s POSTs to %s: the nginx backend answers POST only from its config, up to 1 KiB", s.Name, s.Path())
+		}
+	}
+	if got := (scenario{RespSize: 65536}).Path(); got != "/bytes/65536" {
+		t.Errorf("Path = %q", got)
+	}
+}
+
+func TestSelectPeers(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "balancer net/http nginx haproxy direct", ""},
+		{"all", "balancer net/http nginx haproxy direct", ""},
+		{"nginx,balancer", "balancer nginx", ""},
+		{"envoy", "", `unknown peer "envoy"`},
+	} {
+		got, err := selectPeers(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("selectPeers(%q) error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		var names []string
+		for _, p := range got {
+			names = append(names, p.Name)
+		}
+		if err != nil || strings.Join(names, " ") != tc.want {
+			t.Errorf("selectPeers(%q) = %v, %v; want %s", tc.in, names, err, tc.want)
+		}
+	}
+}
+
+func TestRotate(t *testing.T) {
+	peers, _ := selectPeers("balancer,nginx,haproxy")
+	for round, want := range []string{"balancer nginx haproxy", "nginx haproxy balancer", "haproxy balancer nginx", "balancer nginx haproxy"} {
+		var names []string
+		for _, p := range rotate(peers, round) {
+			names = append(names, p.Name)
+		}
+		if strings.Join(names, " ") != want {
+			t.Errorf("round %d order %v, want %s", round, names, want)
+		}
+	}
+	if rotate(nil, 3) != nil {
+		t.Error("rotate of nothing")
+	}
+}
+
+func TestIdleLevels(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []int
+	}{
+		{5000, []int{64, 5000}}, {64, []int{64}}, {10, []int{10}}, {0, nil},
+	} {
+		got := idleLevels(tc.n)
+		if len(got) != len(tc.want) || (len(got) > 0 && (got[0] != tc.want[0] || got[len(got)-1] != tc.want[len(tc.want)-1])) {
+			t.Errorf("idleLevels(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// verifyPeer sends each scenario's request through the peer a few times
+// and checks the answers: status 200 and the body size the scenario asks
+// for. With backend-server behind it, it also checks that a proxy spreads
+// requests over both backends. A harness that measured 404s or a proxy
+// stuck on one backend would report nonsense, so this runs before any load.
+func (h *harness) verifyPeer(p *peer, scs []scenario) error {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	before, err := h.backendCounts(client)
+	if err != nil {
+		return err
+	}
+	const tries = 4
+	for _, sc := range scs {
+		for range tries {
+			req, err := http.NewRequest(sc.Method, "http://"+p.addr+sc.Path(), bytes.NewReader(make([]byte, sc.BodySize)))
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("%s %s: %v", sc.Method, sc.Path(), err)
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || n != int64(sc.RespSize) {
+				return fmt.Errorf("%s %s: status %d, %d body bytes (%v); want 200 and %d bytes",
+					sc.Method, sc.Path(), resp.StatusCode, n, err, sc.RespSize)
+			}
+		}
+	}
+	if before == nil || p.Name == peerDirect {
+		return nil
+	}
+	after, err := h.backendCounts(client)
+	if err != nil {
+		return err
+	}
+	for i := range after {
+		if after[i] <= before[i] {
+			return fmt.Errorf("backend %s got none of %d requests: not balanced", h.backends[i], tries*len(scs))
+		}
+	}
+	return nil
+}
+
+// backendCounts returns how many requests each backend-server has served,
+// from its /stats; nil for backends without /stats (nginx).
+func (h *harness) backendCounts(client *http.Client) ([]int64, error) {
+	if h.backendKind != backendGo {
+		return nil, nil
+	}
+	var counts []int64
+	for _, b := range h.backends {
+		resp, err := client.Get("http://" + b + "/stats")
+		if err != nil {
+			return nil, fmt.Errorf("backend %s /stats: %v", b, err)
+		}
+		var st struct {
+			Requests int64 `json:"requests"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("backend %s /stats: %v", b, err)
+		}
+		counts = append(counts, st.Requests)
+	}
+	return counts, nil
+}
