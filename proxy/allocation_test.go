@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // TestProxiedRequestAllocations keeps the request path free of allocations:
@@ -55,6 +57,92 @@ func TestProxiedRequestAllocations(t *testing.T) {
 			}
 			if n := testing.AllocsPerRun(1000, do); n > tc.allowed {
 				t.Errorf("%.2f allocations per proxied request, want at most %v", n, tc.allowed)
+			}
+		})
+	}
+}
+
+// TestBalancingAllocations keeps every policy and the sticky cookie off the
+// allocator too: a whole proxied request allocates nothing with any of them.
+func TestBalancingAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	get := func(uri string, header ...string) func(req *fasthttp.Request) {
+		return func(req *fasthttp.Request) {
+			req.SetRequestURI(uri)
+			for i := 0; i+1 < len(header); i += 2 {
+				req.Header.Set(header[i], header[i+1])
+			}
+		}
+	}
+	weighted := func(c *Config) {
+		c.Backends[0] += " weight=3 max_conns=100"
+		c.Backends[1] += " weight=2"
+	}
+	for _, tc := range []struct {
+		name      string
+		configure func(c *Config)
+		setup     func(req *fasthttp.Request)
+	}{
+		{"weighted round-robin", weighted, get("http://example.com/")},
+		{"least-conn", func(c *Config) { weighted(c); c.Policy = pool.NewLeastConn() }, get("http://example.com/")},
+		{"p2c", func(c *Config) { weighted(c); c.Policy = pool.NewP2C(nil) }, get("http://example.com/")},
+		{"random", func(c *Config) { weighted(c); c.Policy = pool.NewRandom(nil) }, get("http://example.com/")},
+		{"hash ip", func(c *Config) { c.Policy = pool.NewMaglev(pool.Key{Kind: pool.KeyClientIP}) }, get("http://example.com/")},
+		{"hash uri", func(c *Config) { c.Policy = pool.NewMaglev(pool.Key{Kind: pool.KeyURI}) }, get("http://example.com/a?b=c")},
+		{"hash header", func(c *Config) { c.Policy = pool.NewMaglev(pool.Key{Kind: pool.KeyHeader, Name: "X-User"}) },
+			get("http://example.com/", "X-User", "u-42")},
+		{"hash cookie", func(c *Config) { c.Policy = pool.NewMaglev(pool.Key{Kind: pool.KeyCookie, Name: "sid"}) },
+			get("http://example.com/", "Cookie", "theme=dark; sid=abc123")},
+		{"sticky, first visit", func(c *Config) { c.StickyCookie = "lb" }, get("http://example.com/")},
+		{"sticky, pinned", func(c *Config) { c.StickyCookie = "lb" }, nil}, // cookie from the first answer
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rig := newInmemoryRigConfig(t, 3, tc.configure)
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			setup := tc.setup
+			if setup == nil {
+				req.SetRequestURI("http://example.com/")
+				if err := rig.client.Do(req, resp); err != nil {
+					t.Fatal(err)
+				}
+				c := fasthttp.AcquireCookie()
+				c.SetKey("lb")
+				if !resp.Header.Cookie(c) {
+					t.Fatalf("no sticky cookie set:\n%s", resp.Header.String())
+				}
+				setup = get("http://example.com/", "Cookie", "a=1; lb="+string(c.Value()))
+			}
+			var first []byte
+			do := func() {
+				req.Reset()
+				setup(req)
+				if err := rig.client.Do(req, resp); err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode() != fasthttp.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+				}
+				if pinned := tc.setup == nil; pinned {
+					moved := first != nil && string(resp.Body()) != string(first)
+					if moved || len(resp.Header.PeekCookie("lb")) != 0 {
+						t.Fatalf("pinned request answered by %q, cookie %q; want %q and no cookie",
+							resp.Body(), resp.Header.PeekCookie("lb"), first)
+					}
+				}
+				if tc.name == "sticky, first visit" && len(resp.Header.PeekCookie("lb")) == 0 {
+					t.Fatal("no cookie on a first visit")
+				}
+			}
+			do()
+			first = append(first, resp.Body()...)
+			for range 100 {
+				do()
+			}
+			if n := testing.AllocsPerRun(1000, do); n != 0 {
+				t.Errorf("%.2f allocations per proxied request, want 0", n)
 			}
 		})
 	}

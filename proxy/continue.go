@@ -50,9 +50,9 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 		return status
 	}
 	ctx.SetUserValue(preflightKey{}, (*preflight)(nil)) // prepared, whatever comes next
-	b := p.pool.Next((*requestKey)(ctx), pool.Tried{})
+	b, _ := p.pool.Acquire((*requestKey)(ctx), pool.Tried{})
 	if b == nil {
-		return fasthttp.StatusContinue // the handler answers 502
+		return fasthttp.StatusContinue // the handler answers 502 or 503
 	}
 	if len(req.Header.Host()) == 0 {
 		req.Header.SetHost(b.Addr())
@@ -60,10 +60,10 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 	up := upstreamOf(b)
 	cc, conn, err := up.conns.acquire(p.cfg.BackendTimeout)
 	if err != nil {
+		b.Done(true)
 		return fasthttp.StatusContinue // the handler retries as usual
 	}
 	bc := conn.(*backendConn)
-	b.Begin()
 	pf := &preflight{b: b, up: up, cc: cc, bc: bc, start: pool.Monotonic()}
 	code, err := p.askBackend(pf, req, &ctx.Response)
 	switch {

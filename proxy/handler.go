@@ -11,10 +11,13 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
-// HandleFastHTTP proxies one request: it picks a backend, sends the request
-// over that backend's keep-alive connections and relays the response. A
-// failed attempt moves on to a backend not yet tried while the failure
-// allows it; after the last one the client gets a short 502, 503 or 504.
+// HandleFastHTTP proxies one request: it picks a backend (the one its sticky
+// cookie names, if any and usable, else the policy's choice), sends the
+// request over that backend's keep-alive connections and relays the
+// response. A failed attempt moves on to a backend not yet tried while the
+// failure allows it; after the last one the client gets a short 502, 503 or
+// 504. When every usable backend is at its max_conns the client gets 503 at
+// once.
 //
 // It is a fasthttp.RequestHandler, so a Proxy can be mounted in any fasthttp
 // server. In steady state it allocates nothing.
@@ -67,7 +70,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	rb, streaming, f := p.takeBody(ctx, cc)
 	if f != 0 {
 		writeFailure(ctx, f)
-		return 0
+		return
 	}
 	defer p.releaseBody(rb)
 	if streaming {
@@ -81,6 +84,13 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 		p.hedgeBudget.earn()
 	}
 
+	// A client pinned by the sticky cookie goes to its backend while that
+	// backend can take it; otherwise, and for retries, the policy chooses.
+	var pinned *pool.Backend
+	if p.sticky != nil {
+		pinned = p.sticky.backend(&req.Header)
+	}
+
 	env := exchangeEnv{client: cc, upgrade: upgrade}
 	var tried pool.Tried
 	var last failure
@@ -89,56 +99,69 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	freshRetry := false
 	for attempt := 0; attempt <= p.retries; attempt++ {
 		if freshRetry {
-			// Same backend, fresh connection: see failStale.
+			// Same backend, fresh connection: see failStale. It does not
+			// count as another attempt.
 			attempt--
-		} else {
-			if b = p.pool.Next((*requestKey)(ctx), tried); b == nil {
-				break
+			freshRetry = false
+			if !p.pool.AcquireBackend(b, pool.Tried{}) {
+				continue // no longer usable: on to another backend
 			}
+		} else if b = p.acquire(ctx, pinned, tried, &last); b == nil {
+			break
+		} else {
 			if failed != nil {
-				failed.Retried()
+				failed.Retried() // its request goes on elsewhere
+				failed = nil
 			}
 			tried.Add(b)
 			if p.debug {
 				p.log.Debug("Selected backend: " + b.URL())
 			}
 		}
+		var err error
 		if hedge && attempt == 0 {
-			f, err := p.hedged(ctx, b, &tried, cc)
-			if err == nil {
-				return responseHeaderSize(&ctx.Response)
+			var winner *pool.Backend
+			if winner, f, err = p.hedged(ctx, b, &tried, cc); err == nil {
+				b = winner
+				header = responseHeaderSize(&ctx.Response)
 			}
-			last = f
 		} else {
 			if noHost {
 				// HTTP/1.0 clients may omit Host; the backend needs one.
 				req.Header.SetHost(b.Addr())
 			}
-			b.Begin()
 			// The attempt's two clock reads, for the latency histogram:
 			// the only ones on the request path (no wall clock either).
 			start := pool.Monotonic()
-			f, err := p.exchange(b, req, &ctx.Response, &env)
+			f, err = p.exchange(b, req, &ctx.Response, &env)
 			if err == nil {
 				b.RecordResponse(ctx.Response.StatusCode(), pool.Monotonic()-start)
 				b.ResetFailureStreak()
-				return p.relay(ctx, b, &env)
+				header = p.relay(ctx, b, &env)
+			} else {
+				b.Done(true)
 			}
-			b.Done(true)
-			last = f
-			if f == failBodyTooLarge || f == failClientGone {
-				break // the client's fault, not the backend's
+		}
+		if err == nil {
+			if p.sticky != nil && b != pinned {
+				p.sticky.set(&ctx.Response.Header, b)
 			}
-			if f == failStale && replayable && !freshRetry {
-				// Its other idle connections are likely as stale.
-				upstreamOf(b).hc.CloseIdleConnections()
-				freshRetry = true
-				continue
-			}
+			return header
+		}
+		last = f
+		if f == failBodyTooLarge || f == failClientGone {
+			break // the client's fault, not the backend's
+		}
+		if f == failStale && replayable && !hedge {
+			// Its other idle connections are likely as stale.
+			upstreamOf(b).hc.CloseIdleConnections()
+			freshRetry = true
+			continue
+		}
+		if !hedge || attempt > 0 {
 			p.attemptFailed(b, last, err)
 			failed = b
 		}
-		freshRetry = false
 		if !last.retryable(replayable) {
 			break
 		}
@@ -148,6 +171,21 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	}
 	writeFailure(ctx, last)
 	return 0
+}
+
+// acquire begins an attempt on the backend for this request: the pinned
+// one while it can take it, else the policy's choice among those not tried.
+// When there is none because every usable one is at its max_conns, last
+// becomes failBusy: the client gets 503 at once, it is not queued.
+func (p *Proxy) acquire(ctx *fasthttp.RequestCtx, pinned *pool.Backend, tried pool.Tried, last *failure) *pool.Backend {
+	if pinned != nil && p.pool.AcquireBackend(pinned, tried) {
+		return pinned
+	}
+	b, res := p.pool.Acquire((*requestKey)(ctx), tried)
+	if res == pool.AllAtLimit {
+		*last = failBusy
+	}
+	return b
 }
 
 // relay readies a backend's response for the client. A streamed body ends
@@ -252,7 +290,7 @@ func (r *requestKey) Key(k pool.Key) []byte {
 			}
 		}
 	case pool.KeyCookie:
-		return ctx.Request.Header.Cookie(k.Name)
+		return requestCookie(&ctx.Request.Header, k.Name)
 	}
 	return nil
 }

@@ -107,12 +107,13 @@ func (hb *hedgeBudget) spend() bool {
 	}
 }
 
-// hedged runs the first attempt of a GET or HEAD on b, and a hedge on
-// another backend if b has not sent a response header after HedgeAfter. On
-// success the winning response is in ctx.Response. On failure it returns the
-// failure of the last attempt to end, and the caller's retry loop carries on
-// with the backends not yet tried.
-func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tried, cc *clientConn) (failure, error) {
+// hedged runs the first attempt of a GET or HEAD on b, already acquired, and
+// a hedge on another backend if b has not sent a response header after
+// HedgeAfter. On success the winning response is in ctx.Response and winner
+// is its backend. On failure it returns the failure of the last attempt to
+// end (each attempt recorded its own), and the caller's retry loop carries
+// on with the backends not yet tried.
+func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tried, cc *clientConn) (winner *pool.Backend, f failure, err error) {
 	done := make(chan *hedgedAttempt, 2)
 	first := p.startAttempt(ctx, b, cc, done)
 	timer := time.NewTimer(p.cfg.HedgeAfter)
@@ -126,7 +127,7 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tr
 			if first.hooks.header.Load() || !p.hedgeBudget.spend() {
 				continue
 			}
-			hb := p.pool.Next((*requestKey)(ctx), *tried)
+			hb, _ := p.pool.Acquire((*requestKey)(ctx), *tried)
 			if hb == nil {
 				continue
 			}
@@ -153,17 +154,17 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tr
 				} else {
 					a.resp.CopyTo(&ctx.Response)
 				}
-				return 0, nil
+				return a.b, 0, nil
 			}
 			if running == 0 {
-				return a.f, a.err
+				return nil, a.f, a.err
 			}
 		}
 	}
 }
 
-// startAttempt sends a copy of the client's request to b in a goroutine of
-// its own, which reports on done.
+// startAttempt sends a copy of the client's request to b, on which an
+// attempt has begun, in a goroutine of its own, which reports on done.
 func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clientConn, done chan<- *hedgedAttempt) *hedgedAttempt {
 	a := &hedgedAttempt{b: b}
 	ctx.Request.CopyTo(&a.req)
@@ -173,7 +174,6 @@ func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clie
 		a.req.Header.SetHost(b.Addr())
 	}
 	go func() {
-		b.Begin()
 		env := exchangeEnv{client: cc, hooks: &a.hooks}
 		start := pool.Monotonic()
 		a.f, a.err = p.exchange(b, &a.req, &a.resp, &env)

@@ -44,6 +44,8 @@ type testBackend struct {
 	handler *backend.Handler
 	hits    atomic.Int64 // requests other than health checks
 	tls     *tls.Config  // serve HTTPS with it; nil for HTTP
+	busy    atomic.Int64 // requests other than health checks being served now
+	peak    atomic.Int64 // the most of them served at once
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -87,8 +89,13 @@ func (b *testBackend) listen(addr string) {
 	b.srv = backend.NewServer(b.handler)
 	b.srv.Logger = quietLogger{}
 	b.srv.Handler = func(ctx *fasthttp.RequestCtx) {
-		if string(ctx.Path()) != "/health" {
-			b.hits.Add(1)
+		if string(ctx.Path()) == "/health" {
+			b.handler.HandleFastHTTP(ctx)
+			return
+		}
+		b.hits.Add(1)
+		n := b.busy.Add(1)
+		for old := b.peak.Load(); n > old && !b.peak.CompareAndSwap(old, n); old = b.peak.Load() {
 		}
 		b.mu.Lock()
 		gate := b.frozen
@@ -97,6 +104,7 @@ func (b *testBackend) listen(addr string) {
 			<-gate
 		}
 		b.handler.HandleFastHTTP(ctx)
+		b.busy.Add(-1)
 	}
 	b.srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
 		b.mu.Lock()
@@ -249,7 +257,22 @@ func newClient(t *testing.T) *http.Client {
 // get does a GET and returns the status and body.
 func get(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
-	resp, err := c.Get(url)
+	status, body, _ := getWith(t, c, url)
+	return status, body
+}
+
+// getWith does a GET with extra headers, given as name, value pairs, and
+// returns the status, body and response headers.
+func getWith(t *testing.T, c *http.Client, url string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -258,7 +281,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	if err != nil {
 		t.Fatalf("GET %s: reading body: %v", url, err)
 	}
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, string(body), resp.Header
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -24,6 +24,13 @@ var clientAddr = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 40000}
 
 func newInmemoryRig(tb testing.TB, nBackends int) *inmemoryRig {
 	tb.Helper()
+	return newInmemoryRigConfig(tb, nBackends, nil)
+}
+
+// newInmemoryRigConfig is newInmemoryRig with a hook to adjust the proxy's
+// Config (policy, sticky cookie, backend options) before it starts.
+func newInmemoryRigConfig(tb testing.TB, nBackends int, configure func(*Config)) *inmemoryRig {
+	tb.Helper()
 	listeners := map[string]*fasthttputil.InmemoryListener{}
 	var urls []string
 	for i := range nBackends {
@@ -37,14 +44,18 @@ func newInmemoryRig(tb testing.TB, nBackends int) *inmemoryRig {
 		listeners[addr] = ln
 		urls = append(urls, "http://"+addr)
 	}
-	p, err := New(Config{
+	cfg := Config{
 		Backends: urls,
 		Dial: func(addr string, _ time.Duration) (net.Conn, error) {
 			return listeners[addr].Dial()
 		},
 		Health: HealthConfig{Interval: -1},
 		Logger: discardLogger(),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	p, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -45,9 +45,25 @@ const (
 // but Backends selects the default named in its comment.
 type Config struct {
 	// Backends are the servers to balance over, as "http://host:port" or
-	// "https://host:port" (reached over TLS; see BackendTLS). At least one
+	// "https://host:port" (reached over TLS; see BackendTLS), each
+	// optionally followed by balancing options in nginx style:
+	// "http://10.0.0.1:8081 weight=3 max_conns=200", "http://10.0.0.9:8081
+	// backup", "http://10.0.0.5:8081 down" (see pool.Options). At least one
 	// is required, and no two may share an address.
 	Backends []string
+
+	// Policy spreads requests over the usable backends: pool.NewRoundRobin,
+	// NewLeastConn, NewP2C, NewRandom, NewMaglev, or pool.NewPolicy by name.
+	// Every policy honours the backends' weights and max_conns. Nil means
+	// weighted round-robin.
+	Policy pool.Policy
+
+	// StickyCookie, when set, names a cookie that pins each client to a
+	// backend: the first response sets it to an opaque id of the backend
+	// that served it, and later requests carrying it go to that backend
+	// while it is usable, whatever the Policy; when it is not, the request
+	// is balanced as usual and the cookie set anew. Empty means no affinity.
+	StickyCookie string
 
 	// Retries is how many more attempts a request may make, each on a
 	// backend it has not tried. Zero means DefaultRetries (2); a negative
@@ -214,6 +230,7 @@ type Proxy struct {
 	tunnels              tunnels
 	trusted              trustedNets
 	limiter              *rateLimiter // nil: no rate limit
+	sticky               *sticky      // nil without StickyCookie
 	wd                   *watchdog
 	dialer               *dialer
 	checker              *health.Checker
@@ -244,7 +261,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		backends = append(backends, b)
 	}
-	pl, err := pool.New(backends, nil)
+	pl, err := pool.New(backends, cfg.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +276,12 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 
+	var st *sticky
+	if cfg.StickyCookie != "" {
+		if st, err = newSticky(cfg.StickyCookie, backends); err != nil {
+			return nil, err
+		}
+	}
 	wd := newWatchdog(clientLimits{
 		header: cfg.ClientHeaderTimeout,
 		body:   cfg.ClientBodyTimeout,
@@ -271,6 +294,7 @@ func New(cfg Config) (*Proxy, error) {
 		debug:     cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		retries:   max(cfg.Retries, 0),
 		pool:      pl,
+		sticky:    st,
 		wd:        wd,
 		dialer:    newDialer(cfg, wd),
 		certs:     certs,
@@ -405,6 +429,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Health.Path[0] != '/' {
 		return c, fmt.Errorf("health path %q: must start with /", c.Health.Path)
+	}
+	if c.StickyCookie != "" {
+		if err := pool.CheckToken(c.StickyCookie); err != nil {
+			return c, fmt.Errorf("sticky cookie %q: %v", c.StickyCookie, err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

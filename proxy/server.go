@@ -51,11 +51,24 @@ func (p *Proxy) Serve(ln net.Listener) error {
 
 // ListenAndServe listens on the TCP address addr and calls Serve.
 func (p *Proxy) ListenAndServe(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return err
 	}
 	return p.Serve(ln)
+}
+
+// Listen returns a TCP listener on addr set up for the proxy: accepted
+// connections get no TCP keep-alive probes (the watchdog's idle timeout ends
+// idle connections, as nginx's keepalive_timeout does, without the four
+// setsockopt calls per connection that Go's default costs).
+func Listen(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish until

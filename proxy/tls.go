@@ -138,7 +138,7 @@ func (p *Proxy) ListenAndServeTLS(addr string) error {
 	if p.tlsConfig == nil {
 		return errors.New("proxy: ListenAndServeTLS needs Config.TLS")
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}

@@ -115,6 +115,9 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		cc := &clientConn{conn: c}
 		cc.enter(phaseHeader, w.now())
 		w.clients.Store(c, cc)
+		// A new client sends its request right after connecting: let it
+		// arrive before the first read, as for a kept-alive one.
+		yieldWhenIdle()
 	case fasthttp.StateActive:
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseHeader, w.now())

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -585,5 +586,90 @@ func TestBinaryTLS(t *testing.T) {
 	}
 	if lb.cmd.ProcessState != nil {
 		t.Fatal("the balancer exited on SIGHUP")
+	}
+}
+
+// fetchWithJar GETs url keeping cookies in the jar file, as a browser would,
+// with curl (net/http and a cookie jar without curl).
+func fetchWithJar(t *testing.T, jar *cookieJar, url string) (int, string) {
+	t.Helper()
+	if curl, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command(curl, "-s", "-m", "10", "-b", jar.path, "-c", jar.path, "-w", "\n%{http_code}", url).Output()
+		if err != nil {
+			return 0, err.Error()
+		}
+		s := string(out)
+		i := strings.LastIndexByte(s, '\n')
+		code, _ := strconv.Atoi(s[i+1:])
+		return code, s[:i]
+	}
+	resp, err := jar.client.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// cookieJar is curl's cookie file, or a net/http jar without curl.
+type cookieJar struct {
+	path   string
+	client *http.Client
+}
+
+func newCookieJar(t *testing.T) *cookieJar {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cookieJar{path: filepath.Join(t.TempDir(), "cookies"), client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+// TestBinaryBalancing runs the binary with weighted backends and a sticky
+// cookie: clients without the cookie are spread 3:1, and a client keeping
+// its cookies stays on one backend.
+func TestBinaryBalancing(t *testing.T) {
+	bin := buildBinaries(t)
+	p1, p2, p3, lbPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	for _, p := range []int{p1, p2, p3} {
+		start(t, []string{"PORT=" + strconv.Itoa(p)}, filepath.Join(bin, "backend-server"))
+	}
+	u := func(p int) string { return "http://127.0.0.1:" + strconv.Itoa(p) }
+	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
+		"-backends="+u(p1)+" weight=3,"+u(p2)+","+u(p3)+" backup",
+		"-sticky-cookie=lb", "-port="+strconv.Itoa(lbPort),
+		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health", "-admin-addr=")
+	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
+	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/"); return code == 200 })
+	for _, line := range []string{
+		`msg="Configured server: ` + u(p1) + `" options="weight=3"`,
+		`msg="Configured server: ` + u(p3) + `" options=backup`,
+		"policy=round-robin sticky_cookie=lb",
+	} {
+		if !strings.Contains(lb.output(), line) {
+			t.Errorf("log lacks %q:\n%s", line, lb.output())
+		}
+	}
+
+	seen := map[string]int{}
+	for range 40 {
+		code, body := fetch(t, url+"/")
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		seen[strings.TrimPrefix(body, "Backend server is running on port ")]++
+	}
+	// 40 requests are ten whole periods of a,a,b,a, wherever they start.
+	if a, b, c := seen[strconv.Itoa(p1)], seen[strconv.Itoa(p2)], seen[strconv.Itoa(p3)]; a != 30 || b != 10 || c != 0 {
+		t.Errorf("weight 3, weight 1 and a backup served %d, %d and %d of 40; want 30, 10, 0", a, b, c)
+	}
+
+	jar := newCookieJar(t)
+	_, first := fetchWithJar(t, jar, url+"/")
+	for i := range 20 {
+		if code, body := fetchWithJar(t, jar, url+"/"); code != 200 || body != first {
+			t.Fatalf("request %d with the cookie: %d %q, want %q", i, code, body, first)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 // options is everything the command line says.
 type options struct {
 	proxy           proxy.Config
+	policy          string // -policy, for the start-up log
 	addr            string // host:port to listen on
 	tlsAddr         string // host:port to serve HTTPS on; "" without TLS
 	warnings        []string
@@ -49,15 +51,19 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: load-balancer -backends=URL[,URL...] [flags]\n\n"+
-			"An HTTP/1.1 load balancer: spreads requests over the backends round-robin,\n"+
-			"retries failed attempts on other backends and checks backend health.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n\n"+
+			"An HTTP/1.1 load balancer: spreads requests over the backends by -policy,\n"+
+			"retries failed attempts on other backends and checks backend health.\n"+
+			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
 	var (
 		o            options
-		backends     = fs.String("backends", "", "comma-separated backend URLs, such as http://localhost:8081,http://localhost:8082 (required)")
+		backends     = fs.String("backends", "", "comma-separated backend URLs, each optionally followed by options: 'http://localhost:8081 weight=3,http://localhost:8082 max_conns=100,http://localhost:8083 backup' (required)")
+		policy       = fs.String("policy", pool.PolicyRoundRobin, "balancing policy: round-robin, least-conn, p2c, random or hash (all weighted)")
+		hashKey      = fs.String("hash-key", "ip", "what -policy=hash hashes: ip, uri, header:NAME or cookie:NAME")
+		stickyCookie = fs.String("sticky-cookie", "", "pin each client to a backend with a cookie of this name (any policy; empty: off)")
 		port         = fs.Int("port", 3030, "port to listen on")
 		host         = fs.String("host", "", "address to listen on (default all interfaces)")
 		retries      = fs.Int("retries", proxy.DefaultRetries, fmt.Sprintf("extra attempts on other backends after a failure (0-%d)", pool.MaxTries-1))
@@ -125,6 +131,16 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.proxy.Backends = list
+
+	if err := parsePolicy(fs, &o, *policy, *hashKey); err != nil {
+		return nil, err
+	}
+	if *stickyCookie != "" {
+		if err := pool.CheckToken(*stickyCookie); err != nil {
+			return nil, invalid("invalid -sticky-cookie %q: %v", *stickyCookie, err)
+		}
+		o.proxy.StickyCookie = *stickyCookie
+	}
 
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
@@ -365,6 +381,34 @@ func parseRate(v string) (float64, error) {
 		return n / 3600, nil
 	}
 	return 0, fmt.Errorf("unknown unit %q: want /s, /m or /h", unit)
+}
+
+// parsePolicy checks -policy and -hash-key and sets the proxy's policy. A
+// -hash-key given with another policy than hash is refused: it would be
+// silently ignored.
+func parsePolicy(fs *flag.FlagSet, o *options, name, hashKey string) error {
+	if !slices.Contains(pool.PolicyNames, name) {
+		return invalid("invalid -policy %q: want round-robin, least-conn, p2c, random or hash", name)
+	}
+	keySet := false
+	fs.Visit(func(f *flag.Flag) { keySet = keySet || f.Name == "hash-key" })
+	key, err := pool.ParseKey(hashKey)
+	if err != nil {
+		return invalid("invalid -hash-key %q: %v", hashKey, err)
+	}
+	if keySet && name != pool.PolicyHash {
+		return invalid("invalid -hash-key %q: only used with -policy=hash (-policy is %q)", hashKey, name)
+	}
+	pol, err := pool.NewPolicy(name, key)
+	if err != nil {
+		return invalid("invalid -policy %q: %v", name, err)
+	}
+	o.proxy.Policy = pol
+	o.policy = name
+	if name == pool.PolicyHash {
+		o.policy += " " + key.String()
+	}
+	return nil
 }
 
 // sizeFlag is a byte count written with an optional binary unit: 4096,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 	"github.com/rishichirchi/Load-Balancee/proxy"
 	"github.com/rishichirchi/Load-Balancee/proxy/alert"
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 func TestParseFlagsRejects(t *testing.T) {
@@ -75,6 +77,21 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-upstream-proxy=p:3128"}, `invalid -upstream-proxy "p:3128": missing scheme`},
 		{[]string{ok, "-upstream-proxy=http://u:secret@p:0"}, `invalid -upstream-proxy "http://u:xxxxx@p:0": invalid port "0"`},
 		{[]string{"-backends=https://a:1,https://A:1/"}, `invalid -backends entry "https://A:1/": duplicate of "https://a:1"`},
+		{[]string{"-backends=http://a:1 wieght=3"}, `invalid -backends entry "http://a:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup or down)`},
+		{[]string{"-backends=http://a:1 weight=0"}, `invalid -backends entry "http://a:1 weight=0": invalid weight "0": want 1-1000`},
+		{[]string{"-backends=http://a:1 weight=1001"}, `invalid weight "1001": want 1-1000`},
+		{[]string{"-backends=http://a:1 max_conns=many"}, `invalid -backends entry "http://a:1 max_conns=many": invalid max_conns "many"`},
+		{[]string{"-backends=http://a:1 backup=1"}, `option "backup=1" takes no value`},
+		{[]string{"-backends=http://a:1 weight=2,http://a:1 backup"}, `invalid -backends entry "http://a:1 backup": duplicate of "http://a:1 weight=2"`},
+		{[]string{ok, "-policy=fastest"}, `invalid -policy "fastest": want round-robin, least-conn, p2c, random or hash`},
+		{[]string{ok, "-policy=Round-Robin"}, `invalid -policy "Round-Robin"`},
+		{[]string{ok, "-policy=hash", "-hash-key=body"}, `invalid -hash-key "body": unknown key "body": want ip, uri, header:NAME or cookie:NAME`},
+		{[]string{ok, "-policy=hash", "-hash-key=header:"}, `invalid -hash-key "header:": header name "": empty name`},
+		{[]string{ok, "-policy=hash", "-hash-key=cookie:a;b"}, `invalid -hash-key "cookie:a;b": cookie name "a;b": character ';' is not allowed in a name`},
+		{[]string{ok, "-hash-key=uri"}, `invalid -hash-key "uri": only used with -policy=hash (-policy is "round-robin")`},
+		{[]string{ok, "-policy=p2c", "-hash-key=ip"}, `invalid -hash-key "ip": only used with -policy=hash`},
+		{[]string{ok, "-sticky-cookie=my cookie"}, `invalid -sticky-cookie "my cookie": character ' ' is not allowed in a name`},
+		{[]string{ok, "-sticky-cookie=a=b"}, `invalid -sticky-cookie "a=b": character '=' is not allowed`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
@@ -158,6 +175,73 @@ func TestParseFlagsMonitoring(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-backends=http://a:1", "-port=3030", "-admin-addr=[::1]:3031"}, &bytes.Buffer{}); err != nil {
 		t.Errorf("IPv6 admin address refused: %v", err)
+	}
+}
+
+func TestParseFlagsPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		policy string // as logged
+		check  func(pool.Policy) bool
+	}{
+		{nil, "round-robin", func(p pool.Policy) bool { _, ok := p.(*pool.RoundRobin); return ok }},
+		{[]string{"-policy=least-conn"}, "least-conn", func(p pool.Policy) bool { _, ok := p.(*pool.LeastConn); return ok }},
+		{[]string{"-policy=p2c"}, "p2c", func(p pool.Policy) bool { _, ok := p.(*pool.P2C); return ok }},
+		{[]string{"-policy=random"}, "random", func(p pool.Policy) bool { _, ok := p.(*pool.Random); return ok }},
+		{[]string{"-policy=hash"}, "hash ip", func(p pool.Policy) bool {
+			m, ok := p.(*pool.Maglev)
+			return ok && m.Key() == pool.Key{Kind: pool.KeyClientIP}
+		}},
+		{[]string{"-policy=hash", "-hash-key=uri"}, "hash uri", func(p pool.Policy) bool {
+			return p.(*pool.Maglev).Key() == pool.Key{Kind: pool.KeyURI}
+		}},
+		{[]string{"-policy=hash", "-hash-key=header:X-User-ID"}, "hash header:X-User-ID", func(p pool.Policy) bool {
+			return p.(*pool.Maglev).Key() == pool.Key{Kind: pool.KeyHeader, Name: "X-User-ID"}
+		}},
+		{[]string{"-policy=hash", "-hash-key=cookie:sid"}, "hash cookie:sid", func(p pool.Policy) bool {
+			return p.(*pool.Maglev).Key() == pool.Key{Kind: pool.KeyCookie, Name: "sid"}
+		}},
+	} {
+		o, err := parseFlags(append([]string{"-backends=http://a:1"}, tc.args...), &bytes.Buffer{})
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if o.policy != tc.policy || !tc.check(o.proxy.Policy) {
+			t.Errorf("%v: policy %q %T, want %q", tc.args, o.policy, o.proxy.Policy, tc.policy)
+		}
+	}
+}
+
+func TestParseFlagsBackendOptionsAndSticky(t *testing.T) {
+	o, err := parseFlags([]string{
+		"-backends=http://a:1 weight=3 max_conns=200, http://b:1 backup,http://c:1 down,http://d:1",
+		"-sticky-cookie=lb_backend",
+	}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://a:1 weight=3 max_conns=200", "http://b:1 backup", "http://c:1 down", "http://d:1"}
+	if strings.Join(o.proxy.Backends, ",") != strings.Join(want, ",") {
+		t.Errorf("backends %q, want %q", o.proxy.Backends, want)
+	}
+	if o.proxy.StickyCookie != "lb_backend" {
+		t.Errorf("sticky cookie %q", o.proxy.StickyCookie)
+	}
+	// The entries, options and all, are what the library parses.
+	o.proxy.Health.Interval = -1
+	p, err := proxy.New(o.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got := []pool.Options{}
+	for _, b := range p.Pool().Backends() {
+		got = append(got, b.Options())
+	}
+	wantOpts := []pool.Options{{Weight: 3, MaxConns: 200}, {Weight: 1, Backup: true}, {Weight: 1, Down: true}, {Weight: 1}}
+	if !slices.Equal(got, wantOpts) {
+		t.Errorf("options %+v, want %+v", got, wantOpts)
 	}
 }
 
@@ -246,7 +330,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
 		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
 		"trusted-proxies", "tls-cert", "tls-key", "tls-port", "tls-min-version", "redirect-https", "hsts",
-		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy",
+		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy", "policy", "hash-key", "sticky-cookie",
 		"admin-addr", "admin-token", "alert-webhook", "alert-format"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)

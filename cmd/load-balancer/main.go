@@ -78,10 +78,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	for _, b := range p.Pool().Backends() {
-		log.Info("Configured server: " + b.URL())
+		if opts := b.Options().String(); opts != "" {
+			log.Info("Configured server: "+b.URL(), "options", opts)
+		} else {
+			log.Info("Configured server: " + b.URL())
+		}
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := proxy.Listen(o.addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", o.addr, "error", err)
 		p.Close()
@@ -89,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var tlsLn net.Listener
 	if o.tlsAddr != "" {
-		if tlsLn, err = net.Listen("tcp", o.tlsAddr); err != nil {
+		if tlsLn, err = proxy.Listen(o.tlsAddr); err != nil {
 			log.Error("cannot listen", "addr", o.tlsAddr, "error", err)
 			ln.Close()
 			p.Close()
@@ -116,7 +120,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	served := make(chan error, 3)
 	go func() { served <- p.Serve(ln) }()
-	log.Info("Load balancer started at " + o.addr)
+	if o.proxy.StickyCookie != "" {
+		log.Info("Load balancer started at "+o.addr, "policy", o.policy, "sticky_cookie", o.proxy.StickyCookie)
+	} else {
+		log.Info("Load balancer started at "+o.addr, "policy", o.policy)
+	}
 	if tlsLn != nil {
 		go func() { served <- p.ServeTLS(tlsLn) }()
 		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)

@@ -17,12 +17,16 @@ import (
 // backendJSON is one backend as the API shows it.
 type backendJSON struct {
 	URL string `json:"url"`
-	// State is "up" or "down"; "backup" or "draining" where the balancing
-	// policy marks a backend so.
+	// State is "up", "down", "backup" (healthy, serving only while no
+	// primary is up) or "disabled" (configured down).
 	State string    `json:"state"`
 	Since time.Time `json:"since"`
-	// Weight is the backend's share of traffic, where the policy has one.
-	Weight        *int              `json:"weight,omitempty"`
+	// InRotation says whether requests go to it now.
+	InRotation bool `json:"in_rotation"`
+	// Weight is its share of traffic (1 unless configured); MaxConns caps
+	// its attempts in flight (0: no cap).
+	Weight        int               `json:"weight"`
+	MaxConns      int               `json:"max_conns"`
 	InFlight      int64             `json:"in_flight"`
 	Requests      uint64            `json:"requests"`
 	Failures      uint64            `json:"failures"`
@@ -59,7 +63,7 @@ type statusJSON struct {
 	Now           time.Time      `json:"now"`
 	UptimeSeconds float64        `json:"uptime_seconds"`
 	SampleSeconds float64        `json:"sample_interval_seconds"`
-	BackendsUp    int            `json:"backends_up"`
+	BackendsUp    int            `json:"backends_up"` // in rotation
 	BackendsTotal int            `json:"backends_total"`
 	Traffic       trafficJSON    `json:"traffic"`
 	Backends      []*backendJSON `json:"backends"`
@@ -78,8 +82,8 @@ type trafficJSON struct {
 
 // healthJSON is /api/health.
 type healthJSON struct {
-	Status        string `json:"status"` // "ok" or "unavailable"
-	BackendsUp    int    `json:"backends_up"`
+	Status        string `json:"status"`      // "ok" or "unavailable"
+	BackendsUp    int    `json:"backends_up"` // in rotation
 	BackendsTotal int    `json:"backends_total"`
 }
 
@@ -87,14 +91,21 @@ type healthJSON struct {
 // per-second rates for charts.
 func (s *Server) backends(v view, withHistory bool) []*backendJSON {
 	bs := s.pool.Backends()
+	inRotation := make(map[*pool.Backend]bool, len(bs))
+	for _, b := range s.pool.Up() {
+		inRotation[b] = true
+	}
 	out := make([]*backendJSON, len(bs))
 	for i, b := range bs {
 		st := b.Stats()
+		opts := b.Options()
 		j := &backendJSON{
 			URL:           b.URL(),
 			State:         stateOf(b, st.State),
 			Since:         st.Since.UTC(),
-			Weight:        weightOf(b),
+			InRotation:    inRotation[b],
+			Weight:        opts.Weight,
+			MaxConns:      opts.MaxConns,
 			InFlight:      st.InFlight,
 			Requests:      st.Requests,
 			Failures:      st.Failures,
@@ -130,30 +141,19 @@ func (s *Server) backends(v view, withHistory bool) []*backendJSON {
 	return out
 }
 
-// stateOf names b's state. Backup and draining backends come with the
-// balancing policies' options: where *pool.Backend reports them, they are
-// shown, and nothing here needs to change.
+// stateOf names b's state: "disabled" when configured down (it takes no
+// traffic and is not checked), "down" when failing, "backup" for a healthy
+// backup (in rotation only while no primary is up), else "up".
 func stateOf(b *pool.Backend, s pool.State) string {
-	name := s.String()
-	if s != pool.StateUp {
-		return name
-	}
-	if d, ok := any(b).(interface{ Draining() bool }); ok && d.Draining() {
-		return "draining"
-	}
-	if d, ok := any(b).(interface{ Backup() bool }); ok && d.Backup() {
+	switch {
+	case b.Disabled():
+		return "disabled"
+	case s != pool.StateUp:
+		return s.String()
+	case b.Backup():
 		return "backup"
 	}
-	return name
-}
-
-// weightOf returns b's weight where the balancing policy gives it one.
-func weightOf(b *pool.Backend) *int {
-	if w, ok := any(b).(interface{ Weight() int }); ok {
-		n := w.Weight()
-		return &n
-	}
-	return nil
+	return "up"
 }
 
 func (s *Server) serveBackends(ctx *fasthttp.RequestCtx) {

@@ -52,7 +52,7 @@ func TestAPIBackends(t *testing.T) {
 		if c := b.LastCheck; !c.OK || c.LatencyMS <= 0 || c.Error != "" || time.Since(c.At) > time.Minute {
 			t.Errorf("%s: last check %+v", b.URL, c)
 		}
-		if b.InFlight != 0 || b.Failures != 0 || b.Weight != nil {
+		if b.InFlight != 0 || b.Failures != 0 || b.Weight != 1 || b.MaxConns != 0 || !b.InRotation {
 			t.Errorf("%s: %+v", b.URL, b)
 		}
 		if len(b.Responses) != 5 || len(b.Errors) != 5 {
@@ -72,6 +72,57 @@ func TestAPIBackends(t *testing.T) {
 		if _, ok := raw[0][k]; !ok {
 			t.Errorf("/api/backends lacks %q: %s", k, body)
 		}
+	}
+}
+
+// Backend options show: weight and max_conns, a backup on standby, a
+// backend configured down.
+func TestAPIBackendOptions(t *testing.T) {
+	r := newRig(t, 4, proxy.Config{
+		Backends: []string{"weight=3 max_conns=50", "", "backup", "down"},
+		Health:   proxy.HealthConfig{Interval: -1},
+	}, Config{})
+	bs := apiBackends(t, r)
+	for i, want := range []struct {
+		state      string
+		inRotation bool
+		weight     int
+		maxConns   int
+	}{
+		{"up", true, 3, 50},
+		{"up", true, 1, 0},
+		{"backup", false, 1, 0},
+		{"disabled", false, 1, 0},
+	} {
+		b := bs[i]
+		if b.State != want.state || b.InRotation != want.inRotation || b.Weight != want.weight || b.MaxConns != want.maxConns {
+			t.Errorf("backend %d: state %q in rotation %v weight %d max_conns %d; want %+v",
+				i, b.State, b.InRotation, b.Weight, b.MaxConns, want)
+		}
+	}
+	m, _ := scrape(t, r)
+	for i, want := range []struct{ up, weight float64 }{{1, 3}, {1, 1}, {1, 1}, {0, 1}} {
+		u := r.backends[i].URL()
+		if got := m.get(t, "lb_backend_up", "backend", u); got != want.up {
+			t.Errorf("backend %d: lb_backend_up %v, want %v", i, got, want.up)
+		}
+		if got := m.get(t, "lb_backend_weight", "backend", u); got != want.weight {
+			t.Errorf("backend %d: lb_backend_weight %v, want %v", i, got, want.weight)
+		}
+	}
+	if m.get(t, "lb_backends_up") != 2 || m.get(t, "lb_backends") != 4 {
+		t.Errorf("backends up %v of %v, want 2 of 4 (the backup waits, one is disabled)", m.get(t, "lb_backends_up"), m.get(t, "lb_backends"))
+	}
+
+	// The primaries gone, the backup takes over: still available.
+	for _, b := range r.proxy.Pool().Backends()[:2] {
+		r.proxy.Pool().MarkDown(b, "test")
+	}
+	if bs := apiBackends(t, r); bs[2].State != "backup" || !bs[2].InRotation {
+		t.Errorf("the backup with no primary up: %q in rotation %v", bs[2].State, bs[2].InRotation)
+	}
+	if code, _ := fetch(t, r.adminURL+"/api/health", ""); code != http.StatusOK {
+		t.Errorf("/api/health %d with the backup serving", code)
 	}
 }
 

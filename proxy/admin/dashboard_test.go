@@ -62,17 +62,18 @@ func TestDashboardInChromium(t *testing.T) {
 
 var screenshotPath = flag.String("dashboard-screenshot", "", "write a screenshot of the dashboard under load to this PNG file (for the README)")
 
-// TestDashboardScreenshot makes the README's picture: three backends under
-// mixed traffic, one of them killed. It runs only when asked:
+// TestDashboardScreenshot makes the README's picture: three backends (one
+// weighted) and a backup under mixed traffic, one of them killed. It runs only when asked:
 //
 //	go test ./proxy/admin -run TestDashboardScreenshot -dashboard-screenshot=$PWD/docs/dashboard.png
 func TestDashboardScreenshot(t *testing.T) {
 	if *screenshotPath == "" {
 		t.Skip("run with -dashboard-screenshot=FILE to make the README's screenshot")
 	}
-	br := startBrowser(t, 1400, 600)
-	r := newRig(t, 3, proxy.Config{
-		Health: proxy.HealthConfig{Interval: 500 * time.Millisecond, Timeout: 200 * time.Millisecond, Rise: 2, Fall: 2},
+	br := startBrowser(t, 1400, 680)
+	r := newRig(t, 4, proxy.Config{
+		Backends: []string{"weight=2", "", "", "backup"},
+		Health:   proxy.HealthConfig{Interval: 500 * time.Millisecond, Timeout: 200 * time.Millisecond, Rise: 2, Fall: 2},
 	}, Config{Version: "v1.0.0"})
 	var stop atomic.Bool
 	var wg sync.WaitGroup

@@ -24,16 +24,23 @@ type rig struct {
 	adminURL string
 }
 
-// newRig starts n backends, a proxy over them configured by cfg (its
-// Backends filled in; health checks on /health unless cfg says otherwise)
-// and the admin interface configured by acfg.
+// newRig starts n backends, a proxy over them configured by cfg (health
+// checks on /health unless cfg says otherwise) and the admin interface
+// configured by acfg. cfg.Backends, if given, holds options for the
+// backends in order ("weight=3", "backup"...); their URLs are filled in.
 func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 	t.Helper()
 	r := &rig{}
-	for range n {
+	opts := cfg.Backends
+	cfg.Backends = nil
+	for i := range n {
 		b := backendtest.Start(t, "")
 		r.backends = append(r.backends, b)
-		cfg.Backends = append(cfg.Backends, b.URL())
+		entry := b.URL()
+		if i < len(opts) && opts[i] != "" {
+			entry += " " + opts[i]
+		}
+		cfg.Backends = append(cfg.Backends, entry)
 	}
 	if cfg.Health.Path == "" {
 		cfg.Health.Path = "/health"

@@ -68,7 +68,7 @@ func (s *Server) writeGlobal(e *exposition) {
 	up := len(s.pool.Up())
 	e.family(n+"backends", "gauge", "Backends configured.")
 	e.uint(n+"backends", "", uint64(len(s.pool.Backends())))
-	e.family(n+"backends_up", "gauge", "Backends in rotation now; 0 means every request gets a 502.")
+	e.family(n+"backends_up", "gauge", "Backends in rotation now (backups only while no primary is up); 0 means every request gets a 502.")
 	e.uint(n+"backends_up", "", uint64(up))
 }
 
@@ -86,9 +86,13 @@ func counter(name, help string, v func(*pool.BackendStats) uint64) backendFamily
 }
 
 var backendFamilies = []backendFamily{
-	{"backend_up", "gauge", "Whether the backend is in rotation (1) or down (0).",
+	{"backend_up", "gauge", "Whether the backend is healthy and enabled (1), a backup on standby included, or down or disabled (0).",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
-			e.bool(name, l, st.State == pool.StateUp)
+			e.bool(name, l, st.State == pool.StateUp && !st.Disabled)
+		}},
+	{"backend_weight", "gauge", "The backend's configured weight (1 unless set).",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.int(name, l, int64(st.Weight))
 		}},
 	{"backend_state_changed_timestamp_seconds", "gauge", "When the backend last changed state (or the balancer started), in Unix seconds.",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {

@@ -314,3 +314,47 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("ParseFormat(xml): %v", err)
 	}
 }
+
+// A backup taking over keeps the pool available: the primary's going down
+// is a backend alert only, and so is its return.
+func TestBackupTakingOverIsNoOutage(t *testing.T) {
+	r := newReceiver(t)
+	n, _ := newNotifier(t, Config{URLs: []string{r.URL}})
+	primary, err := pool.NewBackend("http://10.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup, err := pool.NewBackend("http://10.0.0.2:8080 backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pool.New([]*pool.Backend{primary, backup}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Watch(p)
+	p.MarkDown(primary, "connect: connection refused") // the backup serves
+	p.MarkUp(primary)                                  // the primary again
+	p.MarkDown(backup, "check returned status 503")    // on standby: no change in rotation
+	p.MarkDown(primary, "connect: connection refused") // now nothing is left
+	n.Send(Event{Event: "marker"})                     // delivered in order: last
+	waitFor(t, "the marker", func() bool {
+		evs := r.events(t)
+		return len(evs) > 0 && evs[len(evs)-1].Event == "marker"
+	})
+	var got []string
+	evs := r.events(t)
+	for _, ev := range evs[:len(evs)-1] {
+		got = append(got, ev.Event+" "+ev.Backend+" "+ev.State)
+	}
+	want := []string{
+		"backend http://10.0.0.1:8080 down",
+		"backend http://10.0.0.1:8080 up",
+		"backend http://10.0.0.2:8080 down",
+		"backend http://10.0.0.1:8080 down",
+		"pool http://10.0.0.1:8080 unavailable",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

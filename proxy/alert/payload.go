@@ -97,10 +97,10 @@ func poolEvent(c pool.StateChange) (Event, bool) {
 		BackendsTotal: c.Total,
 	}
 	switch {
-	case c.To == pool.StateDown && c.From == pool.StateUp && c.Up == 0:
+	case c.UpBefore > 0 && c.Up == 0:
 		ev.State, ev.Previous = PoolUnavailable, PoolAvailable
 		ev.Reason = "no backend available: " + c.Backend.URL() + " was the last one up"
-	case c.To == pool.StateUp && c.Up == 1:
+	case c.UpBefore == 0 && c.Up > 0:
 		ev.State, ev.Previous = PoolAvailable, PoolUnavailable
 		ev.Reason = "recovered: " + c.Backend.URL() + " is up"
 	default:

@@ -81,7 +81,8 @@ func (c *Checker) Run(ctx context.Context) {
 }
 
 // Round runs one round of checks: all backends concurrently, each bounded by
-// Timeout, then applies the results. Rounds must not run concurrently.
+// Timeout, then applies the results. Backends configured down are skipped.
+// Rounds must not run concurrently.
 func (c *Checker) Round(ctx context.Context) {
 	log := c.logger()
 	log.Debug("Starting health check...")
@@ -89,6 +90,9 @@ func (c *Checker) Round(ctx context.Context) {
 	results := make([]result, len(backends))
 	var wg sync.WaitGroup
 	for i, b := range backends {
+		if b.Disabled() {
+			continue // configured down: never used, so never checked
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -107,6 +111,9 @@ func (c *Checker) Round(ctx context.Context) {
 		c.streaks = make(map[*pool.Backend]*streak, len(backends))
 	}
 	for i, b := range backends {
+		if b.Disabled() {
+			continue
+		}
 		r := results[i]
 		check := pool.CheckResult{At: r.at, Latency: r.took}
 		if r.err != nil {

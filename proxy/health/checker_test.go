@@ -34,11 +34,12 @@ func (s *script) set(b *pool.Backend, failing bool) {
 	s.fail[b] = failing
 }
 
-func newChecker(t *testing.T, rise, fall int) (*Checker, *script, []*pool.Backend) {
+// newPool returns a pool over backend entries.
+func newPool(t *testing.T, entries ...string) (*pool.Pool, []*pool.Backend) {
 	t.Helper()
 	var bs []*pool.Backend
-	for _, u := range []string{"http://a:1", "http://b:1"} {
-		b, err := pool.NewBackend(u)
+	for _, e := range entries {
+		b, err := pool.NewBackend(e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,6 +49,12 @@ func newChecker(t *testing.T, rise, fall int) (*Checker, *script, []*pool.Backen
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, bs
+}
+
+func newChecker(t *testing.T, rise, fall int) (*Checker, *script, []*pool.Backend) {
+	t.Helper()
+	p, bs := newPool(t, "http://a:1", "http://b:1")
 	s := &script{fail: map[*pool.Backend]bool{}}
 	c := &Checker{Pool: p, Prober: s, Rise: rise, Fall: fall, Logger: slog.New(slog.DiscardHandler)}
 	return c, s, bs
@@ -193,5 +200,28 @@ func TestRoundRecordsResults(t *testing.T) {
 	}
 	if a.StateChanges != 1 || b.StateChanges != 0 {
 		t.Errorf("state changes a %d b %d, want 1 0", a.StateChanges, b.StateChanges)
+	}
+}
+
+// TestDisabledBackendsAreNotChecked: a backend configured down is never
+// used, so it is never probed nor logged going down.
+func TestDisabledBackendsAreNotChecked(t *testing.T) {
+	p, bs := newPool(t, "http://a:1", "http://b:1 down")
+	var mu sync.Mutex
+	probed := map[*pool.Backend]int{}
+	c := &Checker{Pool: p, Rise: 1, Fall: 1, Logger: slog.New(slog.DiscardHandler),
+		Prober: ProbeFunc(func(_ context.Context, b *pool.Backend) error {
+			mu.Lock()
+			defer mu.Unlock()
+			probed[b]++
+			return errors.New("refused")
+		})}
+	c.Round(context.Background())
+	c.Round(context.Background())
+	if probed[bs[0]] != 2 || probed[bs[1]] != 0 {
+		t.Errorf("probes %d and %d, want 2 and 0", probed[bs[0]], probed[bs[1]])
+	}
+	if bs[1].State() != pool.StateUp || bs[1].LastError() != "" {
+		t.Errorf("the disabled backend was acted on: %v %q", bs[1].State(), bs[1].LastError())
 	}
 }

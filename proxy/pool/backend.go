@@ -44,6 +44,16 @@ type Backend struct {
 
 	transport any
 
+	// Balancing options from the entry ("weight=3 max_conns=200 backup"),
+	// fixed at construction.
+	weight   int
+	maxConns int64 // 0: no limit
+	backup   bool
+	disabled bool // the "down" option: configured, never used
+
+	pooled bool // New has taken it into a Pool
+	index  int  // position in that Pool's backends
+
 	state    atomic.Uint32
 	since    atomic.Int64 // unix nanoseconds of the last state change
 	inflight atomic.Int64
@@ -77,18 +87,29 @@ func (e *ParseError) Error() string {
 
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// NewBackend parses rawURL ("http://host:port" or "https://host:port") into a
-// Backend that starts up. The port defaults to 80 for http and 443 for https.
-// Only a scheme, a host and an optional port are accepted: a path, query,
-// fragment or user info would be silently ignored by the proxy, so they are
-// refused instead.
-func NewBackend(rawURL string) (*Backend, error) {
+// NewBackend parses entry into a Backend that starts up. An entry is a URL
+// ("http://host:port" or "https://host:port"; the port defaults to 80 for
+// http and 443 for https) optionally followed, after spaces, by balancing
+// options in nginx style:
+//
+//	http://10.0.0.1:8081 weight=3 max_conns=200
+//	http://10.0.0.9:8081 backup
+//
+// See Options for what each means. Only a scheme, a host and an optional port
+// are accepted in the URL: a path, query, fragment or user info would be
+// silently ignored by the proxy, so they are refused instead.
+func NewBackend(entry string) (*Backend, error) {
 	fail := func(format string, args ...any) (*Backend, error) {
-		return nil, &ParseError{Entry: rawURL, Err: fmt.Errorf(format, args...)}
+		return nil, &ParseError{Entry: entry, Err: fmt.Errorf(format, args...)}
 	}
-	s := strings.TrimSpace(rawURL)
-	if s == "" {
+	fields := strings.Fields(entry)
+	if len(fields) == 0 {
 		return fail("empty address")
+	}
+	s := fields[0]
+	opts, err := parseOptions(fields[1:])
+	if err != nil {
+		return nil, &ParseError{Entry: entry, Err: err}
 	}
 	if !strings.Contains(s, "://") {
 		return fail("missing scheme (want http://host:port or https://host:port)")
@@ -139,10 +160,14 @@ func NewBackend(rawURL string) (*Backend, error) {
 	}
 	addr := net.JoinHostPort(host, port)
 	b := &Backend{
-		url:    scheme + "://" + addr,
-		scheme: scheme,
-		addr:   addr,
-		host:   host,
+		url:      scheme + "://" + addr,
+		scheme:   scheme,
+		addr:     addr,
+		host:     host,
+		weight:   opts.Weight,
+		maxConns: int64(opts.MaxConns),
+		backup:   opts.Backup,
+		disabled: opts.Down,
 	}
 	b.since.Store(time.Now().UnixNano())
 	return b, nil
@@ -208,10 +233,44 @@ func (b *Backend) setState(s State) bool {
 }
 
 // Begin records that an attempt is being sent to the backend. Every Begin
-// must be paired with one Done.
+// must be paired with one Done. Begin does not look at MaxConns; TryBegin
+// does.
 func (b *Backend) Begin() {
 	b.inflight.Add(1)
+	b.begun()
+}
+
+// begun counts an attempt that Begin or TryBegin started: the one place for
+// per-attempt counters.
+func (b *Backend) begun() {
 	b.requests.Add(1)
+}
+
+// TryBegin is Begin for a backend that may have a connection limit: it
+// starts the attempt and returns true only while fewer than MaxConns
+// attempts are in flight, so concurrent callers never push the backend past
+// its limit. Without a limit it is Begin.
+func (b *Backend) TryBegin() bool {
+	if b.maxConns == 0 {
+		b.Begin()
+		return true
+	}
+	for {
+		n := b.inflight.Load()
+		if n >= b.maxConns {
+			return false
+		}
+		if b.inflight.CompareAndSwap(n, n+1) {
+			b.begun()
+			return true
+		}
+	}
+}
+
+// Full reports whether the backend has MaxConns attempts in flight, so that
+// policies pass it by. A backend without a limit is never full.
+func (b *Backend) Full() bool {
+	return b.maxConns != 0 && b.inflight.Load() >= b.maxConns
 }
 
 // Done records the end of an attempt started with Begin; failed says whether

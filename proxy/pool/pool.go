@@ -6,6 +6,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +32,40 @@ type Pool struct {
 // picker prepared for exactly that set.
 type snapshot struct {
 	up     []*Backend
+	usable []bool // by Backend.index: whether it is in up
 	picker Picker
 }
 
+// Result says whether Acquire found a backend and, when it did not, why.
+type Result uint8
+
+const (
+	// Acquired: a backend was returned and its attempt begun.
+	Acquired Result = iota
+	// NoneUsable: no usable backend is left that the request has not tried
+	// (none is healthy, or all have been tried).
+	NoneUsable
+	// AllAtLimit: usable backends are left, but every one has MaxConns
+	// attempts in flight. Front ends answer 503 at once rather than queue.
+	AllAtLimit
+)
+
+// String returns a short name for r.
+func (r Result) String() string {
+	switch r {
+	case Acquired:
+		return "acquired"
+	case NoneUsable:
+		return "none usable"
+	case AllAtLimit:
+		return "all at limit"
+	}
+	return "result(" + strconv.Itoa(int(r)) + ")"
+}
+
 // New returns a pool over backends, balanced by policy (round-robin when nil).
-// Backends keep the order given, and two entries may not share an address.
+// Backends keep the order given, two entries may not share an address, and a
+// Backend belongs to one Pool only.
 func New(backends []*Backend, policy Policy) (*Pool, error) {
 	if len(backends) == 0 {
 		return nil, errors.New("no backends")
@@ -46,6 +76,13 @@ func New(backends []*Backend, policy Policy) (*Pool, error) {
 			return nil, fmt.Errorf("duplicate backend %q", b.url)
 		}
 		seen[b.url] = true
+		if b.pooled {
+			return nil, fmt.Errorf("backend %q already belongs to a pool", b.url)
+		}
+	}
+	for i, b := range backends {
+		b.pooled = true
+		b.index = i
 	}
 	if policy == nil {
 		policy = NewRoundRobin()
@@ -56,19 +93,69 @@ func New(backends []*Backend, policy Policy) (*Pool, error) {
 	return p, nil
 }
 
+// Index returns b's position in the Backends of the Pool it belongs to, so
+// that front ends can keep per-backend data in a slice rather than a map.
+// It is 0 for a backend in no pool.
+func (b *Backend) Index() int { return b.index }
+
 // Backends returns every configured backend, up or down, in configured order.
 // The slice must not be modified.
 func (p *Pool) Backends() []*Backend { return p.backends }
 
-// Up returns the backends that now take traffic. The slice must not be
-// modified.
+// Up returns the backends that now take traffic: the healthy primaries or,
+// while none is healthy, the healthy backups. The slice must not be modified.
 func (p *Pool) Up() []*Backend { return p.snap.Load().up }
 
-// Next picks the backend for r, skipping those already in tried. It returns
-// nil when no usable backend is left. r may be nil for policies that do not
-// look at the request.
+// Next picks the backend for r, skipping those already in tried and those at
+// their MaxConns. It returns nil when no such backend is left. r may be nil
+// for policies that do not look at the request. Next only chooses; Acquire
+// also begins the attempt.
 func (p *Pool) Next(r Request, tried Tried) *Backend {
 	return p.snap.Load().picker.Pick(r, tried)
+}
+
+// Acquire picks the backend for r as Next does and begins an attempt on it
+// (TryBegin), so a backend's MaxConns holds however many requests race for
+// its last slot. The caller ends the attempt with Done. When no backend is
+// returned, the Result says whether none is usable or all are at their limit.
+func (p *Pool) Acquire(r Request, tried Tried) (*Backend, Result) {
+	s := p.snap.Load()
+	lost := tried // tried, plus backends whose last slot another request took
+	for range MaxTries {
+		b := s.picker.Pick(r, lost)
+		if b == nil {
+			break
+		}
+		if b.TryBegin() {
+			return b, Acquired
+		}
+		if lost.Has(b) {
+			break // a picker that ignores tried; do not spin on it
+		}
+		lost.Add(b)
+	}
+	for _, b := range s.up {
+		if !tried.Has(b) {
+			return nil, AllAtLimit
+		}
+	}
+	return nil, NoneUsable
+}
+
+// AcquireBackend begins an attempt on b, as Acquire would had the policy
+// chosen it, when b takes traffic now: it is in the usable set, not in tried
+// and below its MaxConns. It is how a front end honours session affinity
+// without bypassing health, backups or limits. It reports whether the attempt
+// was begun; the caller then ends it with Done.
+func (p *Pool) AcquireBackend(b *Backend, tried Tried) bool {
+	s := p.snap.Load()
+	if !b.pooled || b.index >= len(s.usable) || !s.usable[b.index] || p.backends[b.index] != b {
+		return false
+	}
+	if tried.n != 0 && tried.Has(b) {
+		return false
+	}
+	return b.TryBegin()
 }
 
 // MarkDown takes b out of rotation and records reason as its last error. It
@@ -90,19 +177,26 @@ func (p *Pool) Eject(b *Backend, reason string, maxPercent int) bool {
 	if !b.Up() {
 		return false
 	}
-	down := 0
+	// Out of the backends that may take traffic at all (not configured
+	// down), count those out already.
+	down, total := 0, 0
 	for _, o := range p.backends {
+		if o.disabled {
+			continue
+		}
+		total++
 		if !o.Up() {
 			down++
 		}
 	}
-	if (down+1)*100 > maxPercent*len(p.backends) {
+	if (down+1)*100 > maxPercent*total {
 		return false
 	}
+	before := len(p.snap.Load().up)
 	b.setState(StateDown)
 	b.ejected.Add(1)
 	p.rebuild()
-	p.notify(b, StateUp, StateDown, reason)
+	p.notify(b, StateUp, StateDown, reason, before)
 	return true
 }
 
@@ -115,23 +209,40 @@ func (p *Pool) MarkUp(b *Backend) bool {
 func (p *Pool) setState(b *Backend, s State, reason string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := b.State()
+	old, before := b.State(), len(p.snap.Load().up)
 	if !b.setState(s) {
 		return false
 	}
 	p.rebuild()
-	p.notify(b, old, s, reason)
+	p.notify(b, old, s, reason, before)
 	return true
 }
 
-// rebuild publishes a snapshot of the backends that are up. Callers hold
-// p.mu, or own p exclusively as New does.
+// rebuild publishes a snapshot of the usable backends: the healthy
+// primaries, or the healthy backups while no primary is healthy; never one
+// configured down. The policy prepares its picker for that set here, once,
+// off the request path. Callers hold p.mu, or own p exclusively as New does.
 func (p *Pool) rebuild() {
-	up := make([]*Backend, 0, len(p.backends))
+	var primaries, backups []*Backend
 	for _, b := range p.backends {
-		if b.Up() {
-			up = append(up, b)
+		switch {
+		case b.disabled || !b.Up():
+		case b.backup:
+			backups = append(backups, b)
+		default:
+			primaries = append(primaries, b)
 		}
 	}
-	p.snap.Store(&snapshot{up: up, picker: p.policy.Picker(up)})
+	up := primaries
+	if len(up) == 0 {
+		up = backups
+	}
+	if up == nil {
+		up = []*Backend{}
+	}
+	usable := make([]bool, len(p.backends))
+	for _, b := range up {
+		usable[b.index] = true
+	}
+	p.snap.Store(&snapshot{up: up, usable: usable, picker: p.policy.Picker(up)})
 }

@@ -2,8 +2,11 @@ package pool
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -34,6 +37,7 @@ func TestNewBackend(t *testing.T) {
 	for _, tc := range []struct {
 		in, url, addr, err string
 		tls                bool
+		opts               Options // Weight 0: the defaults
 	}{
 		{in: "http://localhost:8081", url: "http://localhost:8081", addr: "localhost:8081"},
 		{in: "http://LocalHost:8081/", url: "http://localhost:8081", addr: "localhost:8081"},
@@ -43,8 +47,7 @@ func TestNewBackend(t *testing.T) {
 		{in: "https://example.com", url: "https://example.com:443", addr: "example.com:443", tls: true},
 		{in: "HTTPS://Example.com:8443/", url: "https://example.com:8443", addr: "example.com:8443", tls: true},
 		{in: "https://[::1]", url: "https://[::1]:443", addr: "[::1]:443", tls: true},
-		{in: "https://h:", err: "empty port"},
-		{in: "socks5://h:1", err: `unsupported scheme "socks5"`},
+		{in: "https://h:1 weight=2", url: "https://h:1", addr: "h:1", tls: true, opts: Options{Weight: 2}},
 		{in: "htp://x", err: `invalid backend "htp://x": unsupported scheme "htp"`},
 		{in: "localhost:8081", err: `missing scheme`},
 		{in: "", err: "empty address"},
@@ -58,6 +61,22 @@ func TestNewBackend(t *testing.T) {
 		{in: "http://h:1/?a=b", err: "query is not supported"},
 		{in: "http://u:p@h:1", err: "user info is not supported"},
 		{in: "http://h:1#f", err: "fragment is not supported"},
+		{in: "http://h:1 weight=3", url: "http://h:1", addr: "h:1", opts: Options{Weight: 3}},
+		{in: "  http://h:1   weight=1000  max_conns=200 ", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1000, MaxConns: 200}},
+		{in: "http://h:1 max_conns=0", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1}},
+		{in: "http://h:1 backup", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1, Backup: true}},
+		{in: "http://h:1\tdown weight=2", url: "http://h:1", addr: "h:1", opts: Options{Weight: 2, Down: true}},
+		{in: "http://h:1 wieght=3", err: `invalid backend "http://h:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup or down)`},
+		{in: "http://h:1 weight=0", err: `invalid weight "0": want 1-1000`},
+		{in: "http://h:1 weight=1001", err: `invalid weight "1001": want 1-1000`},
+		{in: "http://h:1 weight=x", err: `invalid weight "x"`},
+		{in: "http://h:1 weight", err: `option "weight" wants a value, such as weight=2`},
+		{in: "http://h:1 weight=", err: `option "weight=" wants a value`},
+		{in: "http://h:1 max_conns=-1", err: `invalid max_conns "-1": want a count, 0 for no limit`},
+		{in: "http://h:1 backup=yes", err: `option "backup=yes" takes no value`},
+		{in: "http://h:1 weight=2 weight=3", err: "option weight given twice"},
+		{in: "http://h:1 fail_timeout=10s", err: `unknown option "fail_timeout=10s"`},
+		{in: "htp://h:1 weight=2", err: `unsupported scheme "htp"`},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			b, err := NewBackend(tc.in)
@@ -73,13 +92,30 @@ func TestNewBackend(t *testing.T) {
 			if b.URL() != tc.url || b.Addr() != tc.addr {
 				t.Errorf("url %q addr %q, want %q %q", b.URL(), b.Addr(), tc.url, tc.addr)
 			}
-			if b.TLS() != tc.tls {
-				t.Errorf("TLS() = %v, want %v", b.TLS(), tc.tls)
-			}
 			if !b.Up() {
 				t.Error("a new backend should start up")
 			}
+			if b.TLS() != tc.tls {
+				t.Errorf("TLS() = %v, want %v", b.TLS(), tc.tls)
+			}
+			want := tc.opts
+			if want.Weight == 0 {
+				want = Options{Weight: 1}
+			}
+			if b.Options() != want {
+				t.Errorf("options %+v, want %+v", b.Options(), want)
+			}
+			if b.Weight() != want.Weight || b.MaxConns() != want.MaxConns ||
+				b.Backup() != want.Backup || b.Disabled() != want.Down {
+				t.Error("accessors disagree with Options")
+			}
 		})
+	}
+	if s := (Options{Weight: 3, MaxConns: 200, Backup: true, Down: true}).String(); s != "weight=3 max_conns=200 backup down" {
+		t.Errorf("String() = %q", s)
+	}
+	if s := (Options{Weight: 1}).String(); s != "" {
+		t.Errorf("defaults String() = %q, want empty", s)
 	}
 }
 
@@ -161,18 +197,18 @@ func TestMarkDownAndUp(t *testing.T) {
 	}
 }
 
-// TestConcurrentPicksWithHealthChanges runs picks on many goroutines while
-// backends go down and up, for the race detector.
-func TestConcurrentPicksWithHealthChanges(t *testing.T) {
-	p, bs := newPool(t, 4)
-	stop := make(chan struct{})
+// flap takes the backends of p down and up in turn on a goroutine of its
+// own, rebuilding snapshots as fast as it can, until the returned stop is
+// called.
+func flap(p *Pool, bs []*Backend) (stop func()) {
+	done := make(chan struct{})
 	var writer sync.WaitGroup
 	writer.Add(1)
 	go func() {
 		defer writer.Done()
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			default:
 			}
@@ -181,6 +217,17 @@ func TestConcurrentPicksWithHealthChanges(t *testing.T) {
 			p.MarkUp(b)
 		}
 	}()
+	return func() {
+		close(done)
+		writer.Wait()
+	}
+}
+
+// TestConcurrentPicksWithHealthChanges runs picks on many goroutines while
+// backends go down and up, for the race detector.
+func TestConcurrentPicksWithHealthChanges(t *testing.T) {
+	p, bs := newPool(t, 4)
+	stop := flap(p, bs)
 	var readers sync.WaitGroup
 	for range 8 {
 		readers.Add(1)
@@ -201,8 +248,7 @@ func TestConcurrentPicksWithHealthChanges(t *testing.T) {
 		}()
 	}
 	readers.Wait()
-	close(stop)
-	writer.Wait()
+	stop()
 	var total uint64
 	for _, b := range bs {
 		if n := b.InFlight(); n != 0 {
@@ -212,6 +258,213 @@ func TestConcurrentPicksWithHealthChanges(t *testing.T) {
 	}
 	if total == 0 {
 		t.Error("no picks at all")
+	}
+}
+
+func TestBackendInOnePoolOnly(t *testing.T) {
+	bs := newBackends(t, 2)
+	if _, err := New(bs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(bs[:1], nil); err == nil || !strings.Contains(err.Error(), "already belongs to a pool") {
+		t.Errorf("a backend shared by two pools: %v", err)
+	}
+}
+
+func upURLs(p *Pool) string {
+	var s []string
+	for _, b := range p.Up() {
+		s = append(s, b.URL())
+	}
+	return strings.Join(s, " ")
+}
+
+// TestBackupsAndDown: backups take traffic only while no primary is healthy;
+// a backend configured down never does.
+func TestBackupsAndDown(t *testing.T) {
+	bs := backendsWith(t, "", "weight=2", "backup", "backup", "down", "down backup")
+	a, b, c, d := bs[0], bs[1], bs[2], bs[3]
+	p, err := New(bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(what string, usable ...*Backend) {
+		t.Helper()
+		var s []string
+		for _, u := range usable {
+			s = append(s, u.URL())
+		}
+		if got := upURLs(p); got != strings.Join(s, " ") {
+			t.Fatalf("%s: usable %q, want %q", what, got, s)
+		}
+		for range 20 {
+			got := p.Next(nil, Tried{})
+			if len(usable) == 0 && got != nil {
+				t.Fatalf("%s: picked %s", what, got)
+			}
+			if len(usable) > 0 && !slices.Contains(usable, got) {
+				t.Fatalf("%s: picked %v", what, got)
+			}
+		}
+	}
+	want("all healthy", a, b)
+	p.MarkDown(a, "x")
+	want("one primary down", b)
+	p.MarkDown(b, "x")
+	want("all primaries down", c, d)
+	p.MarkDown(c, "x")
+	want("one backup left", d)
+	p.MarkDown(d, "x")
+	want("everything down")
+	p.MarkUp(c)
+	want("a backup back", c)
+	p.MarkUp(b)
+	want("a primary back", b)
+}
+
+func TestAcquireResults(t *testing.T) {
+	bs := backendsWith(t, "max_conns=1", "max_conns=1")
+	p, err := New(bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, res := p.Acquire(nil, Tried{})
+	if x == nil || res != Acquired {
+		t.Fatalf("first: %v %v", x, res)
+	}
+	y, res := p.Acquire(nil, Tried{})
+	if y == nil || y == x || res != Acquired {
+		t.Fatalf("second: %v %v", y, res)
+	}
+	if b, res := p.Acquire(nil, Tried{}); b != nil || res != AllAtLimit {
+		t.Errorf("both at their limit: %v %v, want nil, all at limit", b, res)
+	}
+	x.Done(false)
+	var tried Tried
+	tried.Add(x)
+	if b, res := p.Acquire(nil, tried); b != nil || res != AllAtLimit {
+		t.Errorf("the free one tried, the other full: %v %v, want all at limit", b, res)
+	}
+	tried.Add(y)
+	if b, res := p.Acquire(nil, tried); b != nil || res != NoneUsable {
+		t.Errorf("all tried: %v %v, want none usable", b, res)
+	}
+	if b, res := p.Acquire(nil, Tried{}); b != x || res != Acquired {
+		t.Errorf("after Done: %v %v, want %s again", b, res, x)
+	}
+	p.MarkDown(x, "x")
+	p.MarkDown(y, "x")
+	if b, res := p.Acquire(nil, Tried{}); b != nil || res != NoneUsable {
+		t.Errorf("all down: %v %v, want none usable", b, res)
+	}
+	if s := AllAtLimit.String(); s != "all at limit" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestMaxConnsUnderConcurrency: however many goroutines race for the last
+// slots, no backend ever has more attempts in flight than its max_conns,
+// and requests that find every backend full are refused, not queued.
+func TestMaxConnsUnderConcurrency(t *testing.T) {
+	for name, pol := range policies() {
+		t.Run(name, func(t *testing.T) {
+			bs := backendsWith(t, "max_conns=3", "max_conns=2 weight=4", "max_conns=1")
+			p, err := New(bs, pol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			peak := make([]atomic.Int64, len(bs))
+			var refused, served atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 3000 {
+						b, res := p.Acquire(keyRequest(fmt.Sprint(g, i%13)), Tried{})
+						if b == nil {
+							if res != AllAtLimit {
+								t.Errorf("refused with %v, want all at limit", res)
+								return
+							}
+							refused.Add(1)
+							continue
+						}
+						n := b.InFlight()
+						for j, x := range bs {
+							if x == b {
+								for {
+									old := peak[j].Load()
+									if n <= old || peak[j].CompareAndSwap(old, n) {
+										break
+									}
+								}
+							}
+						}
+						served.Add(1)
+						if i%7 == 0 {
+							runtime.Gosched() // hold the slot a while
+						}
+						b.Done(false)
+					}
+				}()
+			}
+			wg.Wait()
+			for j, b := range bs {
+				if pk := peak[j].Load(); pk > int64(b.MaxConns()) {
+					t.Errorf("%s: %d in flight at once, limit %d", b, pk, b.MaxConns())
+				}
+				if b.InFlight() != 0 {
+					t.Errorf("%s: %d left in flight", b, b.InFlight())
+				}
+			}
+			if served.Load() == 0 {
+				t.Error("nothing served")
+			}
+			t.Logf("%d served, %d refused at the limit", served.Load(), refused.Load())
+		})
+	}
+}
+
+// TestAcquireBackend is session affinity's way in: only a backend that is
+// usable now, untried and below its limit is begun.
+func TestAcquireBackend(t *testing.T) {
+	bs := backendsWith(t, "max_conns=1", "", "backup", "down")
+	a, b, c, d := bs[0], bs[1], bs[2], bs[3]
+	p, err := New(bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.AcquireBackend(a, Tried{}) {
+		t.Fatal("a usable backend refused")
+	}
+	if p.AcquireBackend(a, Tried{}) {
+		t.Error("a backend at its max_conns acquired")
+	}
+	a.Done(false)
+	var tried Tried
+	tried.Add(b)
+	if p.AcquireBackend(b, tried) {
+		t.Error("a tried backend acquired")
+	}
+	if p.AcquireBackend(c, Tried{}) {
+		t.Error("a backup acquired while primaries are up")
+	}
+	if p.AcquireBackend(d, Tried{}) {
+		t.Error("a backend configured down acquired")
+	}
+	p.MarkDown(b, "x")
+	if p.AcquireBackend(b, Tried{}) {
+		t.Error("a down backend acquired")
+	}
+	p.MarkDown(a, "x")
+	if !p.AcquireBackend(c, Tried{}) {
+		t.Error("a backup refused with every primary down")
+	}
+	c.Done(false)
+	other := newBackends(t, 1)[0]
+	if p.AcquireBackend(other, Tried{}) {
+		t.Error("a backend of no pool acquired")
 	}
 }
 

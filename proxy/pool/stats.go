@@ -138,6 +138,8 @@ func (b *Backend) LastCheck() (r CheckResult, ok bool) {
 type BackendStats struct {
 	State         State
 	Since         time.Time // when State began
+	Disabled      bool      // configured down: never used, never checked
+	Weight        int
 	InFlight      int64
 	Requests      uint64 // attempts sent
 	Failures      uint64 // attempts that failed before a response
@@ -163,6 +165,8 @@ func (b *Backend) Stats() BackendStats {
 	s := BackendStats{
 		State:         b.State(),
 		Since:         b.Since(),
+		Disabled:      b.Disabled(),
+		Weight:        b.Weight(),
 		InFlight:      b.InFlight(),
 		Requests:      b.Requests(),
 		Failures:      b.Failures(),

@@ -196,7 +196,8 @@ func TestWatchSeesEveryChangeOnce(t *testing.T) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Backend != w.b || g.From != w.from || g.To != w.to || g.Reason != w.reason || g.Up != w.up || g.Total != 2 {
+		if g.Backend != w.b || g.From != w.from || g.To != w.to || g.Reason != w.reason || g.Up != w.up || g.Total != 2 ||
+			(i > 0 && g.UpBefore != got[i-1].Up) || (i == 0 && g.UpBefore != 2) {
 			t.Errorf("event %d: %+v, want %+v", i, g, w)
 		}
 		if g.At.IsZero() {

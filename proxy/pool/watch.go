@@ -13,11 +13,13 @@ type StateChange struct {
 	// check); it is empty when a backend comes up.
 	Reason string
 	At     time.Time
-	// Up and Total count the backends in rotation after the change, and all
-	// of them. Up falling to 0 means no backend is available; rising from 0,
-	// that the pool recovered.
-	Up    int
-	Total int
+	// UpBefore and Up count the backends in rotation before and after the
+	// change (backups while no primary is up), Total all of them. Up
+	// falling to 0 means no backend is available; rising from 0, that the
+	// pool recovered.
+	UpBefore int
+	Up       int
+	Total    int
 }
 
 // Watch registers fn to be called after every state change, in the order
@@ -32,19 +34,20 @@ func (p *Pool) Watch(fn func(StateChange)) {
 }
 
 // notify tells the watchers about a change. Callers hold p.mu and have
-// rebuilt the snapshot.
-func (p *Pool) notify(b *Backend, from, to State, reason string) {
+// rebuilt the snapshot; before is how many backends were in rotation.
+func (p *Pool) notify(b *Backend, from, to State, reason string, before int) {
 	if len(p.watchers) == 0 {
 		return
 	}
 	c := StateChange{
-		Backend: b,
-		From:    from,
-		To:      to,
-		Reason:  reason,
-		At:      b.Since(),
-		Up:      len(p.snap.Load().up),
-		Total:   len(p.backends),
+		Backend:  b,
+		From:     from,
+		To:       to,
+		Reason:   reason,
+		At:       b.Since(),
+		UpBefore: before,
+		Up:       len(p.snap.Load().up),
+		Total:    len(p.backends),
 	}
 	for _, fn := range p.watchers {
 		fn(c)

@@ -73,7 +73,12 @@
       r.state.className = 'state ' + b.state;
       r.state.textContent = b.state;
     }
-    r.since.textContent = (b.state === 'up' ? 'up for ' : b.state + ' for ') + fmtDuration((now - Date.parse(b.since)) / 1000);
+    const notes = [];
+    if (b.state !== 'disabled') notes.push((b.state === 'down' ? 'down' : 'up') + ' for ' + fmtDuration((now - Date.parse(b.since)) / 1000));
+    if (b.state === 'backup') notes.push(b.in_rotation ? 'serving' : 'standby');
+    if (b.weight > 1) notes.push('weight ' + b.weight);
+    if (b.max_conns > 0) notes.push('max ' + b.max_conns + ' conns');
+    r.since.textContent = notes.join(' · ');
     const rates = b.rates || {};
     r.rps.textContent = fmtRate(rates.requests_per_second);
     r.err.textContent = fmtPct(rates.error_ratio);
@@ -85,8 +90,11 @@
     r.inflight.textContent = b.in_flight;
     const c = b.last_check;
     r.check.replaceChildren();
-    if (!c) {
+    if (!c && b.state !== 'disabled') {
       r.check.append(el('span', 'muted', 'not checked yet'));
+      r.check.title = '';
+    } else if (b.state === 'disabled') {
+      r.check.append(el('span', 'muted', 'disabled: not checked'));
       r.check.title = '';
     } else if (c.ok) {
       r.check.append(el('span', 'good', '✓ '), fmtMs(c.latency_ms));
@@ -141,9 +149,14 @@
     const now = Date.parse(s.now);
     byId('version').textContent = s.version;
     const overall = byId('overall');
-    overall.textContent = s.backends_up + ' of ' + s.backends_total + ' backends up';
-    overall.className = 'pill ' + (s.backends_up === 0 ? 'bad' : s.backends_up < s.backends_total ? 'warn' : 'ok');
-    document.title = (s.backends_up === 0 ? '✗ ' : s.backends_up < s.backends_total ? '! ' : '') + 'load-balancer';
+    // Up means healthy: a backup on standby counts, a disabled backend is
+    // left out of both numbers.
+    const enabled = s.backends.filter((b) => b.state !== 'disabled');
+    const healthy = enabled.filter((b) => b.state === 'up' || b.state === 'backup').length;
+    const level = s.backends_up === 0 ? 'bad' : healthy < enabled.length ? 'warn' : 'ok';
+    overall.textContent = healthy + ' of ' + enabled.length + ' backends up';
+    overall.className = 'pill ' + level;
+    document.title = { bad: '✗ ', warn: '! ', ok: '' }[level] + 'load-balancer';
 
     const t = s.traffic, tr = t.rates || {};
     byId('t-rps').textContent = fmtRate(tr.requests_per_second);
