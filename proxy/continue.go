@@ -29,10 +29,11 @@ type preflightKey struct{}
 
 // preflight is an exchange whose header has been sent and whose body is due.
 type preflight struct {
-	b  *pool.Backend
-	up *upstream
-	cc any
-	bc *backendConn
+	b     *pool.Backend
+	up    *upstream
+	cc    any
+	bc    *backendConn
+	start time.Duration // pool.Monotonic when the header went out
 }
 
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
@@ -41,6 +42,7 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
 	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
 		writeFailure(ctx, failBodyTooLarge)
+		p.countRequest(ctx, 0) // the handler will not run
 		return fasthttp.StatusRequestEntityTooLarge
 	}
 	if _, _, status := p.prepareRequest(ctx); status != 0 {
@@ -62,7 +64,7 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 		return fasthttp.StatusContinue // the handler retries as usual
 	}
 	bc := conn.(*backendConn)
-	pf := &preflight{b: b, up: up, cc: cc, bc: bc}
+	pf := &preflight{b: b, up: up, cc: cc, bc: bc, start: pool.Monotonic()}
 	code, err := p.askBackend(pf, req, &ctx.Response)
 	switch {
 	case err != nil:
@@ -76,8 +78,9 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 	default:
 		// The backend answered for good: the client gets that, and its body
 		// is never read.
+		b.RecordResponse(code, pool.Monotonic()-pf.start)
 		b.Done(false)
-		cleanResponse(&ctx.Response)
+		p.countRequest(ctx, cleanResponse(&ctx.Response)) // the handler will not run
 		return code
 	}
 }
@@ -145,7 +148,9 @@ func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.
 
 // continued finishes a preflight exchange: it sends the body the client has
 // now started sending, then reads the response as any exchange does.
-func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientConn) {
+// It returns the size of the response's header block, or 0 for an answer of
+// the proxy's own.
+func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientConn) (header int) {
 	b, up, bc := pf.b, pf.up, pf.bc
 	req := &ctx.Request
 	var err error
@@ -160,7 +165,7 @@ func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientCon
 			f = failBodyTooLarge
 		}
 		writeFailure(ctx, f)
-		return
+		return 0
 	}
 	start := bc.arm(p.headerTimeout)
 	env := exchangeEnv{client: cc}
@@ -168,10 +173,11 @@ func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientCon
 		b.Done(true)
 		p.attemptFailed(b, f, err)
 		writeFailure(ctx, f)
-		return
+		return 0
 	}
+	b.RecordResponse(ctx.Response.StatusCode(), pool.Monotonic()-pf.start)
 	b.ResetFailureStreak()
-	p.relay(ctx, b, &env)
+	return p.relay(ctx, b, &env)
 }
 
 // sendBody copies a streamed body to the backend, framed as its header

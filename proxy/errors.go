@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // failure is what went wrong with one attempt, as far as retrying and the
@@ -63,6 +65,24 @@ func classifyError(err error) failure {
 		return failTimeout
 	}
 	return failResponse
+}
+
+// kind is f as the error kind counted against the backend; ok is false for
+// failures that are the client's doing (a body too large, a client gone).
+func (f failure) kind() (k pool.ErrorKind, ok bool) {
+	switch f {
+	case failConnect:
+		return pool.ErrorDial, true
+	case failBusy:
+		return pool.ErrorBusy, true
+	case failClosed, failStale:
+		return pool.ErrorReset, true
+	case failTimeout, failTryTimeout:
+		return pool.ErrorTimeout, true
+	case failResponse:
+		return pool.ErrorResponse, true
+	}
+	return 0, false
 }
 
 // retryable reports whether another backend may be tried after f. A request

@@ -26,18 +26,23 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
+	header := 0
 	if p.https == nil || !p.https.redirect(ctx) {
-		p.proxy(ctx, cc)
+		header = p.proxy(ctx, cc)
 	}
 	if p.https != nil {
 		p.https.addHSTS(ctx)
 	}
+	p.countRequest(ctx, header)
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
 }
 
-func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
+// proxy answers the request from a backend, or with an error of its own. It
+// returns the size of a relayed response's header block, or 0 for an answer
+// of the proxy's own.
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	defer p.recoverPanic(ctx)
 
 	req := &ctx.Request
@@ -45,8 +50,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	if v := ctx.UserValue(preflightKey{}); v != nil {
 		// The request expected 100-continue and was prepared then.
 		if pf := v.(*preflight); pf != nil {
-			p.continued(ctx, pf, cc)
-			return
+			return p.continued(ctx, pf, cc)
 		}
 	} else {
 		var status int
@@ -91,6 +95,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	var tried pool.Tried
 	var last failure
 	var b *pool.Backend
+	var failed *pool.Backend // where the last attempt failed, if it did
 	freshRetry := false
 	for attempt := 0; attempt <= p.retries; attempt++ {
 		if freshRetry {
@@ -104,6 +109,10 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 		} else if b = p.acquire(ctx, pinned, tried, &last); b == nil {
 			break
 		} else {
+			if failed != nil {
+				failed.Retried() // its request goes on elsewhere
+				failed = nil
+			}
 			tried.Add(b)
 			if p.debug {
 				p.log.Debug("Selected backend: " + b.URL())
@@ -115,16 +124,21 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 			var winner *pool.Backend
 			if winner, f, err = p.hedged(ctx, b, &tried, cc); err == nil {
 				b = winner
+				header = responseHeaderSize(&ctx.Response)
 			}
 		} else {
 			if noHost {
 				// HTTP/1.0 clients may omit Host; the backend needs one.
 				req.Header.SetHost(b.Addr())
 			}
+			// The attempt's two clock reads, for the latency histogram:
+			// the only ones on the request path (no wall clock either).
+			start := pool.Monotonic()
 			f, err = p.exchange(b, req, &ctx.Response, &env)
 			if err == nil {
+				b.RecordResponse(ctx.Response.StatusCode(), pool.Monotonic()-start)
 				b.ResetFailureStreak()
-				p.relay(ctx, b, &env)
+				header = p.relay(ctx, b, &env)
 			} else {
 				b.Done(true)
 			}
@@ -133,7 +147,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 			if p.sticky != nil && b != pinned {
 				p.sticky.set(&ctx.Response.Header, b)
 			}
-			return
+			return header
 		}
 		last = f
 		if f == failBodyTooLarge || f == failClientGone {
@@ -147,12 +161,17 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) {
 		}
 		if !hedged {
 			p.attemptFailed(b, last, err)
+			failed = b
 		}
 		if !last.retryable(replayable) {
 			break
 		}
 	}
+	if last == 0 {
+		p.pool.Traffic().NoBackend()
+	}
 	writeFailure(ctx, last)
+	return 0
 }
 
 // acquire begins an attempt on the backend for this request: the pinned
@@ -172,19 +191,21 @@ func (p *Proxy) acquire(ctx *fasthttp.RequestCtx, pinned *pool.Backend, tried po
 
 // relay readies a backend's response for the client. A streamed body ends
 // the attempt when the server has relayed it; a protocol switch hands the
-// connection to a tunnel once the 101 is out.
-func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEnv) {
+// connection to a tunnel once the 101 is out. It returns the size of the
+// response's header block.
+func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEnv) (header int) {
 	resp := &ctx.Response
 	if t := env.tunnel; t != nil {
 		b.Done(false)
 		resp.Header.ResetConnectionClose() // Connection: Upgrade stays
 		ctx.Hijack(func(c net.Conn) { p.runTunnel(t, c) })
-		return
+		return responseHeaderSize(resp)
 	}
-	cleanResponse(resp)
+	header = cleanResponse(resp)
 	if !resp.IsBodyStream() {
 		b.Done(false)
 	}
+	return header
 }
 
 // attemptFailed records a failed attempt. A backend that could not be
@@ -193,6 +214,9 @@ func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEn
 // back.
 func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 	b.RecordError(err.Error())
+	if k, ok := f.kind(); ok {
+		b.RecordFailure(k)
+	}
 	if f == failTryTimeout {
 		b.TryTimedOut()
 	}

@@ -236,13 +236,16 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 }
 
 // cleanResponse removes hop-by-hop headers from a backend's response before
-// it is relayed.
-func cleanResponse(resp *fasthttp.Response) {
+// it is relayed. It returns the size of the header block as received, less
+// the status line, for the bytes-sent count: the headers are walked here
+// anyway, so the count is free.
+func cleanResponse(resp *fasthttp.Response) (size int) {
 	h := &resp.Header
 	h.ResetConnectionClose()
 	var connection []byte
 	found := false
 	for key, value := range h.All() {
+		size += len(key) + len(value) + len(": \r\n")
 		if classify(key) == hopByHop {
 			found = true
 			if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
@@ -251,7 +254,7 @@ func cleanResponse(resp *fasthttp.Response) {
 		}
 	}
 	if !found {
-		return
+		return size
 	}
 	// Deleting while iterating is not allowed: collect the names first.
 	// They are copied, since deletion moves the header storage.
@@ -271,4 +274,5 @@ func cleanResponse(resp *fasthttp.Response) {
 	h.Del("Transfer-Encoding")
 	h.Del("Trailer")
 	h.ResetConnectionClose()
+	return size
 }

@@ -175,7 +175,11 @@ func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clie
 	}
 	go func() {
 		env := exchangeEnv{client: cc, hooks: &a.hooks}
+		start := pool.Monotonic()
 		a.f, a.err = p.exchange(b, &a.req, &a.resp, &env)
+		if a.err == nil {
+			b.RecordResponse(a.resp.StatusCode(), pool.Monotonic()-start)
+		}
 		aborted := a.hooks.wasAborted()
 		if a.err != nil || !a.resp.IsBodyStream() {
 			b.Done(a.err != nil && !aborted)

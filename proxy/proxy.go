@@ -182,6 +182,13 @@ type Config struct {
 	// Health configures active health checks.
 	Health HealthConfig
 
+	// OnStateChange, when set, is called after every backend state change,
+	// from live traffic or a health check, exactly once per change (see
+	// pool.Pool.Watch: it must return quickly and never block). It is set up
+	// before health checks start, so no change is missed; alert.Notifier's
+	// StateChanged fits here. Nil means nobody is told beyond the log.
+	OnStateChange func(pool.StateChange)
+
 	// Logger receives start-up, health and error records; nil means
 	// slog.Default(). Per-request records are written only at debug level.
 	Logger *slog.Logger
@@ -315,6 +322,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.warnInsecureBackends()
 	if certs != nil && cfg.TLS.ReloadInterval > 0 {
 		certs.watch(cfg.TLS.ReloadInterval)
+	}
+	if cfg.OnStateChange != nil {
+		pl.Watch(cfg.OnStateChange)
 	}
 	p.startHealth()
 	return p, nil

@@ -28,7 +28,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ReadBufferSize:     c.MaxHeaderSize,
 			MaxRequestBodySize: c.MaxBodySize,
 			// Client timeouts are the watchdog's; see watchdog.go.
-			ConnState:       p.wd.connState,
+			ConnState:       p.connState,
 			LazyRequestTime: true,
 
 			// Bodies arrive as streams: see body.go.
@@ -83,6 +83,20 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.Close()
 	return err
+}
+
+// connState counts client connections, then hands the change to the
+// watchdog.
+func (p *Proxy) connState(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew:
+		p.pool.Traffic().ConnOpened()
+	case fasthttp.StateClosed:
+		p.pool.Traffic().ConnClosed()
+		// A hijacked connection is a tunnel's now, and stays open and
+		// counted until the tunnel ends (runTunnel).
+	}
+	p.wd.connState(c, state)
 }
 
 // yieldWhenIdle runs when a connection has sent its response and is about to

@@ -100,6 +100,8 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 	t.client = raw
 	p.tunnels.add(t)
 	defer p.tunnels.remove(t)
+	// The server stopped counting the connection when it was hijacked.
+	defer p.pool.Traffic().ConnClosed()
 	defer func() {
 		t.up.conns.releaseReader(t.br)
 		t.up.conns.close(t.cc)

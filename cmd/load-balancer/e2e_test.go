@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,7 +159,8 @@ func TestBinariesEndToEnd(t *testing.T) {
 	u1, u2 := "http://127.0.0.1:"+strconv.Itoa(p1), "http://127.0.0.1:"+strconv.Itoa(p2)
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
 		"-backends="+u1+","+u2, "-port="+strconv.Itoa(lbPort),
-		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health")
+		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health",
+		"-admin-addr=") // off: the default port may be taken on a shared machine
 	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
 
 	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/"); return code == 200 })
@@ -246,7 +248,7 @@ func TestBinaryFrozenBackend(t *testing.T) {
 	start(t, []string{"PORT=" + strconv.Itoa(p2)}, filepath.Join(bin, "backend-server"))
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
 		"-backends=http://127.0.0.1:"+strconv.Itoa(p1)+",http://127.0.0.1:"+strconv.Itoa(p2),
-		"-port="+strconv.Itoa(lbPort), "-try-timeout=300ms", "-health-path=/health")
+		"-port="+strconv.Itoa(lbPort), "-try-timeout=300ms", "-health-path=/health", "-admin-addr=")
 	url := "http://127.0.0.1:" + strconv.Itoa(lbPort) + "/"
 	waitUntil(t, "both backends answering", func() bool {
 		seen := map[string]bool{}
@@ -348,7 +350,7 @@ func TestBinaryStreamsOneGiB(t *testing.T) {
 	bp, lbPort := freePort(t), freePort(t)
 	start(t, []string{"PORT=" + strconv.Itoa(bp)}, filepath.Join(bin, "backend-server"))
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"), "-backends=http://127.0.0.1:"+strconv.Itoa(bp),
-		"-port="+strconv.Itoa(lbPort), "-max-body-size=0", "-health-path=/health")
+		"-port="+strconv.Itoa(lbPort), "-max-body-size=0", "-health-path=/health", "-admin-addr=")
 	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
 	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/health"); return code == 200 })
 	const size = 1 << 30
@@ -406,6 +408,86 @@ func TestBinaryStreamsOneGiB(t *testing.T) {
 	})
 }
 
+// TestBinaryAdminAndAlerts runs the binary with the admin interface behind a
+// token and a Slack-style webhook, as an operator would.
+func TestBinaryAdminAndAlerts(t *testing.T) {
+	bin := buildBinaries(t)
+	var mu sync.Mutex
+	var alerts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Text string }
+		json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		alerts = append(alerts, body.Text)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	received := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), alerts...)
+	}
+
+	p1, p2, lbPort, adminPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	b1 := start(t, []string{"PORT=" + strconv.Itoa(p1)}, filepath.Join(bin, "backend-server"))
+	start(t, []string{"PORT=" + strconv.Itoa(p2)}, filepath.Join(bin, "backend-server"))
+	u1, u2 := "http://127.0.0.1:"+strconv.Itoa(p1), "http://127.0.0.1:"+strconv.Itoa(p2)
+	admin := "127.0.0.1:" + strconv.Itoa(adminPort)
+	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
+		"-backends="+u1+","+u2, "-port="+strconv.Itoa(lbPort), "-host=127.0.0.1",
+		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health",
+		"-admin-addr="+admin, "-admin-token=e2e-token",
+		"-alert-webhook="+hook.URL+"/services/secret", "-alert-format=slack")
+	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
+
+	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/"); return code == 200 })
+	if !strings.Contains(lb.output(), "Admin interface at http://"+admin+"/") {
+		t.Errorf("log lacks the admin address:\n%s", lb.output())
+	}
+	metrics := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := metrics(""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without the token: %d, want 401", code)
+	}
+	code, body := metrics("e2e-token")
+	if code != 200 || !strings.Contains(body, `lb_backend_up{backend="`+u1+`"} 1`) {
+		t.Errorf("/metrics with the token: %d\n%s", code, body)
+	}
+	if code, body := fetch(t, url+"/metrics"); code != 200 || strings.Contains(body, "lb_") {
+		t.Errorf("the public port served %d %q for /metrics; want the backend's answer", code, body)
+	}
+
+	b1.cmd.Process.Kill()
+	b1.cmd.Wait()
+	waitUntil(t, "the down alert", func() bool { return len(received()) >= 1 })
+	if got := received(); len(got) != 1 || !strings.Contains(got[0], "Backend `"+u1+"` is *down*") {
+		t.Errorf("alerts %q, want one saying %s is down", got, u1)
+	}
+	code, body = metrics("e2e-token")
+	if !strings.Contains(body, `lb_backend_up{backend="`+u1+`"} 0`) || !strings.Contains(body, "lb_backends_up 1") {
+		t.Errorf("/metrics after the kill: %d\n%s", code, body)
+	}
+	if strings.Contains(lb.output(), "secret") {
+		t.Errorf("the webhook's path was logged:\n%s", lb.output())
+	}
+
+	lb.cmd.Process.Signal(syscall.SIGTERM)
+	if err := lb.cmd.Wait(); err != nil {
+		t.Errorf("balancer exit: %v", err)
+	}
+}
+
 // curlTLS runs curl with args against the balancer, trusting only caFile,
 // and returns its output (status code last, after -w) and error.
 func curlTLS(t *testing.T, caFile string, args ...string) (string, error) {
@@ -445,7 +527,7 @@ func TestBinaryTLS(t *testing.T) {
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
 		"-backends=http://127.0.0.1:"+strconv.Itoa(bp), "-port="+strconv.Itoa(lbPort),
 		"-tls-port="+strconv.Itoa(tlsPort), "-tls-cert="+certFile, "-tls-key="+keyFile,
-		"-redirect-https", "-hsts=8760h", "-health-path=/health", "-health-interval=100ms", "-health-timeout=50ms")
+		"-redirect-https", "-hsts=8760h", "-health-path=/health", "-health-interval=100ms", "-health-timeout=50ms", "-admin-addr=")
 	httpsURL := "https://localhost:" + strconv.Itoa(tlsPort)
 	tlsAddr := "127.0.0.1:" + strconv.Itoa(tlsPort)
 	waitUntil(t, "the balancer to serve HTTPS", func() bool {
@@ -557,7 +639,7 @@ func TestBinaryBalancing(t *testing.T) {
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
 		"-backends="+u(p1)+" weight=3,"+u(p2)+","+u(p3)+" backup",
 		"-sticky-cookie=lb", "-port="+strconv.Itoa(lbPort),
-		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health")
+		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health", "-admin-addr=")
 	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
 	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/"); return code == 200 })
 	for _, line := range []string{

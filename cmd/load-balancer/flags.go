@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/admin"
+	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -25,6 +28,11 @@ type options struct {
 	logLevel        string
 	logFormat       string
 	version         bool
+
+	adminAddr   string // host:port of the admin interface; empty disables it
+	adminToken  string
+	alertURLs   []string
+	alertFormat alert.Format
 }
 
 // usageError is a bad command line: the message names the flag and value,
@@ -100,6 +108,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.adminAddr, "admin-addr", admin.DefaultAddr, "address of the admin interface (metrics, status API, dashboard); empty disables it")
+	fs.StringVar(&o.adminToken, "admin-token", "", "token every admin request must carry as Authorization: Bearer <token> (default none)")
+	var webhooks listFlag
+	fs.Var(&webhooks, "alert-webhook", "URL to POST an alert to on every backend state change (repeatable, or a comma-separated list)")
+	alertFormat := fs.String("alert-format", "json", "alert body: json, or slack for {\"text\": ...}")
 	var tf tlsFlags
 	tf.register(fs)
 
@@ -254,6 +267,25 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if err := tf.apply(&o, set, *host, *port); err != nil {
 		return nil, err
 	}
+
+	if err := checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
+		return nil, err
+	}
+	for _, u := range webhooks {
+		if _, err := alert.ParseURL(u); err != nil {
+			var ue *alert.URLError
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, invalid("invalid -alert-webhook %q: %v", u, err)
+		}
+	}
+	o.alertURLs = webhooks
+	f, err := alert.ParseFormat(*alertFormat)
+	if err != nil {
+		return nil, invalid("invalid -alert-format %q: want json or slack", *alertFormat)
+	}
+	o.alertFormat = f
 	return &o, nil
 }
 
@@ -264,6 +296,46 @@ func listenAddr(host string, port int) string {
 		host = "[" + host + "]" // IPv6 literal
 	}
 	return host + ":" + strconv.Itoa(port)
+}
+
+// checkAdminAddr validates -admin-addr: empty, or host:port with a port of
+// its own, never one that serves traffic (public, or tls when set).
+func checkAdminAddr(addr, public, tls string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return invalid("invalid -admin-addr %q: want host:port, such as 127.0.0.1:9030", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
+	}
+	for _, l := range []struct{ addr, flag string }{{public, "-port"}, {tls, "-tls-port"}} {
+		if l.addr == "" {
+			continue
+		}
+		h, p, _ := net.SplitHostPort(l.addr)
+		if port == p && (host == h || host == "" || h == "") {
+			return invalid("invalid -admin-addr %q: the admin interface needs a port of its own, not the one serving traffic (%s %s)", addr, l.flag, p)
+		}
+	}
+	return nil
+}
+
+// listFlag collects a flag given several times, each a value or a
+// comma-separated list of values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }
 
 // parseBackends splits the -backends list and checks every entry.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -44,6 +45,14 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-max-ejected-percent=101"}, "invalid -max-ejected-percent 101: want 0-100"},
 		{[]string{ok, "-hedge-after=-5ms"}, "invalid -hedge-after -5ms"},
 		{[]string{ok, "-hedge-budget=0"}, "invalid -hedge-budget 0: want 1-100"},
+		{[]string{ok, "-admin-addr=9030"}, `invalid -admin-addr "9030": want host:port, such as 127.0.0.1:9030`},
+		{[]string{ok, "-admin-addr=127.0.0.1:0"}, `invalid -admin-addr "127.0.0.1:0": port "0": want 1-65535`},
+		{[]string{ok, "-admin-addr=127.0.0.1:http"}, `invalid -admin-addr "127.0.0.1:http": port "http"`},
+		{[]string{ok, "-admin-addr=127.0.0.1:3030"}, `invalid -admin-addr "127.0.0.1:3030": the admin interface needs a port of its own, not the one serving traffic (-port 3030)`},
+		{[]string{ok, "-port=8000", "-host=127.0.0.1", "-admin-addr=127.0.0.1:8000"}, `needs a port of its own`},
+		{[]string{ok, "-alert-webhook=ftp://hooks.example/x"}, `invalid -alert-webhook "ftp://hooks.example/x": unsupported scheme "ftp" (want http or https)`},
+		{[]string{ok, "-alert-webhook=http://a/x,http:///y"}, `invalid -alert-webhook "http:///y": missing host`},
+		{[]string{ok, "-alert-format=xml"}, `invalid -alert-format "xml": want json or slack`},
 		{[]string{ok, "-client-header-timeout=0s"}, "invalid -client-header-timeout 0s: must be positive"},
 		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1"},
 		{[]string{ok, "-rate-limit=fast"}, `invalid -rate-limit "fast": want a positive rate`},
@@ -143,6 +152,29 @@ func TestParseFlagsValues(t *testing.T) {
 		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 ||
 		c.ClientHeaderTimeout != 10*time.Second || c.ClientBodyTimeout != 60*time.Second || c.RateLimit != 0 || c.MaxConns != 0 {
 		t.Errorf("defaults %+v addr %q", c, o.addr)
+	}
+}
+
+func TestParseFlagsMonitoring(t *testing.T) {
+	o, err := parseFlags([]string{"-backends=http://a:1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.adminAddr != "127.0.0.1:9030" || o.adminToken != "" || len(o.alertURLs) != 0 || o.alertFormat != alert.FormatJSON {
+		t.Errorf("defaults: admin %q token %q alerts %q format %v", o.adminAddr, o.adminToken, o.alertURLs, o.alertFormat)
+	}
+	o, err = parseFlags([]string{"-backends=http://a:1", "-admin-addr=", "-admin-token=t0k",
+		"-alert-webhook=http://hooks.example/a, https://hooks.example/b", "-alert-webhook=http://127.0.0.1:9/c",
+		"-alert-format=slack"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://hooks.example/a", "https://hooks.example/b", "http://127.0.0.1:9/c"}
+	if o.adminAddr != "" || o.adminToken != "t0k" || strings.Join(o.alertURLs, " ") != strings.Join(want, " ") || o.alertFormat != alert.FormatSlack {
+		t.Errorf("admin %q token %q alerts %q format %v", o.adminAddr, o.adminToken, o.alertURLs, o.alertFormat)
+	}
+	if _, err := parseFlags([]string{"-backends=http://a:1", "-port=3030", "-admin-addr=[::1]:3031"}, &bytes.Buffer{}); err != nil {
+		t.Errorf("IPv6 admin address refused: %v", err)
 	}
 }
 
@@ -298,7 +330,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
 		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
 		"trusted-proxies", "tls-cert", "tls-key", "tls-port", "tls-min-version", "redirect-https", "hsts",
-		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy", "policy", "hash-key", "sticky-cookie"} {
+		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy", "policy", "hash-key", "sticky-cookie",
+		"admin-addr", "admin-token", "alert-webhook", "alert-format"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
 		}

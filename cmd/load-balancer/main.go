@@ -22,6 +22,8 @@ import (
 	"syscall"
 
 	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/admin"
+	"github.com/rishichirchi/Load-Balancee/proxy/alert"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -55,6 +57,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 
+	var alerts *alert.Notifier
+	if len(o.alertURLs) > 0 {
+		alerts, err = alert.New(alert.Config{
+			URLs:      o.alertURLs,
+			Format:    o.alertFormat,
+			UserAgent: "load-balancer/" + buildVersion(),
+			Logger:    log,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+			return 2
+		}
+		o.proxy.OnStateChange = alerts.StateChanged
+	}
+
 	p, err := proxy.New(o.proxy)
 	if err != nil {
 		fmt.Fprintf(stderr, "load-balancer: %v\n", err)
@@ -83,13 +100,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	var adminLn net.Listener
+	if o.adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", o.adminAddr); err != nil {
+			log.Error("cannot listen for the admin interface", "addr", o.adminAddr, "error", err)
+			ln.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
+			p.Close()
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- p.Serve(ln) }()
 	if o.proxy.StickyCookie != "" {
 		log.Info("Load balancer started at "+o.addr, "policy", o.policy, "sticky_cookie", o.proxy.StickyCookie)
@@ -100,13 +129,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		go func() { served <- p.ServeTLS(tlsLn) }()
 		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
 	}
+	var adm *admin.Server
+	if adminLn != nil {
+		adm = admin.New(p.Pool(), admin.Config{Token: o.adminToken, Version: buildVersion(), Logger: log})
+		go func() { served <- adm.Serve(adminLn) }()
+		log.Info("Admin interface at http://"+adminLn.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
+		if o.adminToken == "" && !isLoopback(adminLn.Addr()) {
+			log.Warn("the admin interface listens beyond loopback without -admin-token: anyone who can reach " +
+				adminLn.Addr().String() + " sees the metrics and backends")
+		}
+	}
 
+	code := 0
 	for running := true; running; {
 		select {
 		case err := <-served:
 			log.Error("server stopped", "error", err)
-			p.Close()
-			return 1
+			code, running = 1, false
 		case <-hup:
 			// As nginx and HAProxy do: SIGHUP reloads what can change
 			// without a restart, here the certificates.
@@ -127,8 +166,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := p.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out; closing remaining connections", "error", err)
 	}
+	if adm != nil {
+		adm.Shutdown(sctx) //nolint:errcheck // the deadline is shared; nothing is left to do
+	}
+	if alerts != nil {
+		// Alerts queued by the last state changes still go out, within the
+		// shutdown timeout.
+		if err := alerts.Close(sctx); err != nil {
+			log.Warn("alerts still pending at shutdown were dropped", "error", err)
+		}
+	}
 	log.Info("stopped")
-	return 0
+	return code
+}
+
+// isLoopback reports whether addr is a loopback address.
+func isLoopback(addr net.Addr) bool {
+	a, ok := addr.(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {

@@ -87,7 +87,7 @@ func (c *Checker) Round(ctx context.Context) {
 	log := c.logger()
 	log.Debug("Starting health check...")
 	backends := c.Pool.Backends()
-	results := make([]error, len(backends))
+	results := make([]result, len(backends))
 	var wg sync.WaitGroup
 	for i, b := range backends {
 		if b.Disabled() {
@@ -98,7 +98,9 @@ func (c *Checker) Round(ctx context.Context) {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, c.timeout())
 			defer cancel()
-			results[i] = c.Prober.Probe(pctx, b)
+			start := time.Now()
+			err := c.Prober.Probe(pctx, b)
+			results[i] = result{err: err, at: start, took: time.Since(start)}
 		}()
 	}
 	wg.Wait()
@@ -109,11 +111,25 @@ func (c *Checker) Round(ctx context.Context) {
 		c.streaks = make(map[*pool.Backend]*streak, len(backends))
 	}
 	for i, b := range backends {
-		if !b.Disabled() {
-			c.apply(log, b, results[i])
+		if b.Disabled() {
+			continue
 		}
+		r := results[i]
+		check := pool.CheckResult{At: r.at, Latency: r.took}
+		if r.err != nil {
+			check.Err = r.err.Error()
+		}
+		b.RecordCheck(check)
+		c.apply(log, b, r.err)
 	}
 	log.Debug("Health check completed")
+}
+
+// result is one probe's outcome and timing.
+type result struct {
+	err  error
+	at   time.Time
+	took time.Duration
 }
 
 func (c *Checker) apply(log *slog.Logger, b *pool.Backend, err error) {
@@ -140,7 +156,6 @@ func (c *Checker) apply(log *slog.Logger, b *pool.Backend, err error) {
 	log.Debug(b.URL()+" [down]", "reason", err.Error())
 	s.successes = 0
 	s.failures++
-	b.RecordError(err.Error())
 	if s.seen == pool.StateUp && s.failures >= c.fall() {
 		if c.Pool.MarkDown(b, err.Error()) {
 			log.Warn("backend down: " + b.URL() + ": " + err.Error())

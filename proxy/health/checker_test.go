@@ -173,6 +173,36 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 }
 
+// Every check is recorded on its backend: when, how long, and why it failed,
+// for the status page and the metrics.
+func TestRoundRecordsResults(t *testing.T) {
+	c, s, bs := newChecker(t, 2, 2)
+	s.set(bs[0], true)
+	before := time.Now()
+	c.Round(context.Background())
+	c.Round(context.Background())
+
+	a, b := bs[0].Stats(), bs[1].Stats()
+	if a.Checks != 2 || a.CheckFailures != 2 || b.Checks != 2 || b.CheckFailures != 0 {
+		t.Errorf("checks a %d/%d failed, b %d/%d failed; want 2/2 and 0/2", a.CheckFailures, a.Checks, b.CheckFailures, b.Checks)
+	}
+	if a.LastCheck == nil || a.LastCheck.OK() || a.LastCheck.Err != "check returned status 503" {
+		t.Fatalf("a's last check %+v", a.LastCheck)
+	}
+	if b.LastCheck == nil || !b.LastCheck.OK() {
+		t.Fatalf("b's last check %+v", b.LastCheck)
+	}
+	if a.LastCheck.At.Before(before) || a.LastCheck.Latency < 0 {
+		t.Errorf("a's last check at %v took %v", a.LastCheck.At, a.LastCheck.Latency)
+	}
+	if bs[0].LastError() != "check returned status 503" || bs[0].Up() {
+		t.Errorf("a: up=%v last error %q", bs[0].Up(), bs[0].LastError())
+	}
+	if a.StateChanges != 1 || b.StateChanges != 0 {
+		t.Errorf("state changes a %d b %d, want 1 0", a.StateChanges, b.StateChanges)
+	}
+}
+
 // TestDisabledBackendsAreNotChecked: a backend configured down is never
 // used, so it is never probed nor logged going down.
 func TestDisabledBackendsAreNotChecked(t *testing.T) {

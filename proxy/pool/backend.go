@@ -68,6 +68,8 @@ type Backend struct {
 	ejected  atomic.Uint64 // times live traffic took it out of rotation
 	reported atomic.Int64  // when a failure was last reported, in caller's clock
 	lastErr  atomic.Pointer[string]
+
+	stats backendStats // monitoring counters: stats.go
 }
 
 // ParseError is returned for a backend address that cannot be used. Its
@@ -224,6 +226,7 @@ func (b *Backend) setState(s State) bool {
 		}
 		if b.state.CompareAndSwap(old, uint32(s)) {
 			b.since.Store(time.Now().UnixNano())
+			b.stats.stateChanges.Add(1)
 			return true
 		}
 	}

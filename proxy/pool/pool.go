@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool is a fixed set of backends and the policy that balances over them.
@@ -20,8 +21,11 @@ type Pool struct {
 	backends []*Backend
 	policy   Policy
 
-	mu   sync.Mutex // serialises snapshot rebuilds
-	snap atomic.Pointer[snapshot]
+	mu       sync.Mutex // serialises snapshot rebuilds and state changes
+	snap     atomic.Pointer[snapshot]
+	watchers []func(StateChange) // under mu: watch.go
+
+	traffic Traffic
 }
 
 // snapshot is the set of usable backends at one moment, with the policy's
@@ -84,6 +88,7 @@ func New(backends []*Backend, policy Policy) (*Pool, error) {
 		policy = NewRoundRobin()
 	}
 	p := &Pool{backends: backends, policy: policy}
+	p.traffic.startedUnix = time.Now().Unix()
 	p.rebuild()
 	return p, nil
 }
@@ -157,7 +162,7 @@ func (p *Pool) AcquireBackend(b *Backend, tried Tried) bool {
 // reports whether b was up, so a caller logs the transition once.
 func (p *Pool) MarkDown(b *Backend, reason string) bool {
 	b.RecordError(reason)
-	return p.setState(b, StateDown)
+	return p.setState(b, StateDown, reason)
 }
 
 // Eject takes b out of rotation because live traffic found it failing, and
@@ -187,25 +192,29 @@ func (p *Pool) Eject(b *Backend, reason string, maxPercent int) bool {
 	if (down+1)*100 > maxPercent*total {
 		return false
 	}
+	before := len(p.snap.Load().up)
 	b.setState(StateDown)
 	b.ejected.Add(1)
 	p.rebuild()
+	p.notify(b, StateUp, StateDown, reason, before)
 	return true
 }
 
 // MarkUp puts b back into rotation and reports whether it was down.
 func (p *Pool) MarkUp(b *Backend) bool {
 	b.ResetFailureStreak()
-	return p.setState(b, StateUp)
+	return p.setState(b, StateUp, "")
 }
 
-func (p *Pool) setState(b *Backend, s State) bool {
+func (p *Pool) setState(b *Backend, s State, reason string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	old, before := b.State(), len(p.snap.Load().up)
 	if !b.setState(s) {
 		return false
 	}
 	p.rebuild()
+	p.notify(b, old, s, reason, before)
 	return true
 }
 

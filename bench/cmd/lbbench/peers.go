@@ -80,7 +80,9 @@ func (h *harness) startPeer(p *peer) error {
 	switch p.Name {
 	case peerBalancer:
 		bin := filepath.Join(h.opts.binDir, "load-balancer")
-		argv = []string{bin, "-backends=" + h.backendURLs(), "-host=127.0.0.1", "-port=" + strconv.Itoa(port), "-log-level=warn"}
+		// The admin interface is off: its default port may be taken on a
+		// shared machine, and it does no work per request anyway.
+		argv = []string{bin, "-backends=" + h.backendURLs(), "-host=127.0.0.1", "-port=" + strconv.Itoa(port), "-log-level=warn", "-admin-addr="}
 		p.Version = firstLine(bin, "-version")
 	case peerNetHTTP:
 		argv = []string{filepath.Join(h.opts.binDir, "httpproxy"), "-backends=" + h.backendURLs(), "-listen=" + p.addr}

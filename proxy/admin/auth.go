@@ -1,0 +1,62 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+
+	"github.com/valyala/fasthttp"
+)
+
+// With a token configured, every admin request must carry it:
+//
+//	Authorization: Bearer <token>
+//
+// which is what Prometheus (authorization: credentials), curl -H and scripts
+// send. A browser cannot add that header to a page load, so HTTP Basic with
+// the token as the password (any user name) is accepted too: the 401 asks
+// for it, the browser prompts once, and the dashboard's own API calls then
+// carry it.
+
+// realm names the admin interface in the browser's password prompt.
+const realm = `realm="load-balancer admin"`
+
+// authorized reports whether ctx carries the token. Tokens are compared as
+// SHA-256 digests in constant time, so neither the content nor the length
+// of the token leaks through timing.
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	if s.tokenSum == nil {
+		return true
+	}
+	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	scheme, cred, _ := bytes.Cut(bytes.TrimSpace(h), []byte(" "))
+	cred = bytes.TrimSpace(cred)
+	switch {
+	case bytes.EqualFold(scheme, []byte("Bearer")):
+	case bytes.EqualFold(scheme, []byte("Basic")):
+		dec := make([]byte, base64.StdEncoding.DecodedLen(len(cred)))
+		n, err := base64.StdEncoding.Decode(dec, cred)
+		if err != nil {
+			return false
+		}
+		_, password, ok := bytes.Cut(dec[:n], []byte(":"))
+		if !ok {
+			return false
+		}
+		cred = password
+	default:
+		return false
+	}
+	sum := sha256.Sum256(cred)
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum) == 1
+}
+
+// unauthorized answers 401 with both challenges: Bearer for programs, Basic
+// so that a browser asks for the token.
+func unauthorized(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Add(fasthttp.HeaderWWWAuthenticate, "Bearer "+realm)
+	ctx.Response.Header.Add(fasthttp.HeaderWWWAuthenticate, "Basic "+realm+`, charset="UTF-8"`)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	plain(ctx, fasthttp.StatusUnauthorized, "401 Unauthorized: this admin interface needs Authorization: Bearer <token>\n")
+}

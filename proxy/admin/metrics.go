@@ -1,0 +1,164 @@
+package admin
+
+import (
+	"runtime"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// Metric names. Every one starts with namespace; per-backend ones carry the
+// label backend="<url>".
+const namespace = "lb_"
+
+// latencyBounds are pool.LatencyBuckets in seconds, the unit Prometheus
+// expects.
+var latencyBounds = func() []float64 {
+	b := make([]float64, len(pool.LatencyBuckets))
+	for i, d := range pool.LatencyBuckets {
+		b[i] = d.Seconds()
+	}
+	return b
+}()
+
+// serveMetrics answers GET /metrics with the Prometheus text exposition of
+// every counter, read from the pool's atomics at this moment.
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
+	var e exposition
+	e.b = make([]byte, 0, 4096+2048*len(s.pool.Backends()))
+	s.writeGlobal(&e)
+	s.writeBackends(&e)
+	writeProcess(&e, s.started)
+	ctx.SetContentType(expositionContentType)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(e.b)
+}
+
+func (s *Server) writeGlobal(e *exposition) {
+	n := namespace
+	e.family(n+"build_info", "gauge", "Build of the load balancer: always 1, with the version in labels.")
+	bi := label("version", s.cfg.Version).with("goversion", runtime.Version())
+	if s.revision != "" {
+		bi = bi.with("revision", s.revision)
+	}
+	e.uint(n+"build_info", bi, 1)
+
+	t := s.pool.Traffic().Snapshot()
+	e.family(n+"start_time_seconds", "gauge", "When the load balancer started counting, in Unix seconds.")
+	e.int(n+"start_time_seconds", "", t.StartedUnix)
+
+	e.family(n+"requests_total", "counter", "Client requests answered, by the class of the status sent (the proxy's own 502, 503 and 504 included).")
+	for i, c := range t.Requests {
+		e.uint(n+"requests_total", label("code", pool.StatusClassName(i)), c)
+	}
+	e.family(n+"requests_no_backend_total", "counter", "Client requests that found no backend in rotation and got a 502 without any attempt.")
+	e.uint(n+"requests_no_backend_total", "", t.NoBackend)
+
+	e.family(n+"client_connections", "gauge", "Client connections open now.")
+	e.int(n+"client_connections", "", t.Conns)
+	e.family(n+"client_connections_total", "counter", "Client connections accepted.")
+	e.uint(n+"client_connections_total", "", t.ConnsTotal)
+
+	e.family(n+"received_bytes_total", "counter", "Bytes received from clients: request lines, header blocks and bodies, estimated from the parsed request.")
+	e.uint(n+"received_bytes_total", "", t.BytesIn)
+	e.family(n+"sent_bytes_total", "counter", "Bytes sent to clients: status lines, header blocks and bodies, estimated from the response.")
+	e.uint(n+"sent_bytes_total", "", t.BytesOut)
+
+	up := len(s.pool.Up())
+	e.family(n+"backends", "gauge", "Backends configured.")
+	e.uint(n+"backends", "", uint64(len(s.pool.Backends())))
+	e.family(n+"backends_up", "gauge", "Backends in rotation now (backups only while no primary is up); 0 means every request gets a 502.")
+	e.uint(n+"backends_up", "", uint64(up))
+}
+
+// backendFamily is one per-backend metric: how to write it for one backend.
+type backendFamily struct {
+	name, typ, help string
+	write           func(e *exposition, name string, l labels, st *pool.BackendStats)
+}
+
+// counter is a per-backend counter read from one field.
+func counter(name, help string, v func(*pool.BackendStats) uint64) backendFamily {
+	return backendFamily{name, "counter", help, func(e *exposition, name string, l labels, st *pool.BackendStats) {
+		e.uint(name, l, v(st))
+	}}
+}
+
+var backendFamilies = []backendFamily{
+	{"backend_up", "gauge", "Whether the backend is healthy and enabled (1), a backup on standby included, or down or disabled (0).",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.bool(name, l, st.State == pool.StateUp && !st.Disabled)
+		}},
+	{"backend_weight", "gauge", "The backend's configured weight (1 unless set).",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.int(name, l, int64(st.Weight))
+		}},
+	{"backend_state_changed_timestamp_seconds", "gauge", "When the backend last changed state (or the balancer started), in Unix seconds.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.float(name, l, float64(st.Since.UnixMilli())/1e3)
+		}},
+	counter("backend_state_changes_total", "Times the backend went down or came back up.",
+		func(st *pool.BackendStats) uint64 { return st.StateChanges }),
+	{"backend_in_flight", "gauge", "Attempts running on the backend now.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.int(name, l, st.InFlight)
+		}},
+	counter("backend_requests_total", "Attempts sent to the backend, retries included.",
+		func(st *pool.BackendStats) uint64 { return st.Requests }),
+	{"backend_responses_total", "counter", "Responses received from the backend, by status class.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			for i, c := range st.Responses {
+				e.uint(name, l.with("code", pool.StatusClassName(i)), c)
+			}
+		}},
+	{"backend_errors_total", "counter", "Attempts that failed before a response, by kind: dial (no connection), timeout, reset (connection closed or reset), response (malformed or too large), busy (connection limit reached).",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			for k, c := range st.Errors {
+				e.uint(name, l.with("kind", pool.ErrorKind(k).String()), c)
+			}
+		}},
+	counter("backend_retries_total", "Failed attempts on the backend that were retried on another backend.",
+		func(st *pool.BackendStats) uint64 { return st.Retries }),
+	counter("backend_ejections_total", "Times live traffic took the backend out of rotation (consecutive connect failures or try timeouts).",
+		func(st *pool.BackendStats) uint64 { return st.Ejections }),
+	counter("backend_try_timeouts_total", "Attempts abandoned for want of a response header within the try timeout.",
+		func(st *pool.BackendStats) uint64 { return st.TryTimeouts }),
+	counter("backend_hedges_total", "Hedged requests sent elsewhere because this backend had not answered in time.",
+		func(st *pool.BackendStats) uint64 { return st.HedgesCaused }),
+	counter("backend_hedges_won_total", "Hedged requests sent to this backend that answered first.",
+		func(st *pool.BackendStats) uint64 { return st.HedgesWon }),
+	counter("backend_health_checks_total", "Active health checks run against the backend.",
+		func(st *pool.BackendStats) uint64 { return st.Checks }),
+	counter("backend_health_check_failures_total", "Active health checks the backend failed.",
+		func(st *pool.BackendStats) uint64 { return st.CheckFailures }),
+	{"backend_health_check_duration_seconds", "gauge", "How long the last active health check took (0 before the first).",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			var d float64
+			if st.LastCheck != nil {
+				d = st.LastCheck.Latency.Seconds()
+			}
+			e.float(name, l, d)
+		}},
+	{"backend_response_duration_seconds", "histogram", "Time from sending a request to the backend to the end of its response (to its header for a streamed body), for attempts that got one.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.histogram(name, l, latencyBounds, st.Latency.Counts[:], st.Latency.Sum.Seconds())
+		}},
+}
+
+func (s *Server) writeBackends(e *exposition) {
+	backends := s.pool.Backends()
+	stats := make([]pool.BackendStats, len(backends))
+	names := make([]labels, len(backends))
+	for i, b := range backends {
+		stats[i] = b.Stats()
+		names[i] = label("backend", b.URL())
+	}
+	for _, f := range backendFamilies {
+		name := namespace + f.name
+		e.family(name, f.typ, f.help)
+		for i := range backends {
+			f.write(e, name, names[i], &stats[i])
+		}
+	}
+}
