@@ -62,7 +62,7 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 	if acfg.Logger == nil {
 		acfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.admin = New(p.Pool(), acfg)
+	r.admin = New(p, acfg)
 	r.adminURL = serve(t, r.admin.Serve)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
