@@ -267,9 +267,9 @@ type Proxy struct {
 
 	// bg is the context of everything running in the background: health
 	// checks, discovery, retiring backends. Close cancels it and waits.
-	bg       context.Context
-	stopBG   context.CancelFunc
-	bgWG     sync.WaitGroup
+	bg        context.Context
+	stopBG    context.CancelFunc
+	bgWG      sync.WaitGroup
 	closeOnce sync.Once
 }
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"io"
-	"maps"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
