@@ -282,12 +282,15 @@ func (p *Proxy) apply(lp *livePool, policy pool.Policy) (gone []*pool.Backend) {
 			return
 		}
 		seen[u] = true
-		if m := cur[u]; m != b {
-			if w, ok := lp.weights[u]; ok {
-				o := b.Options()
-				o.Weight = w
-				b.SetOptions(o) //nolint:errcheck // a weight the admin API validated, on a backend in no pool
-			}
+		if w, ok := lp.weights[u]; ok && cur[u] != b {
+			// The admin API's weight over the source's: on a copy, as
+			// the source's list is kept for later updates.
+			o := b.Options()
+			o.Weight = w
+			nb, _ := pool.NewBackend(u)
+			nb.SetOptions(o) //nolint:errcheck // a weight the admin API validated, on a backend in no pool
+			nb.SetTransport(b.Transport())
+			b = nb
 		}
 		if cur[u] == nil && b.Transport() == nil {
 			if err := p.attach(b); err != nil {
