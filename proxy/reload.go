@@ -79,7 +79,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	}
 	start := time.Now()
 	p.commit(pl)
-	p.log.Info("configuration reloaded", "pools", len(pl.specs), "routes", len(pl.routes),
+	p.log.Debug("configuration reloaded", "pools", len(pl.specs), "routes", len(pl.routes),
 		"took", time.Since(start).Round(time.Microsecond).String())
 	return nil
 }

@@ -600,7 +600,11 @@ func (cf *configFile) locate(err error, fromFile map[string]bool) error {
 func nearest(s string, candidates []string) string {
 	best, bestD := "", len(s)/2+2
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
+		d := editDistance(s, c)
+		if len(s) > 3 && strings.Contains(c, s) {
+			d = 1 // "prefix" for "path_prefix"
+		}
+		if d < bestD {
 			best, bestD = c, d
 		}
 	}

@@ -141,9 +141,9 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	var cf *configFile
 	var fileKeys map[string]bool
 	if o.configPath != "" {
-		ff, err := applyFile(fs, o.configPath)
-		if err != nil {
-			return nil, err
+		ff, ferr := applyFile(fs, o.configPath)
+		if ferr != nil {
+			return nil, ferr
 		}
 		cf, fileKeys = ff.file, ff.keys
 		defer func() {

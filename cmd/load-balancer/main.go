@@ -138,8 +138,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		go func() { served <- p.Serve(ln) }()
-		attrs := []any{"policy", o.policy}
-		if o.proxy.StickyCookie != "" {
+		var attrs []any
+		if len(o.proxy.Backends) > 0 {
+			attrs = append(attrs, "policy", o.policy)
+		}
+		if o.proxy.StickyCookie != "" && len(o.proxy.Backends) > 0 {
 			attrs = append(attrs, "sticky_cookie", o.proxy.StickyCookie)
 		}
 		if n := len(p.Pools()); n > 1 {

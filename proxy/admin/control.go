@@ -100,8 +100,16 @@ func (s *Server) serveControl(ctx *fasthttp.RequestCtx, path string, do func(*co
 		writeJSON(ctx, errorStatus(err), errorJSON{Error: err.Error()})
 		return
 	}
-	s.log.Info("admin API: "+path[len("/api/backends/"):], "pool", r.Pool, "url", r.URL, "backend", r.Backend,
-		"client", ctx.RemoteAddr().String())
+	attrs := []any{"client", ctx.RemoteAddr().String()}
+	for _, kv := range [][2]string{{"pool", r.Pool}, {"url", r.URL}, {"backend", r.Backend}} {
+		if kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1])
+		}
+	}
+	if r.Weight != 0 {
+		attrs = append(attrs, "weight", r.Weight)
+	}
+	s.log.Info("admin API: "+path[len("/api/backends/"):], attrs...)
 	if b == nil {
 		writeJSON(ctx, status, map[string]string{"removed": r.URL})
 		return
