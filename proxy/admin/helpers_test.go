@@ -72,6 +72,8 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 	return r
 }
 
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
 // serve runs serveFn on a fresh loopback listener and returns its URL.
 func serve(t *testing.T, serveFn func(net.Listener) error) string {
 	t.Helper()

@@ -140,7 +140,13 @@ func latencyLabels() []string {
 
 func scrape(t *testing.T, r *rig) (series, string) {
 	t.Helper()
-	code, body := fetch(t, r.adminURL+"/metrics", "")
+	return scrapeURL(t, r.adminURL)
+}
+
+// scrapeURL reads /metrics of the admin interface at url.
+func scrapeURL(t *testing.T, url string) (series, string) {
+	t.Helper()
+	code, body := fetch(t, url+"/metrics", "")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}
