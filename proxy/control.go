@@ -66,18 +66,22 @@ func (p *Proxy) livePoolLocked(name string) (*livePool, error) {
 	return lp, nil
 }
 
-// memberLocked returns lp's member with the URL url (in any spelling that
-// NewBackend accepts). Callers hold p.mu.
-func memberLocked(lp *livePool, url string) (*pool.Backend, error) {
+// memberLocked returns the pool called poolName and its member with the URL
+// url (in any spelling that NewBackend accepts). Callers hold p.mu.
+func (p *Proxy) memberLocked(poolName, url string) (*livePool, *pool.Backend, error) {
+	lp, err := p.livePoolLocked(poolName)
+	if err != nil {
+		return nil, nil, err
+	}
 	b, err := pool.NewBackend(url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := lp.pool.Lookup(b.URL())
 	if m == nil {
-		return nil, fmt.Errorf("backend %q in pool %q: %w", b.URL(), lp.spec.Name, ErrNotFound)
+		return nil, nil, fmt.Errorf("backend %q in pool %q: %w", b.URL(), lp.spec.Name, ErrNotFound)
 	}
-	return m, nil
+	return lp, m, nil
 }
 
 // AddBackend adds entry ("http://10.0.0.9:8080 weight=2", the syntax of
@@ -120,11 +124,7 @@ func (p *Proxy) AddBackend(poolName, entry string) (*pool.Backend, error) {
 func (p *Proxy) RemoveBackend(poolName, url string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lp, err := p.livePoolLocked(poolName)
-	if err != nil {
-		return err
-	}
-	b, err := memberLocked(lp, url)
+	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return err
 	}
@@ -160,11 +160,7 @@ func (p *Proxy) RemoveBackend(poolName, url string) error {
 func (p *Proxy) SetWeight(poolName, url string, weight int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lp, err := p.livePoolLocked(poolName)
-	if err != nil {
-		return err
-	}
-	b, err := memberLocked(lp, url)
+	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return err
 	}
@@ -195,11 +191,7 @@ func (p *Proxy) EnableBackend(poolName, url string) (*pool.Backend, error) {
 func (p *Proxy) setDraining(poolName, url string, on bool) (*pool.Backend, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lp, err := p.livePoolLocked(poolName)
-	if err != nil {
-		return nil, err
-	}
-	b, err := memberLocked(lp, url)
+	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return nil, err
 	}

@@ -230,21 +230,10 @@ func TestReloadAPI(t *testing.T) {
 // in rotation.
 func TestPoolsAPI(t *testing.T) {
 	web, api := backendtest.Start(t, "web"), backendtest.Start(t, "api")
-	p, err := proxy.New(proxy.Config{
-		Health: proxy.HealthConfig{Path: "/health", Interval: time.Hour},
-		Pools: []proxy.PoolConfig{
-			{Name: "web", Backends: []string{web.URL()}},
-			{Name: "api", Backends: []string{api.URL()}},
-		},
-		Logger: quietLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	a := New(p, Config{Control: p, Logger: quietLogger()})
-	url := serve(t, a.Serve)
-	t.Cleanup(func() { a.Shutdown(t.Context()) }) //nolint:errcheck // test end
+	p, url := poolsRig(t, proxy.HealthConfig{Interval: time.Hour},
+		proxy.PoolConfig{Name: "web", Backends: []string{web.URL()}},
+		proxy.PoolConfig{Name: "api", Backends: []string{api.URL()}},
+	)
 
 	code, body := fetch(t, url+"/api/pools", "")
 	var pools []poolJSON

@@ -67,21 +67,10 @@ func TestDashboardInChromium(t *testing.T) {
 func TestDashboardPoolsAndDrain(t *testing.T) {
 	br := startBrowser(t, 1400, 700)
 	web, api := backendtest.Start(t, "web"), backendtest.Start(t, "api")
-	p, err := proxy.New(proxy.Config{
-		Health: proxy.HealthConfig{Path: "/health", Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond},
-		Pools: []proxy.PoolConfig{
-			{Name: "web", Backends: []string{web.URL()}},
-			{Name: "api", Backends: []string{api.URL()}, Policy: pool.NewLeastConn()},
-		},
-		Logger: quietLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	a := New(p, Config{Control: p, Logger: quietLogger()})
-	url := serve(t, a.Serve)
-	t.Cleanup(func() { a.Shutdown(t.Context()) }) //nolint:errcheck // test end
+	p, url := poolsRig(t, proxy.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond},
+		proxy.PoolConfig{Name: "web", Backends: []string{web.URL()}},
+		proxy.PoolConfig{Name: "api", Backends: []string{api.URL()}, Policy: pool.NewLeastConn()},
+	)
 
 	row := `tr[data-pool="api"][data-backend="` + api.URL() + `"]`
 	state := func() string {

@@ -74,6 +74,22 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// poolsRig runs a proxy over pools (no listener of its own) and an admin
+// interface that controls it, and returns the proxy and the admin URL.
+func poolsRig(t *testing.T, health proxy.HealthConfig, pools ...proxy.PoolConfig) (*proxy.Proxy, string) {
+	t.Helper()
+	health.Path = "/health"
+	p, err := proxy.New(proxy.Config{Health: health, Pools: pools, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	a := New(p, Config{Control: p, Logger: quietLogger()})
+	url := serve(t, a.Serve)
+	t.Cleanup(func() { a.Shutdown(t.Context()) }) //nolint:errcheck // test end
+	return p, url
+}
+
 // serve runs serveFn on a fresh loopback listener and returns its URL.
 func serve(t *testing.T, serveFn func(net.Listener) error) string {
 	t.Helper()

@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,24 +27,6 @@ import (
 type etcdServer struct {
 	endpoint string
 	client   *clientv3.Client
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freePort(t *testing.T) string {
@@ -79,7 +61,16 @@ func startEtcd(t *testing.T) *etcdServer {
 		"--initial-cluster", "test="+peer,
 		"--log-level", "warn",
 	)
-	out := &lockedBuffer{}
+	logFile := filepath.Join(t.TempDir(), "etcd.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // the process has its own copy
+	output := func() string {
+		b, _ := os.ReadFile(logFile)
+		return string(b)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -93,7 +84,7 @@ func startEtcd(t *testing.T) *etcdServer {
 		cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("etcd output:\n%s", out.String())
+			t.Logf("etcd output:\n%s", output())
 		}
 	})
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -111,11 +102,11 @@ func startEtcd(t *testing.T) *etcdServer {
 		}
 		select {
 		case <-exited:
-			t.Fatalf("etcd exited:\n%s", out.String())
+			t.Fatalf("etcd exited:\n%s", output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("etcd not ready: %v\n%s", err, out.String())
+			t.Fatalf("etcd not ready: %v\n%s", err, output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
