@@ -11,10 +11,11 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
-// HandleFastHTTP proxies one request: it picks a backend (the one its sticky
-// cookie names, if any and usable, else the policy's choice), sends the
-// request over that backend's keep-alive connections and relays the
-// response. A failed attempt moves on to a backend not yet tried while the
+// HandleFastHTTP proxies one request: it finds the request's pool by its
+// route (with one pool and no routes, without a lookup; a request no route
+// takes gets 404), picks a backend there (the one its sticky cookie names,
+// if any and usable, else the policy's choice), sends the request over that
+// backend's keep-alive connections and relays the response. A failed attempt moves on to a backend not yet tried while the
 // failure allows it; after the last one the client gets a short 502, 503 or
 // 504. When every usable backend is at its max_conns the client gets 503 at
 // once.

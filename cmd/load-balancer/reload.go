@@ -74,8 +74,15 @@ func (r *reloader) warnStatic(o *options) {
 		if reloadable[name] || o.settings[name] == old.settings[name] {
 			continue
 		}
+		running, configured := old.settings[name], o.settings[name]
+		switch name {
+		case "admin-token":
+			running, configured = "(hidden)", "(hidden)"
+		case "upstream-proxy", "alert-webhook":
+			running, configured = redacted(running), redacted(configured)
+		}
 		r.log.Warn("configuration reload: "+name+" changed; it takes effect after a restart",
-			"running", old.settings[name], "configured", o.settings[name])
+			"running", running, "configured", configured)
 	}
 	if !slices.Equal(o.listeners, old.listeners) {
 		r.log.Warn("configuration reload: listeners changed; they take effect after a restart")
