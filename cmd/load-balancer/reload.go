@@ -76,9 +76,9 @@ func (r *reloader) warnStatic(o *options) {
 		}
 		running, configured := old.settings[name], o.settings[name]
 		switch name {
-		case "admin-token":
+		case "admin-token", "alert-webhook": // secrets, or URLs whose path often is one
 			running, configured = "(hidden)", "(hidden)"
-		case "upstream-proxy", "alert-webhook":
+		case "upstream-proxy":
 			running, configured = redacted(running), redacted(configured)
 		}
 		r.log.Warn("configuration reload: "+name+" changed; it takes effect after a restart",
