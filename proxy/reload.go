@@ -84,11 +84,17 @@ func (p *Proxy) Reload(cfg Config) error {
 	return nil
 }
 
-// Check validates cfg as New would, without starting anything.
+// Check validates cfg as New would, certificate files read included,
+// without starting anything.
 func Check(cfg Config) error {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return err
+	}
+	if c.TLS != nil {
+		if _, err := loadCertSet(c.TLS.Certificates); err != nil {
+			return err
+		}
 	}
 	specs, def, err := c.poolSpecs()
 	if err != nil {

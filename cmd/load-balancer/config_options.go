@@ -151,6 +151,13 @@ func applyConfig(o *options, cf *configFile, set, fileKeys map[string]bool) erro
 		return err
 	}
 	if err := proxy.Check(o.proxy); err != nil {
+		// Certificate files are read only here: place their errors at
+		// their keys.
+		for prefix, key := range map[string]string{"TLS certificate ": "tls-cert", "TLS key ": "tls-key"} {
+			if st, ok := cf.setting(key); ok && fileKeys[key] && strings.HasPrefix(err.Error(), prefix) {
+				return cf.errorf(st.line, key, "%v", err)
+			}
+		}
 		return invalid("%s: %v", cf.path, err)
 	}
 	return nil

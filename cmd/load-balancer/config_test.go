@@ -111,6 +111,8 @@ pools:
 			"lb.yaml:3: listeners[0]: tls needs tls-cert and tls-key"},
 		{"listener on the admin port", "backends: [http://a:1]\nadmin-addr: 127.0.0.1:9030\nlisteners: [\":9030\"]\n", nil,
 			`lb.yaml:3: listeners[0]: address ":9030" is the admin interface's`},
+		{"missing certificate file", "backends: [http://a:1]\ntls-cert: /nonexistent/a.crt\ntls-key: /nonexistent/a.key\n", nil,
+			`lb.yaml:2: tls-cert: TLS certificate "/nonexistent/a.crt": no such file or directory`},
 		{"merge key", "x: &x {policy: p2c}\npools:\n  api:\n    <<: *x\n", nil, "lb.yaml:1: x: unknown key"},
 		{"a flag on the command line is still checked", "backends: [http://a:1]\n", []string{"-port=0"}, "invalid -port 0: want 1-65535"},
 	} {
