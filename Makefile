@@ -8,7 +8,7 @@ PORT     ?= 3030
 
 FUZZTIME ?= 60s
 # Each fuzz target and its package.
-FUZZ_TARGETS := FuzzRequest:./proxy FuzzNewBackend:./proxy/pool FuzzParseFlags:./cmd/load-balancer FuzzParseSize:./cmd/load-balancer
+FUZZ_TARGETS := FuzzRequest:./proxy FuzzNewBackend:./proxy/pool FuzzParseFlags:./cmd/load-balancer FuzzParseSize:./cmd/load-balancer FuzzConfigFile:./cmd/load-balancer
 
 SOAK ?= 10m
 

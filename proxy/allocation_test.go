@@ -97,6 +97,7 @@ func TestBalancingAllocations(t *testing.T) {
 			get("http://example.com/", "Cookie", "theme=dark; sid=abc123")},
 		{"sticky, first visit", func(c *Config) { c.StickyCookie = "lb" }, get("http://example.com/")},
 		{"sticky, pinned", func(c *Config) { c.StickyCookie = "lb" }, nil}, // cookie from the first answer
+		{"routed by host and path", routedConfig, get("http://example.com/bytes/10")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rig := newInmemoryRigConfig(t, 3, tc.configure)

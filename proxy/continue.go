@@ -50,7 +50,13 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 		return status
 	}
 	ctx.SetUserValue(preflightKey{}, (*preflight)(nil)) // prepared, whatever comes next
-	b, _ := p.pool.Acquire((*requestKey)(ctx), pool.Tried{})
+	rt := p.table.Load().match(req)
+	if rt == nil {
+		writeNoRoute(ctx)
+		p.countRequest(ctx, 0) // the handler will not run
+		return fasthttp.StatusNotFound
+	}
+	b, _ := rt.pool.Acquire((*requestKey)(ctx), pool.Tried{})
 	if b == nil {
 		return fasthttp.StatusContinue // the handler answers 502 or 503
 	}

@@ -149,7 +149,15 @@ func writePlain(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	resp.SetBodyRaw(body)
 }
 
-var reasonTooMany = []byte("429 Too Many Requests\n")
+var (
+	reasonTooMany = []byte("429 Too Many Requests\n")
+	reasonNoRoute = []byte("404 Not Found: no route for this host and path\n")
+)
+
+// writeNoRoute answers a request that no route takes, with no default pool.
+func writeNoRoute(ctx *fasthttp.RequestCtx) {
+	writePlain(ctx, fasthttp.StatusNotFound, reasonNoRoute)
+}
 
 // writeTooMany answers a client over its rate limit.
 func writeTooMany(ctx *fasthttp.RequestCtx) {

@@ -11,10 +11,11 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
-// HandleFastHTTP proxies one request: it picks a backend (the one its sticky
-// cookie names, if any and usable, else the policy's choice), sends the
-// request over that backend's keep-alive connections and relays the
-// response. A failed attempt moves on to a backend not yet tried while the
+// HandleFastHTTP proxies one request: it finds the request's pool by its
+// route (with one pool and no routes, without a lookup; a request no route
+// takes gets 404), picks a backend there (the one its sticky cookie names,
+// if any and usable, else the policy's choice), sends the request over that
+// backend's keep-alive connections and relays the response. A failed attempt moves on to a backend not yet tried while the
 // failure allows it; after the last one the client gets a short 502, 503 or
 // 504. When every usable backend is at its max_conns the client gets 503 at
 // once.
@@ -64,6 +65,11 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 			return
 		}
 	}
+	rt := p.table.Load().match(req)
+	if rt == nil {
+		writeNoRoute(ctx)
+		return
+	}
 	noHost := len(req.Header.Host()) == 0
 	method := req.Header.Method()
 	replayable := isIdempotent(method)
@@ -87,8 +93,8 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	// A client pinned by the sticky cookie goes to its backend while that
 	// backend can take it; otherwise, and for retries, the policy chooses.
 	var pinned *pool.Backend
-	if p.sticky != nil {
-		pinned = p.sticky.backend(&req.Header)
+	if rt.sticky != nil {
+		pinned = rt.sticky.backend(&req.Header)
 	}
 
 	env := exchangeEnv{client: cc, upgrade: upgrade}
@@ -103,10 +109,10 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 			// count as another attempt.
 			attempt--
 			freshRetry = false
-			if !p.pool.AcquireBackend(b, pool.Tried{}) {
+			if !rt.pool.AcquireBackend(b, pool.Tried{}) {
 				continue // no longer usable: on to another backend
 			}
-		} else if b = p.acquire(ctx, pinned, tried, &last); b == nil {
+		} else if b = p.acquire(ctx, rt.pool, pinned, tried, &last); b == nil {
 			break
 		} else {
 			if failed != nil {
@@ -122,7 +128,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 		hedged := hedge && attempt == 0 // the hedged attempts record their own failures
 		if hedged {
 			var winner *pool.Backend
-			if winner, f, err = p.hedged(ctx, b, &tried, cc); err == nil {
+			if winner, f, err = p.hedged(ctx, rt.pool, b, &tried, cc); err == nil {
 				b = winner
 				header = responseHeaderSize(&ctx.Response)
 			}
@@ -144,8 +150,8 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 			}
 		}
 		if err == nil {
-			if p.sticky != nil && b != pinned {
-				p.sticky.set(&ctx.Response.Header, b)
+			if rt.sticky != nil && b != pinned {
+				rt.sticky.set(&ctx.Response.Header, b)
 			}
 			return header
 		}
@@ -168,7 +174,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 		}
 	}
 	if last == 0 {
-		p.pool.Traffic().NoBackend()
+		p.traffic.NoBackend()
 	}
 	writeFailure(ctx, last)
 	return 0
@@ -178,11 +184,11 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 // one while it can take it, else the policy's choice among those not tried.
 // When there is none because every usable one is at its max_conns, last
 // becomes failBusy: the client gets 503 at once, it is not queued.
-func (p *Proxy) acquire(ctx *fasthttp.RequestCtx, pinned *pool.Backend, tried pool.Tried, last *failure) *pool.Backend {
-	if pinned != nil && p.pool.AcquireBackend(pinned, tried) {
+func (p *Proxy) acquire(ctx *fasthttp.RequestCtx, pl *pool.Pool, pinned *pool.Backend, tried pool.Tried, last *failure) *pool.Backend {
+	if pinned != nil && pl.AcquireBackend(pinned, tried) {
 		return pinned
 	}
-	b, res := p.pool.Acquire((*requestKey)(ctx), tried)
+	b, res := pl.Acquire((*requestKey)(ctx), tried)
 	if res == pool.AllAtLimit {
 		*last = failBusy
 	}
@@ -221,7 +227,8 @@ func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 		b.TryTimedOut()
 	}
 	if f.countsTowardEjection() && p.ejectAfter > 0 && b.AddFailureStreak() >= p.ejectAfter {
-		if p.pool.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
+		// Its own pool: nil once a reload has taken it out.
+		if pl := b.Pool(); pl != nil && pl.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
 			p.log.Warn("backend down: " + b.URL() + ": " + err.Error())
 			return
 		}

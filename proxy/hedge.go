@@ -113,7 +113,7 @@ func (hb *hedgeBudget) spend() bool {
 // is its backend. On failure it returns the failure of the last attempt to
 // end (each attempt recorded its own), and the caller's retry loop carries
 // on with the backends not yet tried.
-func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tried, cc *clientConn) (winner *pool.Backend, f failure, err error) {
+func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, pl *pool.Pool, b *pool.Backend, tried *pool.Tried, cc *clientConn) (winner *pool.Backend, f failure, err error) {
 	done := make(chan *hedgedAttempt, 2)
 	first := p.startAttempt(ctx, b, cc, done)
 	timer := time.NewTimer(p.cfg.HedgeAfter)
@@ -127,7 +127,7 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, b *pool.Backend, tried *pool.Tr
 			if first.hooks.header.Load() || !p.hedgeBudget.spend() {
 				continue
 			}
-			hb, _ := p.pool.Acquire((*requestKey)(ctx), *tried)
+			hb, _ := pl.Acquire((*requestKey)(ctx), *tried)
 			if hb == nil {
 				continue
 			}

@@ -46,6 +46,7 @@ type testBackend struct {
 	tls     *tls.Config  // serve HTTPS with it; nil for HTTP
 	busy    atomic.Int64 // requests other than health checks being served now
 	peak    atomic.Int64 // the most of them served at once
+	opened  atomic.Int64 // connections accepted
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -110,6 +111,7 @@ func (b *testBackend) listen(addr string) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if s == fasthttp.StateNew {
+			b.opened.Add(1)
 			b.conns[c] = struct{}{}
 		} else if s == fasthttp.StateClosed {
 			delete(b.conns, c)
@@ -152,6 +154,13 @@ func (b *testBackend) thaw() {
 		close(b.frozen)
 		b.frozen = nil
 	}
+}
+
+// openConns returns how many connections the backend has open now.
+func (b *testBackend) openConns() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
 }
 
 // restart listens again on the address the backend had.

@@ -27,7 +27,7 @@ const (
 // own. Streamed bodies count as they flow (stream.go).
 func (p *Proxy) countRequest(ctx *fasthttp.RequestCtx, header int) {
 	resp := &ctx.Response
-	p.pool.Traffic().Request(resp.StatusCode(), requestSize(&ctx.Request), responseSize(resp, header))
+	p.traffic.Request(resp.StatusCode(), requestSize(&ctx.Request), responseSize(resp, header))
 }
 
 // requestSize estimates the bytes a request took on the wire: request line,

@@ -32,7 +32,7 @@ func TestRequestsCountedByClass(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	tr := p.Pool().Traffic().Snapshot()
+	tr := p.Traffic().Snapshot()
 	if want := [pool.StatusClasses]uint64{0, 3, 1, 1, 1}; tr.Requests != want {
 		t.Errorf("client requests by class %v, want %v", tr.Requests, want)
 	}
@@ -99,7 +99,7 @@ func TestFailuresCountedByKind(t *testing.T) {
 	if s := bs[1].Stats(); s.State != pool.StateDown || s.StateChanges != 1 {
 		t.Errorf("refusing backend: state %v after %d changes, want down after 1", s.State, s.StateChanges)
 	}
-	tr := p.Pool().Traffic().Snapshot()
+	tr := p.Traffic().Snapshot()
 	if tr.Requests[4] != 1 || tr.NoBackend != 0 {
 		t.Errorf("client 5xx %d, no backend %d; want 1 0", tr.Requests[4], tr.NoBackend)
 	}
@@ -112,7 +112,7 @@ func TestNoBackendCounted(t *testing.T) {
 	if status, _ := get(t, newClient(t), url+"/"); status != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", status)
 	}
-	if tr := p.Pool().Traffic().Snapshot(); tr.NoBackend != 1 || tr.Requests[4] != 1 {
+	if tr := p.Traffic().Snapshot(); tr.NoBackend != 1 || tr.Requests[4] != 1 {
 		t.Errorf("no backend %d, 5xx %d; want 1 1", tr.NoBackend, tr.Requests[4])
 	}
 }
@@ -120,7 +120,7 @@ func TestNoBackendCounted(t *testing.T) {
 func TestClientConnectionsCounted(t *testing.T) {
 	a := startBackend(t, "a")
 	p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
-	tr := p.Pool().Traffic()
+	tr := p.Traffic()
 	var conns []net.Conn
 	for range 3 {
 		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
@@ -150,9 +150,9 @@ func TestStreamedBytesCounted(t *testing.T) {
 		t.Fatalf("download: %d, %d bytes", status, len(body))
 	}
 	waitFor(t, "the streamed download counted", 5*time.Second, func() bool {
-		return p.Pool().Traffic().Snapshot().BytesOut >= size
+		return p.Traffic().Snapshot().BytesOut >= size
 	})
-	if out := p.Pool().Traffic().Snapshot().BytesOut; out > size+1000 {
+	if out := p.Traffic().Snapshot().BytesOut; out > size+1000 {
 		t.Errorf("bytes out %d for a %d-byte body", out, size)
 	}
 
@@ -166,7 +166,7 @@ func TestStreamedBytesCounted(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("upload: %d", resp.StatusCode)
 	}
-	if in := p.Pool().Traffic().Snapshot().BytesIn; in < size || in > size+1000 {
+	if in := p.Traffic().Snapshot().BytesIn; in < size || in > size+1000 {
 		t.Errorf("bytes in %d for a %d-byte upload", in, size)
 	}
 	if s := p.Pool().Backends()[0].Stats(); s.Responses[1] != 2 || s.InFlight != 0 {
@@ -179,7 +179,7 @@ func TestStreamedBytesCounted(t *testing.T) {
 func TestTunnelCountedAsConnection(t *testing.T) {
 	a := startBackend(t, "a")
 	p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
-	tr := p.Pool().Traffic()
+	tr := p.Traffic()
 	c := dialWS(t, url)
 	echo(t, c, "hello")
 	if n := tr.Snapshot().Conns; n != 1 {

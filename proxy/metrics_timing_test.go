@@ -26,7 +26,8 @@ func BenchmarkRequestMetrics(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pl, err := pool.New([]*pool.Backend{bk}, nil)
+	_, err = pool.New([]*pool.Backend{bk}, nil)
+	tr := pool.NewTraffic()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func BenchmarkRequestMetrics(b *testing.B) {
 		bk.RecordResponse(resp.StatusCode(), pool.Monotonic()-start)
 		bk.ResetFailureStreak()
 		bk.Done(false)
-		pl.Traffic().Request(resp.StatusCode(), requestSize(&req), responseSize(&resp, 120))
+		tr.Request(resp.StatusCode(), requestSize(&req), responseSize(&resp, 120))
 	}
 	// What the request path counted before monitoring: the difference is
 	// what monitoring adds.

@@ -11,29 +11,27 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
-// prober checks backends with GET on the health path, on a connection of its
-// own each time: like HAProxy's checks it proves the backend still accepts
-// connections, and it never competes with traffic for pooled ones.
+// prober checks a pool's backends with GET on the health path, on a
+// connection of its own each time: like HAProxy's checks it proves the
+// backend still accepts connections, and it never competes with traffic for
+// pooled ones. Each backend's client is in its upstream, so backends that
+// join the pool are checked as they come.
 type prober struct {
-	path    string
-	clients map[*pool.Backend]*fasthttp.HostClient
+	path string
 }
 
-func (p *Proxy) newProber() *prober {
-	pr := &prober{path: p.cfg.Health.Path, clients: make(map[*pool.Backend]*fasthttp.HostClient)}
-	for _, b := range p.pool.Backends() {
-		pr.clients[b] = &fasthttp.HostClient{
-			Addr: b.Addr(),
-			// The traffic's own dialer: checks take the same route (upstream
-			// proxy, TLS) as requests, so they fail when requests would.
-			DialTimeout:               upstreamOf(b).hc.DialTimeout,
-			MaxIdemponentCallAttempts: 1,
-			NoDefaultUserAgentHeader:  true,
-			ReadBufferSize:            p.cfg.MaxHeaderSize,
-			MaxResponseBodySize:       64 << 10,
-		}
+// newProbeClient returns the client that checks b.
+func (p *Proxy) newProbeClient(b *pool.Backend, dial fasthttp.DialFuncWithTimeout) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr: b.Addr(),
+		// The traffic's own dialer: checks take the same route (upstream
+		// proxy, TLS) as requests, so they fail when requests would.
+		DialTimeout:               dial,
+		MaxIdemponentCallAttempts: 1,
+		NoDefaultUserAgentHeader:  true,
+		ReadBufferSize:            p.cfg.MaxHeaderSize,
+		MaxResponseBodySize:       64 << 10,
 	}
-	return pr
 }
 
 // Probe implements health.Prober: 2xx and 3xx are healthy.
@@ -50,7 +48,7 @@ func (pr *prober) Probe(ctx context.Context, b *pool.Backend) error {
 	req.Header.SetHost(b.Addr())
 	req.Header.SetUserAgent("load-balancer-health-check")
 	req.SetConnectionClose()
-	err := pr.clients[b].DoTimeout(req, resp, timeout)
+	err := upstreamOf(b).probe.DoTimeout(req, resp, timeout)
 	switch {
 	case err == nil:
 	case errors.Is(err, fasthttp.ErrTimeout):

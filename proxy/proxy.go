@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -42,24 +43,34 @@ const (
 )
 
 // Config says what a Proxy balances and how. The zero value of every field
-// but Backends selects the default named in its comment.
+// but Backends (or Pools) selects the default named in its comment.
 type Config struct {
 	// Backends are the servers to balance over, as "http://host:port" or
 	// "https://host:port" (reached over TLS; see BackendTLS), each
 	// optionally followed by balancing options in nginx style:
 	// "http://10.0.0.1:8081 weight=3 max_conns=200", "http://10.0.0.9:8081
-	// backup", "http://10.0.0.5:8081 down" (see pool.Options). At least one
-	// is required, and no two may share an address.
+	// backup", "http://10.0.0.5:8081 down" (see pool.Options). No two may
+	// share an address. They make the pool called DefaultPool; Backends or
+	// Pools is required.
 	Backends []string
 
-	// Policy spreads requests over the usable backends: pool.NewRoundRobin,
-	// NewLeastConn, NewP2C, NewRandom, NewMaglev, or pool.NewPolicy by name.
-	// Every policy honours the backends' weights and max_conns. Nil means
-	// weighted round-robin.
+	// Pools are pools of backends besides Backends', each with its own
+	// policy, sticky cookie, health path and service discovery.
+	Pools []PoolConfig
+	// Routes send requests to pools by host and path prefix. A request no
+	// route takes goes to the default pool (Backends', the pool called
+	// DefaultPool, or the only pool), or gets 404 without one. With one pool
+	// and no routes, requests go to it without any lookup.
+	Routes []Route
+
+	// Policy spreads requests over the usable backends of the default pool
+	// (Backends'): pool.NewRoundRobin, NewLeastConn, NewP2C, NewRandom,
+	// NewMaglev, or pool.NewPolicy by name. Every policy honours the
+	// backends' weights and max_conns. Nil means weighted round-robin.
 	Policy pool.Policy
 
 	// StickyCookie, when set, names a cookie that pins each client to a
-	// backend: the first response sets it to an opaque id of the backend
+	// backend of the default pool (see PoolConfig for the others): the first response sets it to an opaque id of the backend
 	// that served it, and later requests carrying it go to that backend
 	// while it is usable, whatever the Policy; when it is not, the request
 	// is balanced as usual and the cookie set anew. Empty means no affinity.
@@ -185,7 +196,8 @@ type Config struct {
 	// redirect of plain HTTP to it and HSTS. Nil means plain HTTP only.
 	TLS *TLSConfig
 
-	// Health configures active health checks.
+	// Health configures active health checks, for every pool (a pool may
+	// have a path of its own: PoolConfig.HealthPath).
 	Health HealthConfig
 
 	// OnStateChange, when set, is called after every backend state change,
@@ -224,7 +236,11 @@ type Proxy struct {
 	log     *slog.Logger
 	debug   bool // debug records enabled: checked once, not per request
 	retries int
-	pool    *pool.Pool
+
+	// table routes requests to pools. Requests load it once; Reload,
+	// discovery and the admin API publish new ones (reload.go).
+	table   atomic.Pointer[table]
+	traffic *pool.Traffic
 
 	// headerTimeout is how long an attempt waits for the response header:
 	// the try timeout, or the backend timeout when that is shorter or the
@@ -236,10 +252,8 @@ type Proxy struct {
 	tunnels              tunnels
 	trusted              trustedNets
 	limiter              *rateLimiter // nil: no rate limit
-	sticky               *sticky      // nil without StickyCookie
 	wd                   *watchdog
 	dialer               *dialer
-	checker              *health.Checker
 
 	certs     *certStore   // nil without TLS
 	tlsConfig *tls.Config  // the TLS listener's; nil without TLS
@@ -248,43 +262,33 @@ type Proxy struct {
 	serverOnce sync.Once
 	server     *fasthttp.Server
 
-	stopHealth context.CancelFunc
-	healthDone chan struct{}
-	closeOnce  sync.Once
+	// The live configuration (reload.go), changed under mu.
+	mu          sync.Mutex
+	pools       map[string]*livePool
+	order       []string // pool names in configuration order
+	routes      []Route
+	defaultPool string
+	health      HealthConfig
+	started     bool // New has returned: changes are logged
+
+	// bg is the context of everything running in the background: health
+	// checks, discovery, retiring backends. Close cancels it and waits.
+	bg        context.Context
+	stopBG    context.CancelFunc
+	bgWG      sync.WaitGroup
+	closeOnce sync.Once
 }
 
-// New validates cfg, builds the backend pool and starts health checks.
+// New validates cfg, builds the pools and the routing table, and starts
+// health checks and service discovery.
 func New(cfg Config) (*Proxy, error) {
 	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	backends := make([]*pool.Backend, 0, len(cfg.Backends))
-	for _, raw := range cfg.Backends {
-		b, err := pool.NewBackend(raw)
-		if err != nil {
-			return nil, err
-		}
-		backends = append(backends, b)
-	}
-	pl, err := pool.New(backends, cfg.Policy)
-	if err != nil {
-		return nil, err
-	}
-	routes, err := upstreamRoutes(cfg.UpstreamProxy, backends)
 	if err != nil {
 		return nil, err
 	}
 	var certs *certStore
 	if cfg.TLS != nil {
 		if certs, err = newCertStore(cfg.TLS.Certificates, cfg.Logger); err != nil {
-			return nil, err
-		}
-	}
-
-	var st *sticky
-	if cfg.StickyCookie != "" {
-		if st, err = newSticky(cfg.StickyCookie, backends); err != nil {
 			return nil, err
 		}
 	}
@@ -299,18 +303,19 @@ func New(cfg Config) (*Proxy, error) {
 		log:       cfg.Logger,
 		debug:     cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		retries:   max(cfg.Retries, 0),
-		pool:      pl,
-		sticky:    st,
+		traffic:   pool.NewTraffic(),
 		wd:        wd,
 		dialer:    newDialer(cfg, wd),
 		certs:     certs,
 		tlsConfig: serverTLSConfig(cfg.TLS, certs),
 		https:     newHTTPSPolicy(cfg.TLS, cfg.Health.Path),
+		pools:     map[string]*livePool{},
 
 		headerTimeout:        cfg.BackendTimeout,
 		headerTimeoutFailure: failTimeout,
 		ejectAfter:           int32(max(cfg.EjectAfter, 0)),
 	}
+	p.bg, p.stopBG = context.WithCancel(context.Background())
 	p.hedgeBudget.percent = int64(cfg.HedgeBudget)
 	p.trusted = trustedNets(cfg.TrustedProxies)
 	if cfg.RateLimit > 0 {
@@ -319,27 +324,29 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
-	for _, b := range backends {
-		b.SetTransport(p.newUpstream(b, p.dialer.forBackend(b, routes[b], cfg.BackendTLS)))
-		if u := routes[b]; u != nil {
-			p.log.Info("backend reached through upstream proxy", "backend", b.URL(), "proxy", u.Redacted())
+	p.mu.Lock()
+	pl, err := p.plan(cfg)
+	if err == nil {
+		p.commit(pl)
+		p.started = true
+	}
+	p.mu.Unlock()
+	if err != nil {
+		p.stopBG()
+		wd.close()
+		if certs != nil {
+			certs.close()
 		}
+		return nil, err
 	}
 	p.warnInsecureBackends()
 	if certs != nil && cfg.TLS.ReloadInterval > 0 {
 		certs.watch(cfg.TLS.ReloadInterval)
 	}
-	if cfg.OnStateChange != nil {
-		pl.Watch(cfg.OnStateChange)
-	}
-	p.startHealth()
 	return p, nil
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if len(c.Backends) == 0 {
-		return c, errors.New("no backends configured")
-	}
 	switch {
 	case c.Retries == 0:
 		c.Retries = DefaultRetries
@@ -464,49 +471,27 @@ func (p *Proxy) warnInsecureBackends() {
 	if p.cfg.BackendTLS == nil || !p.cfg.BackendTLS.InsecureSkipVerify {
 		return
 	}
-	for _, b := range p.pool.Backends() {
-		if b.TLS() {
-			p.log.Warn("TLS certificates of https backends are not verified: anyone on the path can impersonate them")
-			return
+	for _, pl := range p.Pools() {
+		for _, b := range pl.Backends() {
+			if b.TLS() {
+				p.log.Warn("TLS certificates of https backends are not verified: anyone on the path can impersonate them")
+				return
+			}
 		}
 	}
 }
 
-// Pool returns the proxy's backends and their state.
-func (p *Proxy) Pool() *pool.Pool { return p.pool }
-
-func (p *Proxy) startHealth() {
-	p.healthDone = make(chan struct{})
-	if p.cfg.Health.Interval < 0 {
-		close(p.healthDone)
-		p.stopHealth = func() {}
-		return
-	}
-	p.checker = &health.Checker{
-		Pool:     p.pool,
-		Prober:   p.newProber(),
-		Interval: p.cfg.Health.Interval,
-		Timeout:  p.cfg.Health.Timeout,
-		Rise:     p.cfg.Health.Rise,
-		Fall:     p.cfg.Health.Fall,
-		Logger:   p.log,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.stopHealth = cancel
-	go func() {
-		defer close(p.healthDone)
-		p.checker.Run(ctx)
-	}()
-}
-
-// Close stops health checks and closes idle backend connections at once. It
-// does not stop a server started by Serve; use Shutdown for a graceful stop.
+// Close stops health checks and service discovery and closes idle backend
+// connections at once. It does not stop a server started by Serve; use
+// Shutdown for a graceful stop.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
-		p.stopHealth()
-		<-p.healthDone
-		for _, b := range p.pool.Backends() {
-			upstreamOf(b).hc.CloseIdleConnections()
+		p.stopBG()
+		p.bgWG.Wait()
+		for _, pl := range p.Pools() {
+			for _, b := range pl.Backends() {
+				upstreamOf(b).close()
+			}
 		}
 		if p.certs != nil {
 			p.certs.close()

@@ -91,9 +91,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 func (p *Proxy) connState(c net.Conn, state fasthttp.ConnState) {
 	switch state {
 	case fasthttp.StateNew:
-		p.pool.Traffic().ConnOpened()
+		p.traffic.ConnOpened()
 	case fasthttp.StateClosed:
-		p.pool.Traffic().ConnClosed()
+		p.traffic.ConnClosed()
 		// A hijacked connection is a tunnel's now, and stays open and
 		// counted until the tunnel ends (runTunnel).
 	}

@@ -2,10 +2,8 @@ package proxy
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -15,44 +13,54 @@ import (
 // sticky is session affinity by cookie. The first response to a client sets
 // the cookie to an opaque id of the backend that served it; later requests
 // carrying it go to that backend while it is usable (healthy, in the active
-// set, below its max_conns), and are balanced by the policy otherwise, the
-// cookie then set anew. The id is a truncated SHA-256 of the backend's URL,
-// as nginx's sticky cookie uses a hash of the address: it does not show the
-// address, and every balancer with the same backends gives the same ids, so
-// a client keeps its backend whichever balancer it reaches.
+// set, not draining, below its max_conns), and are balanced by the policy
+// otherwise, the cookie then set anew. The id is pool.Backend.ID, a
+// truncated SHA-256 of the backend's URL, as nginx's sticky cookie uses a
+// hash of the address: it does not show the address, and every balancer with
+// the same backends gives the same ids, so a client keeps its backend
+// whichever balancer it reaches.
 //
-// Everything a request needs is built here, once: a lookup is a hex decode
-// and a binary search, and setting the cookie copies a prepared header.
+// Everything a request needs is built here, once per membership of the pool:
+// a lookup is a hex decode and a binary search, and setting the cookie copies
+// a prepared header.
 type sticky struct {
-	name      string
-	ids       []stickyID // sorted by id
-	setCookie [][]byte   // by Backend.Index: the Set-Cookie header value
+	name string
+	ids  []stickyID // sorted by id
 }
 
 type stickyID struct {
-	id uint64
-	b  *pool.Backend
+	id        uint64
+	b         *pool.Backend
+	setCookie []byte // the Set-Cookie header value
 }
 
 // stickyIDLen is the length of a cookie value: 64 bits in hex.
 const stickyIDLen = 16
 
-func newSticky(name string, backends []*pool.Backend) (*sticky, error) {
-	s := &sticky{name: name, setCookie: make([][]byte, len(backends))}
+// newSticky prepares the cookie called name for backends.
+func newSticky(name string, backends []*pool.Backend) *sticky {
+	s := &sticky{name: name, ids: make([]stickyID, 0, len(backends))}
 	for _, b := range backends {
-		sum := sha256.Sum256([]byte(b.URL()))
-		value := hex.EncodeToString(sum[:stickyIDLen/2])
-		id, _ := parseStickyID([]byte(value))
-		s.ids = append(s.ids, stickyID{id: id, b: b})
-		s.setCookie[b.Index()] = []byte(name + "=" + value + "; Path=/; HttpOnly")
-	}
-	slices.SortFunc(s.ids, func(a, b stickyID) int { return cmp.Compare(a.id, b.id) })
-	for i := 1; i < len(s.ids); i++ {
-		if s.ids[i].id == s.ids[i-1].id { // 2^-64: never, but never wrong either
-			return nil, fmt.Errorf("sticky cookie: backends %s and %s hash alike", s.ids[i-1].b, s.ids[i].b)
+		value := strconv.FormatUint(b.ID(), 16)
+		for len(value) < stickyIDLen {
+			value = "0" + value
 		}
+		s.ids = append(s.ids, stickyID{id: b.ID(), b: b, setCookie: []byte(name + "=" + value + "; Path=/; HttpOnly")})
 	}
-	return s, nil
+	// Two URLs with the same 64-bit digest (odds 2^-64) would share
+	// clients: the first keeps them.
+	slices.SortStableFunc(s.ids, func(a, b stickyID) int { return cmp.Compare(a.id, b.id) })
+	s.ids = slices.CompactFunc(s.ids, func(a, b stickyID) bool { return a.id == b.id })
+	return s
+}
+
+// find returns the entry with id.
+func (s *sticky) find(id uint64) (*stickyID, bool) {
+	i, found := slices.BinarySearchFunc(s.ids, id, func(e stickyID, id uint64) int { return cmp.Compare(e.id, id) })
+	if !found {
+		return nil, false
+	}
+	return &s.ids[i], true
 }
 
 // backend returns the backend the request's cookie names, or nil when there
@@ -66,16 +74,20 @@ func (s *sticky) backend(h *fasthttp.RequestHeader) *pool.Backend {
 	if !ok {
 		return nil
 	}
-	i, found := slices.BinarySearchFunc(s.ids, id, func(e stickyID, id uint64) int { return cmp.Compare(e.id, id) })
-	if !found {
+	e, ok := s.find(id)
+	if !ok {
 		return nil
 	}
-	return s.ids[i].b
+	return e.b
 }
 
-// set makes the response pin the client to b.
+// set makes the response pin the client to b. A backend that joined the
+// pool after this sticky was built (a reload is publishing a new one) gets
+// no cookie: the next response sets it.
 func (s *sticky) set(h *fasthttp.ResponseHeader, b *pool.Backend) {
-	h.AddBytesKV(headerSetCookie, s.setCookie[b.Index()])
+	if e, ok := s.find(b.ID()); ok && e.b == b {
+		h.AddBytesKV(headerSetCookie, e.setCookie)
+	}
 }
 
 var headerSetCookie = []byte("Set-Cookie")

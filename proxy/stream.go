@@ -87,7 +87,7 @@ func (s *streamedBody) Read(p []byte) (int, error) {
 	n, err := s.read(p)
 	if n > 0 {
 		s.progress()
-		s.p.pool.Traffic().AddBytesOut(n)
+		s.p.traffic.AddBytesOut(n)
 	}
 	if err != nil {
 		if err == io.EOF {
@@ -237,7 +237,7 @@ func (u *uploadBody) attach(bc *backendConn, client *clientConn) {
 func (u *uploadBody) Read(p []byte) (int, error) {
 	n, err := u.src.Read(p)
 	u.read += int64(n)
-	u.p.pool.Traffic().AddBytesIn(n)
+	u.p.traffic.AddBytesIn(n)
 	if u.limit > 0 && u.read > u.limit {
 		u.err = errBodyTooLarge
 		return 0, u.err

@@ -102,7 +102,7 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 	p.tunnels.add(t)
 	defer p.tunnels.remove(t)
 	// The server stopped counting the connection when it was hijacked.
-	defer p.pool.Traffic().ConnClosed()
+	defer p.traffic.ConnClosed()
 	defer func() {
 		t.up.conns.releaseReader(t.br)
 		t.up.conns.close(t.cc)

@@ -17,6 +17,15 @@ import (
 type upstream struct {
 	hc    *fasthttp.HostClient
 	conns connPool
+	probe *fasthttp.HostClient // health checks' client: prober.go
+}
+
+// close closes the backend's idle connections, its health checks' included.
+// A connection in use is closed when it is given back, as an idle one past
+// the idle timeout.
+func (u *upstream) close() {
+	u.hc.CloseIdleConnections()
+	u.probe.CloseIdleConnections()
 }
 
 func upstreamOf(b *pool.Backend) *upstream { return b.Transport().(*upstream) }
@@ -107,7 +116,27 @@ func (p *Proxy) newUpstream(b *pool.Backend, d *backendDialer) *upstream {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 	}
-	return &upstream{hc: hc, conns: newHostConns(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)}
+	return &upstream{
+		hc:    hc,
+		conns: newHostConns(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn),
+		probe: p.newProbeClient(b, hc.DialTimeout),
+	}
+}
+
+// attach readies b to take traffic: its connection pool, dialing directly or
+// through the upstream proxy the configuration says for it. It is done once,
+// before b joins a pool; b keeps it for as long as it stays.
+func (p *Proxy) attach(b *pool.Backend) error {
+	routes, err := upstreamRoutes(p.cfg.UpstreamProxy, []*pool.Backend{b})
+	if err != nil {
+		return err
+	}
+	via := routes[b]
+	b.SetTransport(p.newUpstream(b, p.dialer.forBackend(b, via, p.cfg.BackendTLS)))
+	if via != nil {
+		p.log.Info("backend reached through upstream proxy", "backend", b.URL(), "proxy", via.Redacted())
+	}
+	return nil
 }
 
 // writeBufferSize holds a request's header and a small body in one write.

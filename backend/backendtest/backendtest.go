@@ -37,6 +37,17 @@ func Start(t testing.TB, name string) *Server {
 	return s
 }
 
+// StartAt is Start on the address addr, such as "127.0.0.2:8081" for a
+// second loopback address on the port of another backend (DNS records give
+// one port for many addresses).
+func StartAt(t testing.TB, addr, name string) *Server {
+	t.Helper()
+	s := &Server{t: t}
+	s.listen(addr, name)
+	t.Cleanup(s.Kill)
+	return s
+}
+
 // URL returns "http://127.0.0.1:port".
 func (s *Server) URL() string {
 	s.mu.Lock()

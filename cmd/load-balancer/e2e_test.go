@@ -461,7 +461,7 @@ func TestBinaryAdminAndAlerts(t *testing.T) {
 		t.Errorf("/metrics without the token: %d, want 401", code)
 	}
 	code, body := metrics("e2e-token")
-	if code != 200 || !strings.Contains(body, `lb_backend_up{backend="`+u1+`"} 1`) {
+	if code != 200 || !strings.Contains(body, `lb_backend_up{pool="default",backend="`+u1+`"} 1`) {
 		t.Errorf("/metrics with the token: %d\n%s", code, body)
 	}
 	if code, body := fetch(t, url+"/metrics"); code != 200 || strings.Contains(body, "lb_") {
@@ -475,7 +475,7 @@ func TestBinaryAdminAndAlerts(t *testing.T) {
 		t.Errorf("alerts %q, want one saying %s is down", got, u1)
 	}
 	code, body = metrics("e2e-token")
-	if !strings.Contains(body, `lb_backend_up{backend="`+u1+`"} 0`) || !strings.Contains(body, "lb_backends_up 1") {
+	if !strings.Contains(body, `lb_backend_up{pool="default",backend="`+u1+`"} 0`) || !strings.Contains(body, "lb_backends_up 1") {
 		t.Errorf("/metrics after the kill: %d\n%s", code, body)
 	}
 	if strings.Contains(lb.output(), "secret") {

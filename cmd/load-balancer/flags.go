@@ -17,12 +17,18 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
-// options is everything the command line says.
+// options is everything the command line (and the -config file) says.
 type options struct {
 	proxy           proxy.Config
-	policy          string // -policy, for the start-up log
-	addr            string // host:port to listen on
-	tlsAddr         string // host:port to serve HTTPS on; "" without TLS
+	policy          string   // -policy, for the start-up log
+	policyName      string   // -policy as given, for pools that do not say theirs
+	hashKey         pool.Key // -hash-key, likewise
+	addr            string   // host:port to listen on
+	tlsAddr         string   // host:port to serve HTTPS on; "" without TLS
+	listeners       []listenerSpec
+	configPath      string // -config; "" without a file
+	checkConfig     bool
+	settings        map[string]string // every flag's value, to tell what a reload changes
 	warnings        []string
 	shutdownTimeout time.Duration
 	logLevel        string
@@ -45,16 +51,20 @@ func invalid(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// parseFlags reads args into options and validates every value. Help output
-// and flag syntax errors go to out.
-func parseFlags(args []string, out io.Writer) (*options, error) {
+// parseFlags reads args into options and validates every value. With
+// -config, the file's keys set the flags the command line does not give.
+// Help output and flag syntax errors go to out.
+func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n\n"+
+		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n"+
+			"       load-balancer -config=FILE [flags]\n\n"+
 			"An HTTP/1.1 load balancer: spreads requests over the backends by -policy,\n"+
 			"retries failed attempts on other backends and checks backend health.\n"+
-			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down.\n\nFlags:\n")
+			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down.\n"+
+			"A -config file (YAML) sets any flag by its name, and listeners, pools and routes;\n"+
+			"SIGHUP or POST /api/reload on the admin interface reloads it.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
@@ -116,6 +126,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	alertFormat := fs.String("alert-format", "json", "alert body: json, or slack for {\"text\": ...}")
 	var tf tlsFlags
 	tf.register(fs)
+	fs.StringVar(&o.configPath, "config", "", "YAML configuration file: any flag by its name, plus listeners, pools and routes; flags given here override it")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the configuration (flags and -config) and exit: 0 when valid, 2 with the error")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -127,13 +139,35 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return &o, nil
 	}
 
-	list, err := parseBackends(*backends)
-	if err != nil {
-		return nil, err
+	var cf *configFile
+	var fileKeys map[string]bool
+	if o.configPath != "" {
+		ff, ferr := applyFile(fs, o.configPath)
+		if ferr != nil {
+			return nil, ferr
+		}
+		cf, fileKeys = ff.file, ff.keys
+		defer func() {
+			if err != nil {
+				err = cf.locate(err, fileKeys)
+			}
+		}()
 	}
-	o.proxy.Backends = list
 
-	if err := parsePolicy(fs, &o, *policy, *hashKey); err != nil {
+	switch {
+	case cf != nil && len(cf.pools) > 0 && strings.TrimSpace(*backends) == "":
+		// The file's pools are the backends.
+	case cf != nil && strings.TrimSpace(*backends) == "":
+		return nil, cf.errorf(0, "backends", "no backends: give backends, or pools")
+	default:
+		list, err := parseBackends(*backends)
+		if err != nil {
+			return nil, err
+		}
+		o.proxy.Backends = list
+	}
+
+	if err := parsePolicy(fs, &o, *policy, *hashKey, cf != nil && len(cf.pools) > 0); err != nil {
 		return nil, err
 	}
 	if *stickyCookie != "" {
@@ -288,6 +322,18 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, invalid("invalid -alert-format %q: want json or slack", *alertFormat)
 	}
 	o.alertFormat = f
+
+	o.listeners = []listenerSpec{{addr: o.addr}}
+	if o.tlsAddr != "" {
+		o.listeners = append(o.listeners, listenerSpec{addr: o.tlsAddr, tls: true})
+	}
+	if cf != nil {
+		if err := applyConfig(&o, cf, set, fileKeys); err != nil {
+			return nil, err
+		}
+	}
+	o.settings = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { o.settings[f.Name] = f.Value.String() })
 	return &o, nil
 }
 
@@ -387,8 +433,9 @@ func parseRate(v string) (float64, error) {
 
 // parsePolicy checks -policy and -hash-key and sets the proxy's policy. A
 // -hash-key given with another policy than hash is refused: it would be
-// silently ignored.
-func parsePolicy(fs *flag.FlagSet, o *options, name, hashKey string) error {
+// silently ignored (unless forPools: it is then the default of the pools,
+// checked by applyConfig).
+func parsePolicy(fs *flag.FlagSet, o *options, name, hashKey string, forPools bool) error {
 	if !slices.Contains(pool.PolicyNames, name) {
 		return invalid("invalid -policy %q: want round-robin, least-conn, p2c, random or hash", name)
 	}
@@ -398,9 +445,10 @@ func parsePolicy(fs *flag.FlagSet, o *options, name, hashKey string) error {
 	if err != nil {
 		return invalid("invalid -hash-key %q: %v", hashKey, err)
 	}
-	if keySet && name != pool.PolicyHash {
+	if keySet && name != pool.PolicyHash && !forPools {
 		return invalid("invalid -hash-key %q: only used with -policy=hash (-policy is %q)", hashKey, name)
 	}
+	o.policyName, o.hashKey = name, key
 	pol, err := pool.NewPolicy(name, key)
 	if err != nil {
 		return invalid("invalid -policy %q: %v", name, err)

@@ -2,10 +2,14 @@
 //
 //	load-balancer -backends=http://localhost:8081,http://localhost:8082 -port=3030
 //
+//	load-balancer -config=lb.yaml
+//
 // It spreads requests over the backends, retries failed attempts on other
 // backends, checks backend health in the background and stops gracefully on
-// SIGINT or SIGTERM. With -tls-cert and -tls-key it serves HTTPS too, and
-// reloads the certificates on SIGHUP. Run it with -h for every flag.
+// SIGINT or SIGTERM. With -tls-cert and -tls-key it serves HTTPS too. A
+// -config file (YAML) says what the flags say, and several listeners, pools
+// and routes. SIGHUP reloads the file and the certificates. Run it with -h
+// for every flag.
 package main
 
 import (
@@ -49,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "load-balancer", buildVersion())
 		return 0
 	}
+	if o.checkConfig {
+		fmt.Fprintln(stdout, "load-balancer: configuration OK:", summary(o))
+		return 0
+	}
 
 	log := newLogger(stderr, o.logLevel, o.logFormat)
 	slog.SetDefault(log)
@@ -77,37 +85,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "load-balancer: %v\n", err)
 		return 2
 	}
-	for _, b := range p.Pool().Backends() {
-		if opts := b.Options().String(); opts != "" {
-			log.Info("Configured server: "+b.URL(), "options", opts)
-		} else {
-			log.Info("Configured server: " + b.URL())
+	for _, pl := range p.Pools() {
+		for _, b := range pl.Backends() {
+			var attrs []any
+			if pl.Name() != proxy.DefaultPool {
+				attrs = append(attrs, "pool", pl.Name())
+			}
+			if opts := b.Options().String(); opts != "" {
+				attrs = append(attrs, "options", opts)
+			}
+			log.Info("Configured server: "+b.URL(), attrs...)
 		}
 	}
 
-	ln, err := proxy.Listen(o.addr)
-	if err != nil {
-		log.Error("cannot listen", "addr", o.addr, "error", err)
-		p.Close()
-		return 1
-	}
-	var tlsLn net.Listener
-	if o.tlsAddr != "" {
-		if tlsLn, err = proxy.Listen(o.tlsAddr); err != nil {
-			log.Error("cannot listen", "addr", o.tlsAddr, "error", err)
+	lns := make([]net.Listener, 0, len(o.listeners))
+	closeAll := func() {
+		for _, ln := range lns {
 			ln.Close()
+		}
+	}
+	for _, l := range o.listeners {
+		ln, err := proxy.Listen(l.addr)
+		if err != nil {
+			log.Error("cannot listen", "addr", l.addr, "error", err)
+			closeAll()
 			p.Close()
 			return 1
 		}
+		lns = append(lns, ln)
 	}
 	var adminLn net.Listener
 	if o.adminAddr != "" {
 		if adminLn, err = net.Listen("tcp", o.adminAddr); err != nil {
 			log.Error("cannot listen for the admin interface", "addr", o.adminAddr, "error", err)
-			ln.Close()
-			if tlsLn != nil {
-				tlsLn.Close()
-			}
+			closeAll()
 			p.Close()
 			return 1
 		}
@@ -118,25 +129,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	served := make(chan error, 3)
-	go func() { served <- p.Serve(ln) }()
-	if o.proxy.StickyCookie != "" {
-		log.Info("Load balancer started at "+o.addr, "policy", o.policy, "sticky_cookie", o.proxy.StickyCookie)
-	} else {
-		log.Info("Load balancer started at "+o.addr, "policy", o.policy)
+	served := make(chan error, len(lns)+1)
+	for i, l := range o.listeners {
+		ln := lns[i]
+		if l.tls {
+			go func() { served <- p.ServeTLS(ln) }()
+			log.Info("Load balancer serving HTTPS at " + l.addr)
+			continue
+		}
+		go func() { served <- p.Serve(ln) }()
+		var attrs []any
+		if len(o.proxy.Backends) > 0 {
+			attrs = append(attrs, "policy", o.policy)
+		}
+		if o.proxy.StickyCookie != "" && len(o.proxy.Backends) > 0 {
+			attrs = append(attrs, "sticky_cookie", o.proxy.StickyCookie)
+		}
+		if n := len(p.Pools()); n > 1 {
+			attrs = append(attrs, "pools", n, "routes", len(o.proxy.Routes))
+		}
+		log.Info("Load balancer started at "+l.addr, attrs...)
 	}
-	if tlsLn != nil {
-		go func() { served <- p.ServeTLS(tlsLn) }()
-		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
+	var rl *reloader
+	var adminReloader admin.Reloader
+	if o.configPath != "" {
+		rl = &reloader{args: args, p: p, log: log, current: o}
+		adminReloader = rl
 	}
 	var adm *admin.Server
 	if adminLn != nil {
-		adm = admin.New(p.Pool(), admin.Config{Token: o.adminToken, Version: buildVersion(), Logger: log})
+		adm = admin.New(p, admin.Config{
+			Token:    o.adminToken,
+			Version:  buildVersion(),
+			Logger:   log,
+			Control:  p,
+			Reloader: adminReloader,
+		})
 		go func() { served <- adm.Serve(adminLn) }()
 		log.Info("Admin interface at http://"+adminLn.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
 		if o.adminToken == "" && !isLoopback(adminLn.Addr()) {
 			log.Warn("the admin interface listens beyond loopback without -admin-token: anyone who can reach " +
-				adminLn.Addr().String() + " sees the metrics and backends")
+				adminLn.Addr().String() + " sees the metrics and backends, and can change them")
 		}
 	}
 
@@ -148,9 +181,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			code, running = 1, false
 		case <-hup:
 			// As nginx and HAProxy do: SIGHUP reloads what can change
-			// without a restart, here the certificates.
+			// without a restart: the configuration file, the
+			// certificates.
+			if rl != nil {
+				log.Info("SIGHUP: reloading " + o.configPath)
+				rl.Reload() //nolint:errcheck // logged by the reloader
+			}
 			if o.tlsAddr == "" {
-				log.Info("SIGHUP: no TLS certificates to reload")
+				if rl == nil {
+					log.Info("SIGHUP: no configuration file and no TLS certificates to reload")
+				}
 				continue
 			}
 			log.Info("SIGHUP: reloading TLS certificates")
@@ -178,6 +218,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// summary describes a valid configuration in a line, for -check-config.
+func summary(o *options) string {
+	pools, backends, discovered := 0, len(o.proxy.Backends), 0
+	if backends > 0 {
+		pools++
+	}
+	for _, pc := range o.proxy.Pools {
+		pools++
+		backends += len(pc.Backends)
+		discovered += len(pc.Discovery)
+	}
+	s := fmt.Sprintf("%d pools, %d static backends, %d discovery sources, %d routes, %d listeners",
+		pools, backends, discovered, len(o.proxy.Routes), len(o.listeners))
+	if o.configPath != "" {
+		s = o.configPath + ": " + s
+	}
+	return s
 }
 
 // isLoopback reports whether addr is a loopback address.

@@ -1,12 +1,15 @@
 // Package admin is the load balancer's admin interface: Prometheus metrics,
-// a JSON status API and a live dashboard, served on a listener of its own so
-// that none of it is reachable through the port that serves traffic.
+// a JSON status and control API and a live dashboard, served on a listener
+// of its own so that none of it is reachable through the port that serves
+// traffic.
 //
-// It reads a pool's counters and health (package pool) and never touches the
-// request path: any front end that shares the pool shows up here.
+// It reads the pools' counters and health (package pool) and never touches
+// the request path: any front end that shares the pools shows up here.
+// Changes (adding, removing, weighing and draining backends, reloading the
+// configuration) go through a Control and a Reloader the caller provides.
 //
 //	p, _ := proxy.New(cfg)
-//	a := admin.New(p.Pool(), admin.Config{Token: os.Getenv("ADMIN_TOKEN")})
+//	a := admin.New(p, admin.Config{Token: os.Getenv("ADMIN_TOKEN"), Control: p})
 //	go a.ListenAndServe("127.0.0.1:9030")
 //	defer a.Shutdown(context.Background())
 package admin
@@ -30,8 +33,48 @@ import (
 // unless told otherwise: loopback only.
 const DefaultAddr = "127.0.0.1:9030"
 
+// Source is what the admin interface shows: the pools, each with its name
+// and live members, and the front end's counters. *proxy.Proxy is one.
+type Source interface {
+	// Pools returns the pools in the order to show them. It is called for
+	// every request and sample, so a reload shows at once.
+	Pools() []*pool.Pool
+	// Traffic returns the front end's counters.
+	Traffic() *pool.Traffic
+}
+
+// Control changes backends at run time; *proxy.Proxy is one. A pool name
+// may be empty when there is only one pool. Errors that wrap
+// pool.ErrNotFound are answered 404, pool.ErrConflict 409, others 400.
+type Control interface {
+	AddBackend(pool, entry string) (*pool.Backend, error)
+	RemoveBackend(pool, url string) error
+	SetWeight(pool, url string, weight int) error
+	DrainBackend(pool, url string) (*pool.Backend, error)
+	EnableBackend(pool, url string) (*pool.Backend, error)
+}
+
+// Reloader reloads the configuration from where it came from, such as a
+// file, and counts how that went.
+type Reloader interface {
+	// Reload applies the configuration anew; an error says why it was
+	// refused, and then nothing changed.
+	Reload() error
+	// ReloadStats reports the reloads so far.
+	ReloadStats() ReloadStats
+}
+
+// ReloadStats counts reloads, for /metrics and the status API.
+type ReloadStats struct {
+	Successes   uint64
+	Failures    uint64
+	LastSuccess time.Time // zero before the first
+	LastFailure time.Time
+	LastError   string // of the last failure, if the last attempt failed
+}
+
 // Config configures the admin interface. The zero value serves everything
-// without authentication.
+// without authentication, and no changes.
 type Config struct {
 	// Token, when set, is required on every request as
 	// "Authorization: Bearer <token>" (or as the password of HTTP Basic, for
@@ -41,14 +84,20 @@ type Config struct {
 	// Version is shown on the dashboard and in lb_build_info; empty means
 	// the module version from the build info, or "dev".
 	Version string
-	// Logger receives the server's errors; nil means slog.Default().
+	// Logger receives the server's errors and the changes made through it;
+	// nil means slog.Default().
 	Logger *slog.Logger
+	// Control, when set, serves the backend endpoints under /api/backends/
+	// (add, remove, weight, drain, enable). Nil leaves the API read-only.
+	Control Control
+	// Reloader, when set, serves POST /api/reload and the reload metrics.
+	Reloader Reloader
 }
 
-// Server serves the admin interface for one pool. It is safe for concurrent
+// Server serves the admin interface for a Source. It is safe for concurrent
 // use. Create it with New and stop it with Shutdown.
 type Server struct {
-	pool     *pool.Pool
+	src      Source
 	cfg      Config
 	log      *slog.Logger
 	tokenSum []byte // SHA-256 of the token; nil without one
@@ -65,18 +114,18 @@ type Server struct {
 	stopped  chan struct{}
 }
 
-// New returns the admin interface for p and starts sampling its counters
+// New returns the admin interface for src and starts sampling its counters
 // once a second for the rates the status API reports.
-func New(p *pool.Pool, cfg Config) *Server {
+func New(src Source, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		pool:    p,
+		src:     src,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		started: time.Now(),
-		window:  newWindow(p),
+		window:  newWindow(src),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -110,19 +159,31 @@ func New(p *pool.Pool, cfg Config) *Server {
 // interface, authentication included).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// route returns the handler for path.
-func (s *Server) route(path string) (fasthttp.RequestHandler, bool) {
+// route returns the handler for path, and whether it changes things (POST)
+// rather than reads them (GET, HEAD).
+func (s *Server) route(path string) (h fasthttp.RequestHandler, post, ok bool) {
 	switch path {
 	case "/metrics":
-		return s.metrics, true
+		return s.metrics, false, true
 	case "/api/backends":
-		return s.serveBackends, true
+		return s.serveBackends, false, true
+	case "/api/pools":
+		return s.servePools, false, true
 	case "/api/health":
-		return s.serveHealth, true
+		return s.serveHealth, false, true
 	case "/api/status":
-		return s.serveStatus, true
+		return s.serveStatus, false, true
+	case "/api/reload":
+		if s.cfg.Reloader != nil {
+			return s.serveReload, true, true
+		}
+		return nil, false, false
 	}
-	return s.serveDashboard(path)
+	if h, ok := s.controlRoute(path); ok {
+		return h, true, true
+	}
+	h, ok = s.serveDashboard(path)
+	return h, false, ok
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -131,14 +192,24 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		unauthorized(ctx)
 		return
 	}
-	h, ok := s.route(string(ctx.Path()))
-	if !ok {
+	h, post, ok := s.route(string(ctx.Path()))
+	switch {
+	case !ok:
 		plain(ctx, fasthttp.StatusNotFound, "404 Not Found\n")
 		return
-	}
-	if !ctx.IsGet() && !ctx.IsHead() {
+	case post && !ctx.IsPost():
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "POST")
+		plain(ctx, fasthttp.StatusMethodNotAllowed, "405 Method Not Allowed\n")
+		return
+	case !post && !ctx.IsGet() && !ctx.IsHead():
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 		plain(ctx, fasthttp.StatusMethodNotAllowed, "405 Method Not Allowed\n")
+		return
+	case post && crossSite(ctx):
+		plain(ctx, fasthttp.StatusForbidden, "403 Forbidden: cross-site request\n")
+		return
+	case post && !jsonBody(ctx):
+		plain(ctx, fasthttp.StatusUnsupportedMediaType, "415 Unsupported Media Type: send a JSON body with Content-Type: application/json\n")
 		return
 	}
 	h(ctx)

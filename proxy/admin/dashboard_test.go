@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rishichirchi/Load-Balancee/backend/backendtest"
 	"github.com/rishichirchi/Load-Balancee/proxy"
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // TestDashboardInChromium loads the dashboard in a real headless Chromium,
@@ -58,6 +60,43 @@ func TestDashboardInChromium(t *testing.T) {
 	if s, _ := br.text("#conn"); !strings.HasPrefix(s, "live") {
 		t.Errorf("connection line %q", s)
 	}
+}
+
+// TestDashboardPoolsAndDrain shows several pools in Chromium, each under its
+// heading, and drains and enables a backend with the row's button.
+func TestDashboardPoolsAndDrain(t *testing.T) {
+	br := startBrowser(t, 1400, 700)
+	web, api := backendtest.Start(t, "web"), backendtest.Start(t, "api")
+	p, url := poolsRig(t, proxy.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond},
+		proxy.PoolConfig{Name: "web", Backends: []string{web.URL()}},
+		proxy.PoolConfig{Name: "api", Backends: []string{api.URL()}, Policy: pool.NewLeastConn()},
+	)
+
+	row := `tr[data-pool="api"][data-backend="` + api.URL() + `"]`
+	state := func() string {
+		s, _ := br.text(row + " .state")
+		return strings.ToLower(s)
+	}
+	br.open(url + "/")
+	br.waitFor("the api row to show up", 15*time.Second, func() bool { return state() == "up" })
+	if h, _ := br.text(`tr.pool[data-pool="api"]`); !strings.Contains(h, "api") || !strings.Contains(h, "least-conn · 1 of 1 in rotation") {
+		t.Errorf("api heading %q", h)
+	}
+	if !br.click(row + " button.act") {
+		t.Fatal("no drain button")
+	}
+	br.waitFor("the api row to show drained", 10*time.Second, func() bool { return state() == "drained" })
+	if b := p.Pools()[1].Lookup(api.URL()); b == nil || !b.Draining() {
+		t.Fatal("the button did not drain the backend")
+	}
+	br.waitFor("the overall state to count it", 5*time.Second, func() bool {
+		s, _ := br.text("#overall")
+		return s == "2 of 2 backends up · 1 draining"
+	})
+	if !br.click(row + " button.act") {
+		t.Fatal("no enable button")
+	}
+	br.waitFor("the api row to show up again", 10*time.Second, func() bool { return state() == "up" })
 }
 
 var screenshotPath = flag.String("dashboard-screenshot", "", "write a screenshot of the dashboard under load to this PNG file (for the README)")

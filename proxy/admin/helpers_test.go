@@ -62,7 +62,7 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 	if acfg.Logger == nil {
 		acfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.admin = New(p.Pool(), acfg)
+	r.admin = New(p, acfg)
 	r.adminURL = serve(t, r.admin.Serve)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -70,6 +70,24 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 		r.admin.Shutdown(ctx) //nolint:errcheck // best effort at test end
 	})
 	return r
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// poolsRig runs a proxy over pools (no listener of its own) and an admin
+// interface that controls it, and returns the proxy and the admin URL.
+func poolsRig(t *testing.T, health proxy.HealthConfig, pools ...proxy.PoolConfig) (*proxy.Proxy, string) {
+	t.Helper()
+	health.Path = "/health"
+	p, err := proxy.New(proxy.Config{Health: health, Pools: pools, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	a := New(p, Config{Control: p, Logger: quietLogger()})
+	url := serve(t, a.Serve)
+	t.Cleanup(func() { a.Shutdown(t.Context()) }) //nolint:errcheck // test end
+	return p, url
 }
 
 // serve runs serveFn on a fresh loopback listener and returns its URL.

@@ -9,7 +9,7 @@ import (
 )
 
 // Metric names. Every one starts with namespace; per-backend ones carry the
-// label backend="<url>".
+// labels pool="<name>",backend="<url>", per-pool ones pool="<name>".
 const namespace = "lb_"
 
 // latencyBounds are pool.LatencyBuckets in seconds, the unit Prometheus
@@ -26,7 +26,8 @@ var latencyBounds = func() []float64 {
 // every counter, read from the pool's atomics at this moment.
 func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	var e exposition
-	e.b = make([]byte, 0, 4096+2048*len(s.pool.Backends()))
+	_, total := s.counts()
+	e.b = make([]byte, 0, 4096+2048*total)
 	s.writeGlobal(&e)
 	s.writeBackends(&e)
 	writeProcess(&e, s.started)
@@ -44,7 +45,7 @@ func (s *Server) writeGlobal(e *exposition) {
 	}
 	e.uint(n+"build_info", bi, 1)
 
-	t := s.pool.Traffic().Snapshot()
+	t := s.src.Traffic().Snapshot()
 	e.family(n+"start_time_seconds", "gauge", "When the load balancer started counting, in Unix seconds.")
 	e.int(n+"start_time_seconds", "", t.StartedUnix)
 
@@ -65,11 +66,36 @@ func (s *Server) writeGlobal(e *exposition) {
 	e.family(n+"sent_bytes_total", "counter", "Bytes sent to clients: status lines, header blocks and bodies, estimated from the response.")
 	e.uint(n+"sent_bytes_total", "", t.BytesOut)
 
-	up := len(s.pool.Up())
-	e.family(n+"backends", "gauge", "Backends configured.")
-	e.uint(n+"backends", "", uint64(len(s.pool.Backends())))
-	e.family(n+"backends_up", "gauge", "Backends in rotation now (backups only while no primary is up); 0 means every request gets a 502.")
+	up, total := s.counts()
+	e.family(n+"backends", "gauge", "Backends configured, in every pool.")
+	e.uint(n+"backends", "", uint64(total))
+	e.family(n+"backends_up", "gauge", "Backends in rotation now, in every pool (backups only while no primary is up); 0 means every request gets a 502.")
 	e.uint(n+"backends_up", "", uint64(up))
+
+	pools := s.src.Pools()
+	e.family(n+"pool_backends", "gauge", "Backends in the pool: configured, discovered and added at run time.")
+	for _, pl := range pools {
+		e.uint(n+"pool_backends", label("pool", pl.Name()), uint64(len(pl.Backends())))
+	}
+	e.family(n+"pool_backends_up", "gauge", "Backends of the pool in rotation now; 0 means the pool's requests get a 502.")
+	for _, pl := range pools {
+		e.uint(n+"pool_backends_up", label("pool", pl.Name()), uint64(len(pl.Up())))
+	}
+
+	if r := s.cfg.Reloader; r != nil {
+		rs := r.ReloadStats()
+		e.family(n+"config_reloads_total", "counter", "Configuration reloads (SIGHUP, POST /api/reload), by result; a failed one changed nothing.")
+		e.uint(n+"config_reloads_total", label("result", "success"), rs.Successes)
+		e.uint(n+"config_reloads_total", label("result", "failure"), rs.Failures)
+		e.family(n+"config_last_reload_successful", "gauge", "Whether the last configuration reload succeeded (1 before any).")
+		e.bool(n+"config_last_reload_successful", "", rs.LastError == "")
+		e.family(n+"config_last_reload_success_timestamp_seconds", "gauge", "When the configuration was last reloaded, in Unix seconds (0 before any).")
+		var at float64
+		if !rs.LastSuccess.IsZero() {
+			at = float64(rs.LastSuccess.UnixMilli()) / 1e3
+		}
+		e.float(n+"config_last_reload_success_timestamp_seconds", "", at)
+	}
 }
 
 // backendFamily is one per-backend metric: how to write it for one backend.
@@ -90,7 +116,11 @@ var backendFamilies = []backendFamily{
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.bool(name, l, st.State == pool.StateUp && !st.Disabled)
 		}},
-	{"backend_weight", "gauge", "The backend's configured weight (1 unless set).",
+	{"backend_draining", "gauge", "Whether an operator drains the backend (1): it takes no new requests; see lb_backend_in_flight for those left.",
+		func(e *exposition, name string, l labels, st *pool.BackendStats) {
+			e.bool(name, l, st.Draining)
+		}},
+	{"backend_weight", "gauge", "The backend's weight (1 unless set).",
 		func(e *exposition, name string, l labels, st *pool.BackendStats) {
 			e.int(name, l, int64(st.Weight))
 		}},
@@ -147,17 +177,18 @@ var backendFamilies = []backendFamily{
 }
 
 func (s *Server) writeBackends(e *exposition) {
-	backends := s.pool.Backends()
-	stats := make([]pool.BackendStats, len(backends))
-	names := make([]labels, len(backends))
-	for i, b := range backends {
-		stats[i] = b.Stats()
-		names[i] = label("backend", b.URL())
+	var stats []pool.BackendStats
+	var names []labels
+	for _, pl := range s.src.Pools() {
+		for _, b := range pl.Backends() {
+			stats = append(stats, b.Stats())
+			names = append(names, label("pool", pl.Name()).with("backend", b.URL()))
+		}
 	}
 	for _, f := range backendFamilies {
 		name := namespace + f.name
 		e.family(name, f.typ, f.help)
-		for i := range backends {
+		for i := range stats {
 			f.write(e, name, names[i], &stats[i])
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,22 +76,41 @@ func parseExposition(t *testing.T, body string) series {
 }
 
 // get returns the sample name{labels}, labels given as name, value pairs in
-// the order they are written; a missing sample fails the test.
+// the order they are written; a missing sample fails the test. The sample
+// may carry more labels than those given (such as pool), if only one
+// sample matches.
 func (s series) get(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
 	key := name
+	var parts []string
 	if len(labels) > 0 {
-		var parts []string
 		for i := 0; i+1 < len(labels); i += 2 {
 			parts = append(parts, labels[i]+`="`+labels[i+1]+`"`)
 		}
 		key += "{" + strings.Join(parts, ",") + "}"
 	}
-	v, ok := s[key]
-	if !ok {
-		t.Fatalf("no sample %s", key)
+	if v, ok := s[key]; ok {
+		return v
 	}
-	return v
+	var found []string
+	for k := range s {
+		inner, ok := strings.CutPrefix(k, name+"{")
+		if !ok {
+			continue
+		}
+		have := strings.Split(strings.TrimSuffix(inner, "}"), ",")
+		all := true
+		for _, p := range parts {
+			all = all && slices.Contains(have, p)
+		}
+		if all {
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("no sample %s (matching: %v)", key, found)
+	}
+	return s[found[0]]
 }
 
 // histogram checks one backend's latency histogram and returns its count.
@@ -120,7 +140,13 @@ func latencyLabels() []string {
 
 func scrape(t *testing.T, r *rig) (series, string) {
 	t.Helper()
-	code, body := fetch(t, r.adminURL+"/metrics", "")
+	return scrapeURL(t, r.adminURL)
+}
+
+// scrapeURL reads /metrics of the admin interface at url.
+func scrapeURL(t *testing.T, url string) (series, string) {
+	t.Helper()
+	code, body := fetch(t, url+"/metrics", "")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}

@@ -212,6 +212,19 @@ func (b *browser) text(css string) (text string, ok bool) {
 	return text, true
 }
 
+// click clicks the first element matching css and reports whether there
+// was one to click.
+func (b *browser) click(css string) bool {
+	var el map[string]string
+	if err := b.call(http.MethodPost, b.session+"/element", map[string]string{"using": "css selector", "value": css}, &el); err != nil {
+		return false
+	}
+	for _, id := range el { // the key is the protocol's element identifier
+		return b.call(http.MethodPost, b.session+"/element/"+id+"/click", map[string]string{}, nil) == nil
+	}
+	return false
+}
+
 // screenshot saves the viewport as a PNG at path.
 func (b *browser) screenshot(path string) error {
 	var data string

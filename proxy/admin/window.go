@@ -23,11 +23,13 @@ const (
 	rateSamples = 10
 )
 
-// sample is every counter at one moment.
+// sample is every counter at one moment. Backends are keyed by identity, not
+// position: a reload, discovery or the admin API may add and remove them
+// between two samples, and one that stays keeps its history.
 type sample struct {
 	at       time.Time
 	traffic  pool.TrafficStats
-	backends []backendSample
+	backends map[*pool.Backend]backendSample
 }
 
 // backendSample is what the window keeps of one backend's counters.
@@ -39,14 +41,14 @@ type backendSample struct {
 
 // window is a ring of samples. It is safe for concurrent use.
 type window struct {
-	pool *pool.Pool
+	src Source
 
 	mu      sync.Mutex
 	samples []sample // oldest first, at most historyLen
 }
 
-func newWindow(p *pool.Pool) *window {
-	w := &window{pool: p}
+func newWindow(src Source) *window {
+	w := &window{src: src}
 	w.take(time.Now())
 	return w
 }
@@ -66,18 +68,10 @@ func (w *window) run(stop <-chan struct{}) {
 }
 
 func (w *window) take(now time.Time) {
-	backends := w.pool.Backends()
-	s := sample{at: now, traffic: w.pool.Traffic().Snapshot(), backends: make([]backendSample, len(backends))}
-	for i, b := range backends {
-		st := b.Stats()
-		var responses uint64
-		for _, c := range st.Responses {
-			responses += c
-		}
-		s.backends[i] = backendSample{
-			requests:  responses + st.Failures,
-			errors:    st.Failures + st.Responses[pool.StatusClasses-1],
-			histogram: st.Latency,
+	s := sample{at: now, traffic: w.src.Traffic().Snapshot(), backends: map[*pool.Backend]backendSample{}}
+	for _, pl := range w.src.Pools() {
+		for _, b := range pl.Backends() {
+			w.sampleBackend(&s, b)
 		}
 	}
 	w.mu.Lock()
@@ -87,6 +81,19 @@ func (w *window) take(now time.Time) {
 		w.samples = w.samples[:historyLen-1]
 	}
 	w.samples = append(w.samples, s)
+}
+
+func (w *window) sampleBackend(s *sample, b *pool.Backend) {
+	st := b.Stats()
+	var responses uint64
+	for _, c := range st.Responses {
+		responses += c
+	}
+	s.backends[b] = backendSample{
+		requests:  responses + st.Failures,
+		errors:    st.Failures + st.Responses[pool.StatusClasses-1],
+		histogram: st.Latency,
+	}
 }
 
 // rates is what happened over a span of time, per second.
@@ -108,9 +115,9 @@ type history struct {
 
 // view is what the status API reports from the window.
 type view struct {
-	traffic  *trafficRates // nil until two samples exist
-	backends []*rates      // per backend, nil entries until two samples
-	history  []history     // per backend
+	traffic  *trafficRates              // nil until two samples exist
+	backends map[*pool.Backend]*rates   // absent until two samples have the backend
+	history  map[*pool.Backend]*history // per backend in the last sample
 }
 
 // trafficRates are the front end's rates over the rate span.
@@ -123,7 +130,8 @@ type trafficRates struct {
 }
 
 // view computes rates over the last rateSamples intervals (or as many as
-// exist) and the per-second history.
+// exist) and the per-second history. A backend that joined since counts
+// from the first sample that has it.
 func (w *window) view() view {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -133,27 +141,42 @@ func (w *window) view() view {
 		return v
 	}
 	last := w.samples[n-1]
-	v.backends = make([]*rates, len(last.backends))
-	v.history = make([]history, len(last.backends))
-	for i := range v.history {
-		v.history[i] = history{RequestsPerSecond: make([]float64, 0, n-1), ErrorsPerSecond: make([]float64, 0, n-1)}
+	v.backends = make(map[*pool.Backend]*rates, len(last.backends))
+	v.history = make(map[*pool.Backend]*history, len(last.backends))
+	for b := range last.backends {
+		v.history[b] = &history{RequestsPerSecond: make([]float64, 0, n-1), ErrorsPerSecond: make([]float64, 0, n-1)}
 	}
 	for k := 1; k < n; k++ {
 		prev, cur := &w.samples[k-1], &w.samples[k]
 		dt := cur.at.Sub(prev.at).Seconds()
-		for i := range cur.backends {
-			h := &v.history[i]
-			h.RequestsPerSecond = append(h.RequestsPerSecond, perSecond(cur.backends[i].requests-prev.backends[i].requests, dt))
-			h.ErrorsPerSecond = append(h.ErrorsPerSecond, perSecond(cur.backends[i].errors-prev.backends[i].errors, dt))
+		for b, h := range v.history {
+			c, ok1 := cur.backends[b]
+			p, ok2 := prev.backends[b]
+			if !ok1 || !ok2 {
+				continue
+			}
+			h.RequestsPerSecond = append(h.RequestsPerSecond, perSecond(c.requests-p.requests, dt))
+			h.ErrorsPerSecond = append(h.ErrorsPerSecond, perSecond(c.errors-p.errors, dt))
 		}
 	}
 	if n < 2 {
 		return v
 	}
 	first := w.samples[max(0, n-1-rateSamples)]
-	dt := last.at.Sub(first.at).Seconds()
-	for i := range last.backends {
-		cur, old := &last.backends[i], &first.backends[i]
+	for b, cur := range last.backends {
+		// The oldest sample within the span that has b.
+		from := first
+		for k := max(0, n-1-rateSamples); k < n-1; k++ {
+			if _, ok := w.samples[k].backends[b]; ok {
+				from = w.samples[k]
+				break
+			}
+		}
+		old, ok := from.backends[b]
+		if !ok {
+			continue // b appeared in the last sample only
+		}
+		dt := last.at.Sub(from.at).Seconds()
 		r := &rates{
 			Seconds:           round(dt, 3),
 			RequestsPerSecond: perSecond(cur.requests-old.requests, dt),
@@ -171,8 +194,9 @@ func (w *window) view() view {
 			ms := round(float64(q)/1e6, 3)
 			r.P99Milliseconds = &ms
 		}
-		v.backends[i] = r
+		v.backends[b] = r
 	}
+	dt := last.at.Sub(first.at).Seconds()
 	t, o := &last.traffic, &first.traffic
 	var reqs uint64
 	for c := range t.Requests {

@@ -7,6 +7,19 @@ import (
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
+// testSource shows pools and traffic counters made by a test.
+type testSource struct {
+	pools   []*pool.Pool
+	traffic *pool.Traffic
+}
+
+func (s *testSource) Pools() []*pool.Pool    { return s.pools }
+func (s *testSource) Traffic() *pool.Traffic { return s.traffic }
+
+func sourceOf(pools ...*pool.Pool) *testSource {
+	return &testSource{pools: pools, traffic: pool.NewTraffic()}
+}
+
 func newTestPool(t *testing.T, urls ...string) *pool.Pool {
 	t.Helper()
 	var bs []*pool.Backend
@@ -36,10 +49,11 @@ func attempts(b *pool.Backend, n, status int, d time.Duration) {
 func TestWindowRates(t *testing.T) {
 	p := newTestPool(t, "http://a:1", "http://b:1")
 	a, b := p.Backends()[0], p.Backends()[1]
-	w := &window{pool: p}
+	src := sourceOf(p)
+	w := &window{src: src}
 	t0 := time.Unix(1_700_000_000, 0)
 	w.take(t0)
-	if v := w.view(); v.traffic != nil || v.backends[0] != nil {
+	if v := w.view(); v.traffic != nil || v.backends[a] != nil {
 		t.Fatalf("rates from a single sample: %+v", v)
 	}
 
@@ -53,15 +67,15 @@ func TestWindowRates(t *testing.T) {
 		b.Done(true)
 	}
 	for range 90 {
-		p.Traffic().Request(200, 100, 1000)
+		src.traffic.Request(200, 100, 1000)
 	}
 	for range 10 {
-		p.Traffic().Request(503, 100, 50)
+		src.traffic.Request(503, 100, 50)
 	}
 	w.take(t0.Add(2 * time.Second))
 
 	v := w.view()
-	ra, rb := v.backends[0], v.backends[1]
+	ra, rb := v.backends[a], v.backends[b]
 	if ra.Seconds != 2 || ra.RequestsPerSecond != 50 || ra.ErrorsPerSecond != 5 || ra.ErrorRatio != 0.1 {
 		t.Errorf("a: %+v, want 50 req/s, 5 errors/s, ratio 0.1 over 2s", ra)
 	}
@@ -75,7 +89,7 @@ func TestWindowRates(t *testing.T) {
 	if tr.RequestsPerSecond != 50 || tr.ErrorRatio != 0.1 || tr.BytesInPerSecond != 5000 || tr.BytesOutPerSecond != 45250 {
 		t.Errorf("traffic %+v", tr)
 	}
-	if h := v.history[0]; len(h.RequestsPerSecond) != 1 || h.RequestsPerSecond[0] != 50 || h.ErrorsPerSecond[0] != 5 {
+	if h := v.history[a]; len(h.RequestsPerSecond) != 1 || h.RequestsPerSecond[0] != 50 || h.ErrorsPerSecond[0] != 5 {
 		t.Errorf("history of a: %+v", h)
 	}
 }
@@ -83,19 +97,19 @@ func TestWindowRates(t *testing.T) {
 func TestWindowKeepsAMinute(t *testing.T) {
 	p := newTestPool(t, "http://a:1")
 	a := p.Backends()[0]
-	w := &window{pool: p}
+	w := &window{src: sourceOf(p)}
 	t0 := time.Unix(1_700_000_000, 0)
 	for i := range 100 {
 		attempts(a, i, 200, time.Millisecond) // i requests in second i
 		w.take(t0.Add(time.Duration(i) * time.Second))
 	}
 	v := w.view()
-	h := v.history[0].RequestsPerSecond
+	h := v.history[a].RequestsPerSecond
 	if len(h) != historyLen-1 || h[len(h)-1] != 99 || h[0] != 40 {
 		t.Errorf("history has %d points from %v to %v; want %d from 40 to 99", len(h), h[0], h[len(h)-1], historyLen-1)
 	}
 	// Rates span the last rateSamples seconds: 90 to 99 requests a second.
-	if r := v.backends[0]; r.Seconds != rateSamples || r.RequestsPerSecond != 94.5 {
+	if r := v.backends[a]; r.Seconds != rateSamples || r.RequestsPerSecond != 94.5 {
 		t.Errorf("rates %+v, want 94.5 req/s over %d s", r, rateSamples)
 	}
 }

@@ -56,6 +56,9 @@ type Checker struct {
 
 	// streaks is owned by the goroutine running rounds.
 	streaks map[*pool.Backend]*streak
+
+	wakeOnce sync.Once
+	wake     chan struct{} // Trigger: run a round now
 }
 
 // streak counts consecutive results in the state the checker last saw, so a
@@ -67,17 +70,38 @@ type streak struct {
 }
 
 // Run checks every backend at once, then again each Interval, until ctx ends.
+// The pool's members are read afresh every round, so backends that join are
+// checked from the next round on (at once after Trigger), and those that
+// leave are no longer checked.
 func (c *Checker) Run(ctx context.Context) {
 	t := time.NewTicker(c.interval())
 	defer t.Stop()
+	wake := c.wakeChan()
 	for {
 		c.Round(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
+			t.Reset(c.interval())
 		}
 	}
+}
+
+// Trigger has Run start a round now rather than at the next interval, as
+// when backends have joined the pool: they are checked at once. It never
+// blocks; triggers while a round runs make one more round.
+func (c *Checker) Trigger() {
+	select {
+	case c.wakeChan() <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Checker) wakeChan() chan struct{} {
+	c.wakeOnce.Do(func() { c.wake = make(chan struct{}, 1) })
+	return c.wake
 }
 
 // Round runs one round of checks: all backends concurrently, each bounded by
@@ -121,6 +145,16 @@ func (c *Checker) Round(ctx context.Context) {
 		}
 		b.RecordCheck(check)
 		c.apply(log, b, r.err)
+	}
+	// Forget the backends that have left the pool.
+	current := make(map[*pool.Backend]bool, len(backends))
+	for _, b := range backends {
+		current[b] = true
+	}
+	for b := range c.streaks {
+		if !current[b] {
+			delete(c.streaks, b)
+		}
 	}
 	log.Debug("Health check completed")
 }

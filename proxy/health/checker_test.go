@@ -225,3 +225,52 @@ func TestDisabledBackendsAreNotChecked(t *testing.T) {
 		t.Errorf("the disabled backend was acted on: %v %q", bs[1].State(), bs[1].LastError())
 	}
 }
+
+// TestMembersChange: rounds follow the pool's members, draining ones
+// included, and forget those that left; Trigger starts a round at once.
+func TestMembersChange(t *testing.T) {
+	c, s, bs := newChecker(t, 1, 1)
+	a, b := bs[0], bs[1]
+	c.Pool.Drain(a)
+	s.set(a, true)
+	c.Round(context.Background())
+	if a.Up() {
+		t.Error("a draining backend is not checked: it stayed up through a failed check")
+	}
+	if _, _, err := c.Pool.Update([]*pool.Backend{b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Round(context.Background())
+	if _, kept := c.streaks[a]; kept || len(c.streaks) != 1 {
+		t.Errorf("streaks %v: the backend that left is still remembered", c.streaks)
+	}
+
+	c.Interval = time.Hour // only Trigger can start a second round
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	probes := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.calls
+	}
+	// Two probes in the first round above, one in the second, one in the
+	// first round of Run; then one more only if Trigger works.
+	deadline := time.Now().Add(5 * time.Second)
+	for probes() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	c.Trigger()
+	for probes() < 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := probes(); n != 5 {
+		t.Fatalf("%d probes, want 5: Trigger did not start exactly one round", n)
+	}
+	cancel()
+	<-done
+}

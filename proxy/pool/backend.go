@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -38,21 +40,30 @@ func (s State) String() string {
 // Backend is safe for concurrent use and the request path never locks it.
 type Backend struct {
 	url    string // canonical scheme://host:port
+	id     uint64 // digest of url: ID
 	scheme string
 	addr   string // host:port, what a dialer takes
 	host   string // host without port, for TLS server names
 
 	transport any
 
-	// Balancing options from the entry ("weight=3 max_conns=200 backup"),
-	// fixed at construction.
-	weight   int
-	maxConns int64 // 0: no limit
-	backup   bool
-	disabled bool // the "down" option: configured, never used
+	// Balancing options from the entry ("weight=3 max_conns=200 backup").
+	// A reload or the admin API may change them while requests read them;
+	// the pool rebuilds its snapshot after every change (see Pool.Update).
+	weight   atomic.Int32
+	maxConns atomic.Int64 // 0: no limit
+	backup   atomic.Bool
+	disabled atomic.Bool // the "down" option: configured, never used
 
-	pooled bool // New has taken it into a Pool
-	index  int  // position in that Pool's backends
+	// Membership: the Pool the backend belongs to and its position in that
+	// pool's members. Both change only under the pool's lock; the request
+	// path reads index and checks it against the pool's snapshot.
+	owner atomic.Pointer[Pool]
+	index atomic.Int32
+
+	// draining is set by an operator (Pool.Drain): the backend takes no new
+	// requests; those in flight finish.
+	draining atomic.Bool
 
 	state    atomic.Uint32
 	since    atomic.Int64 // unix nanoseconds of the last state change
@@ -160,21 +171,26 @@ func NewBackend(entry string) (*Backend, error) {
 	}
 	addr := net.JoinHostPort(host, port)
 	b := &Backend{
-		url:      scheme + "://" + addr,
-		scheme:   scheme,
-		addr:     addr,
-		host:     host,
-		weight:   opts.Weight,
-		maxConns: int64(opts.MaxConns),
-		backup:   opts.Backup,
-		disabled: opts.Down,
+		url:    scheme + "://" + addr,
+		scheme: scheme,
+		addr:   addr,
+		host:   host,
 	}
+	sum := sha256.Sum256([]byte(b.url))
+	b.id = binary.BigEndian.Uint64(sum[:8])
+	b.setOptions(opts)
 	b.since.Store(time.Now().UnixNano())
 	return b, nil
 }
 
 // URL returns the backend's canonical address, such as "http://10.0.0.1:8081".
 func (b *Backend) URL() string { return b.url }
+
+// ID returns an opaque 64-bit identifier of the backend: the first 8 bytes of
+// the SHA-256 of its URL, big-endian. It does not reveal the address, and
+// every process computes the same one for the same URL, so it can name a
+// backend to clients (a sticky cookie) across balancer instances.
+func (b *Backend) ID() uint64 { return b.id }
 
 // Scheme returns "http" or "https".
 func (b *Backend) Scheme() string { return b.scheme }
@@ -251,13 +267,14 @@ func (b *Backend) begun() {
 // attempts are in flight, so concurrent callers never push the backend past
 // its limit. Without a limit it is Begin.
 func (b *Backend) TryBegin() bool {
-	if b.maxConns == 0 {
+	limit := b.maxConns.Load()
+	if limit == 0 {
 		b.Begin()
 		return true
 	}
 	for {
 		n := b.inflight.Load()
-		if n >= b.maxConns {
+		if n >= limit {
 			return false
 		}
 		if b.inflight.CompareAndSwap(n, n+1) {
@@ -270,7 +287,8 @@ func (b *Backend) TryBegin() bool {
 // Full reports whether the backend has MaxConns attempts in flight, so that
 // policies pass it by. A backend without a limit is never full.
 func (b *Backend) Full() bool {
-	return b.maxConns != 0 && b.inflight.Load() >= b.maxConns
+	limit := b.maxConns.Load()
+	return limit != 0 && b.inflight.Load() >= limit
 }
 
 // Done records the end of an attempt started with Begin; failed says whether

@@ -74,7 +74,7 @@ func leastLoaded(up []*Backend, start int, weighted bool, tried *Tried) *Backend
 		}
 		b := up[j]
 		load := b.inflight.Load()
-		if b.maxConns != 0 && load >= b.maxConns {
+		if limit := b.maxConns.Load(); limit != 0 && load >= limit {
 			continue
 		}
 		if tried.n != 0 && tried.Has(b) {
@@ -82,14 +82,14 @@ func leastLoaded(up []*Backend, start int, weighted bool, tried *Tried) *Backend
 		}
 		if best != nil {
 			if weighted {
-				if load*bestWeight >= bestLoad*int64(b.weight) {
+				if load*bestWeight >= bestLoad*int64(b.weight.Load()) {
 					continue
 				}
 			} else if load >= bestLoad {
 				continue
 			}
 		}
-		best, bestLoad, bestWeight = b, load, int64(b.weight)
+		best, bestLoad, bestWeight = b, load, int64(b.weight.Load())
 		if load == 0 {
 			break // nothing beats an idle backend
 		}
@@ -101,7 +101,7 @@ func leastLoaded(up []*Backend, start int, weighted bool, tried *Tried) *Backend
 // that a policy can skip weighting altogether.
 func sameWeights(up []*Backend) bool {
 	for _, b := range up {
-		if b.weight != up[0].weight {
+		if b.Weight() != up[0].Weight() {
 			return false
 		}
 	}

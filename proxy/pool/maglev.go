@@ -120,7 +120,7 @@ func maglevTable(up []*Backend, m uint64) ([]*Backend, []int32) {
 		u := []byte(b.url)
 		pos[i] = hashBytes(u, maglevOffsetSeed) % m
 		skip[i] = hashBytes(u, maglevSkipSeed)%(m-1) + 1
-		weight[i] = uint64(b.weight)
+		weight[i] = uint64(b.Weight())
 		maxWeight = max(maxWeight, weight[i])
 	}
 	weighted := !sameWeights(bs)

@@ -88,20 +88,48 @@ func parseOptions(words []string) (Options, error) {
 	return o, nil
 }
 
-// Options returns the balancing options the backend was configured with.
+// Options returns the balancing options the backend has now: as configured,
+// or as a reload or the admin API last set them.
 func (b *Backend) Options() Options {
-	return Options{Weight: b.weight, MaxConns: int(b.maxConns), Backup: b.backup, Down: b.disabled}
+	return Options{Weight: b.Weight(), MaxConns: b.MaxConns(), Backup: b.Backup(), Down: b.Disabled()}
+}
+
+// SetOptions gives a backend that is in no pool the options o, as a reload
+// or service discovery that found it with new ones would: Pool.Update then
+// passes them on to the member with its URL. A member's options change only
+// through its pool (Update, SetWeight), which rebuilds the pool's tables.
+func (b *Backend) SetOptions(o Options) error {
+	if o.Weight < 1 || o.Weight > MaxWeight {
+		return fmt.Errorf("invalid weight %d: want 1-%d", o.Weight, MaxWeight)
+	}
+	if o.MaxConns < 0 {
+		return fmt.Errorf("invalid max_conns %d: want a count, 0 for no limit", o.MaxConns)
+	}
+	if b.owner.Load() != nil {
+		return fmt.Errorf("backend %q is in a pool: change it through the pool", b.url)
+	}
+	b.setOptions(o)
+	return nil
+}
+
+// setOptions applies o. Callers that own the backend in a pool rebuild the
+// pool's snapshot afterwards, so that weights and backup roles take effect.
+func (b *Backend) setOptions(o Options) {
+	b.weight.Store(int32(max(o.Weight, 1)))
+	b.maxConns.Store(int64(o.MaxConns))
+	b.backup.Store(o.Backup)
+	b.disabled.Store(o.Down)
 }
 
 // Weight returns the backend's weight, at least 1.
-func (b *Backend) Weight() int { return b.weight }
+func (b *Backend) Weight() int { return int(b.weight.Load()) }
 
 // MaxConns returns the most attempts the backend takes at once, 0 for no limit.
-func (b *Backend) MaxConns() int { return int(b.maxConns) }
+func (b *Backend) MaxConns() int { return int(b.maxConns.Load()) }
 
 // Backup reports whether the backend is used only while no primary is healthy.
-func (b *Backend) Backup() bool { return b.backup }
+func (b *Backend) Backup() bool { return b.backup.Load() }
 
 // Disabled reports whether the backend was configured "down": it is never
 // used, whatever its health.
-func (b *Backend) Disabled() bool { return b.disabled }
+func (b *Backend) Disabled() bool { return b.disabled.Load() }

@@ -97,5 +97,5 @@ func (p *p2cPicker) lighter(b, a *Backend) bool {
 	if !p.weighted {
 		return lb < la
 	}
-	return lb*int64(a.weight) < la*int64(b.weight)
+	return lb*int64(a.weight.Load()) < la*int64(b.weight.Load())
 }

@@ -206,3 +206,21 @@ func (t *Tried) Has(b *Backend) bool {
 
 // Len returns how many backends were recorded.
 func (t *Tried) Len() int { return t.n }
+
+// Each policy says its name as NewPolicy takes it, for logs and the admin
+// interface.
+
+// String returns "round-robin".
+func (*RoundRobin) String() string { return PolicyRoundRobin }
+
+// String returns "least-conn".
+func (*LeastConn) String() string { return PolicyLeastConn }
+
+// String returns "p2c".
+func (*P2C) String() string { return PolicyP2C }
+
+// String returns "random".
+func (*Random) String() string { return PolicyRandom }
+
+// String returns "hash" and the key: "hash header:X-User".
+func (m *Maglev) String() string { return PolicyHash + " " + m.key.String() }

@@ -4,33 +4,31 @@
 package pool
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// Pool is a fixed set of backends and the policy that balances over them.
+// Pool is a set of backends and the policy that balances over them.
 // Selection reads an immutable snapshot behind an atomic pointer: it takes no
-// lock and allocates nothing. Health changes build a new snapshot, serialised
-// by a mutex that the request path never touches. A Pool is safe for
-// concurrent use.
+// lock and allocates nothing. Health changes, membership changes (Update) and
+// operators' changes (Drain, Enable, SetWeight) build a new snapshot,
+// serialised by a mutex that the request path never touches. A Pool is safe
+// for concurrent use.
 type Pool struct {
-	backends []*Backend
-	policy   Policy
+	name string
 
 	mu       sync.Mutex // serialises snapshot rebuilds and state changes
+	policy   Policy     // under mu
 	snap     atomic.Pointer[snapshot]
 	watchers []func(StateChange) // under mu: watch.go
-
-	traffic Traffic
 }
 
-// snapshot is the set of usable backends at one moment, with the policy's
-// picker prepared for exactly that set.
+// snapshot is the pool at one moment: its members, the usable ones, and the
+// policy's picker prepared for exactly that set.
 type snapshot struct {
+	all    []*Backend // every member, in configured order
 	up     []*Backend
 	usable []bool // by Backend.index: whether it is in up
 	picker Picker
@@ -63,44 +61,133 @@ func (r Result) String() string {
 	return "result(" + strconv.Itoa(int(r)) + ")"
 }
 
-// New returns a pool over backends, balanced by policy (round-robin when nil).
-// Backends keep the order given, two entries may not share an address, and a
-// Backend belongs to one Pool only.
+// New returns a pool over backends, balanced by policy (round-robin when
+// nil). Backends keep the order given, two entries may not share an address,
+// and a Backend belongs to one Pool only. A pool may start empty, as one that
+// service discovery fills does: it then has no backend to give until Update.
 func New(backends []*Backend, policy Policy) (*Pool, error) {
-	if len(backends) == 0 {
-		return nil, errors.New("no backends")
-	}
-	seen := make(map[string]bool, len(backends))
-	for _, b := range backends {
-		if seen[b.url] {
-			return nil, fmt.Errorf("duplicate backend %q", b.url)
-		}
-		seen[b.url] = true
-		if b.pooled {
-			return nil, fmt.Errorf("backend %q already belongs to a pool", b.url)
-		}
-	}
-	for i, b := range backends {
-		b.pooled = true
-		b.index = i
-	}
 	if policy == nil {
 		policy = NewRoundRobin()
 	}
-	p := &Pool{backends: backends, policy: policy}
-	p.traffic.startedUnix = time.Now().Unix()
-	p.rebuild()
+	p := &Pool{policy: policy}
+	p.snap.Store(&snapshot{all: []*Backend{}, up: []*Backend{}, picker: policy.Picker(nil)})
+	if _, _, err := p.Update(backends, nil); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
-// Index returns b's position in the Backends of the Pool it belongs to, so
-// that front ends can keep per-backend data in a slice rather than a map.
-// It is 0 for a backend in no pool.
-func (b *Backend) Index() int { return b.index }
+// NewNamed is New for a pool with a name: the one routes and the admin
+// interface know it by.
+func NewNamed(name string, backends []*Backend, policy Policy) (*Pool, error) {
+	p, err := New(backends, policy)
+	if err != nil {
+		return nil, err
+	}
+	p.name = name
+	return p, nil
+}
 
-// Backends returns every configured backend, up or down, in configured order.
-// The slice must not be modified.
-func (p *Pool) Backends() []*Backend { return p.backends }
+// Name returns the name the pool was created with, or "".
+func (p *Pool) Name() string { return p.name }
+
+// Policy returns the policy the pool balances with.
+func (p *Pool) Policy() Policy {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.policy
+}
+
+// Update makes backends the pool's members, in that order, and policy its
+// policy (nil keeps the current one). A backend whose URL is already a
+// member does not replace it: the member stays, with its connections (the
+// transport), health, draining and counters, and takes the given backend's
+// options (weight, max_conns, backup, down). Backends of the list that are
+// new join as they are, and members missing from it leave: they take no new
+// attempt from this moment, and their attempts in flight finish (see
+// Backend.InFlight). Update returns the backends that joined and those that
+// left; on error nothing changes.
+//
+// The request path never waits for Update: the new membership is published
+// as one snapshot. Callers serialise their Updates when they compute them
+// from the current members.
+func (p *Pool) Update(backends []*Backend, policy Policy) (added, removed []*Backend, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.snap.Load().all
+	byURL := make(map[string]*Backend, len(cur))
+	for _, b := range cur {
+		byURL[b.url] = b
+	}
+	seen := make(map[string]bool, len(backends))
+	members := make([]*Backend, 0, len(backends))
+	for _, b := range backends {
+		if seen[b.url] {
+			return nil, nil, fmt.Errorf("duplicate backend %q", b.url)
+		}
+		seen[b.url] = true
+		if m := byURL[b.url]; m != nil {
+			members = append(members, m)
+			continue
+		}
+		if o := b.owner.Load(); o != nil && o != p {
+			return nil, nil, fmt.Errorf("backend %q already belongs to a pool", b.url)
+		}
+		members = append(members, b)
+		added = append(added, b)
+	}
+	// Validated: apply.
+	for _, b := range backends {
+		if m := byURL[b.url]; m != nil && m != b {
+			m.setOptions(b.Options())
+		}
+	}
+	for _, b := range cur {
+		if !seen[b.url] {
+			removed = append(removed, b)
+			b.owner.Store(nil)
+		}
+	}
+	for i, b := range members {
+		b.owner.Store(p)
+		b.index.Store(int32(i))
+	}
+	if policy != nil {
+		p.policy = policy
+	}
+	p.publish(members)
+	return added, removed, nil
+}
+
+// Index returns b's position in the Backends of the Pool it belongs to, so
+// that front ends can keep per-backend data in a slice rather than a map
+// (rebuilt when the membership changes). It is 0 for a backend in no pool.
+func (b *Backend) Index() int { return int(b.index.Load()) }
+
+// Pool returns the pool b belongs to, or nil after it left (or before it
+// joined) one.
+func (b *Backend) Pool() *Pool { return b.owner.Load() }
+
+// Backends returns every member, up or down, in configured order. The slice
+// must not be modified.
+func (p *Pool) Backends() []*Backend { return p.snap.Load().all }
+
+// Lookup returns the member with the given URL (as Backend.URL spells it),
+// or nil.
+func (p *Pool) Lookup(url string) *Backend {
+	for _, b := range p.snap.Load().all {
+		if b.url == url {
+			return b
+		}
+	}
+	return nil
+}
+
+// member reports whether b is one of p's members in snapshot s.
+func (s *snapshot) member(b *Backend) bool {
+	i := int(b.index.Load())
+	return i < len(s.all) && s.all[i] == b
+}
 
 // Up returns the backends that now take traffic: the healthy primaries or,
 // while none is healthy, the healthy backups. The slice must not be modified.
@@ -149,7 +236,8 @@ func (p *Pool) Acquire(r Request, tried Tried) (*Backend, Result) {
 // was begun; the caller then ends it with Done.
 func (p *Pool) AcquireBackend(b *Backend, tried Tried) bool {
 	s := p.snap.Load()
-	if !b.pooled || b.index >= len(s.usable) || !s.usable[b.index] || p.backends[b.index] != b {
+	i := int(b.index.Load())
+	if i >= len(s.all) || s.all[i] != b || !s.usable[i] {
 		return false
 	}
 	if tried.n != 0 && tried.Has(b) {
@@ -174,14 +262,15 @@ func (p *Pool) Eject(b *Backend, reason string, maxPercent int) bool {
 	b.RecordError(reason)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !b.Up() {
+	s := p.snap.Load()
+	if !b.Up() || !s.member(b) {
 		return false
 	}
 	// Out of the backends that may take traffic at all (not configured
 	// down), count those out already.
 	down, total := 0, 0
-	for _, o := range p.backends {
-		if o.disabled {
+	for _, o := range s.all {
+		if o.Disabled() {
 			continue
 		}
 		total++
@@ -192,7 +281,7 @@ func (p *Pool) Eject(b *Backend, reason string, maxPercent int) bool {
 	if (down+1)*100 > maxPercent*total {
 		return false
 	}
-	before := len(p.snap.Load().up)
+	before := len(s.up)
 	b.setState(StateDown)
 	b.ejected.Add(1)
 	p.rebuild()
@@ -209,7 +298,12 @@ func (p *Pool) MarkUp(b *Backend) bool {
 func (p *Pool) setState(b *Backend, s State, reason string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old, before := b.State(), len(p.snap.Load().up)
+	snap := p.snap.Load()
+	if !snap.member(b) {
+		// It left the pool; its health no longer matters to anyone.
+		return false
+	}
+	old, before := b.State(), len(snap.up)
 	if !b.setState(s) {
 		return false
 	}
@@ -218,16 +312,20 @@ func (p *Pool) setState(b *Backend, s State, reason string) bool {
 	return true
 }
 
-// rebuild publishes a snapshot of the usable backends: the healthy
-// primaries, or the healthy backups while no primary is healthy; never one
-// configured down. The policy prepares its picker for that set here, once,
-// off the request path. Callers hold p.mu, or own p exclusively as New does.
-func (p *Pool) rebuild() {
+// rebuild publishes a snapshot of the current members after a change of
+// health, role or weight. Callers hold p.mu.
+func (p *Pool) rebuild() { p.publish(p.snap.Load().all) }
+
+// publish makes members the pool's members and publishes a snapshot of the
+// usable ones: the healthy primaries, or the healthy backups while no primary
+// is healthy; never one configured down or draining. The policy prepares its
+// picker for that set here, once, off the request path. Callers hold p.mu.
+func (p *Pool) publish(members []*Backend) {
 	var primaries, backups []*Backend
-	for _, b := range p.backends {
+	for _, b := range members {
 		switch {
-		case b.disabled || !b.Up():
-		case b.backup:
+		case b.Disabled() || b.Draining() || !b.Up():
+		case b.Backup():
 			backups = append(backups, b)
 		default:
 			primaries = append(primaries, b)
@@ -240,9 +338,9 @@ func (p *Pool) rebuild() {
 	if up == nil {
 		up = []*Backend{}
 	}
-	usable := make([]bool, len(p.backends))
+	usable := make([]bool, len(members))
 	for _, b := range up {
-		usable[b.index] = true
+		usable[b.index.Load()] = true
 	}
-	p.snap.Store(&snapshot{up: up, usable: usable, picker: p.policy.Picker(up)})
+	p.snap.Store(&snapshot{all: members, up: up, usable: usable, picker: p.policy.Picker(up)})
 }

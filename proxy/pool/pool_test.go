@@ -120,8 +120,10 @@ func TestNewBackend(t *testing.T) {
 }
 
 func TestNewPoolRejects(t *testing.T) {
-	if _, err := New(nil, nil); err == nil {
-		t.Error("empty pool accepted")
+	if p, err := New(nil, nil); err != nil {
+		t.Errorf("empty pool refused: %v", err)
+	} else if b, res := p.Acquire(nil, Tried{}); b != nil || res != NoneUsable {
+		t.Errorf("empty pool gave %v, %v; want nil, none usable", b, res)
 	}
 	a, _ := NewBackend("http://h:1")
 	b, _ := NewBackend("http://H:1/")

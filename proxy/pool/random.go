@@ -69,13 +69,13 @@ func newDrawer(up []*Backend) drawer {
 	n := len(up)
 	var total uint64
 	for _, b := range up {
-		total += uint64(b.weight)
+		total += uint64(b.Weight())
 	}
 	// Scaled by n, weights average total: a bucket holds exactly total.
 	scaled := make([]uint64, n)
 	var small, large []int32
 	for i, b := range up {
-		scaled[i] = uint64(b.weight) * uint64(n)
+		scaled[i] = uint64(b.Weight()) * uint64(n)
 		if scaled[i] < total {
 			small = append(small, int32(i))
 		} else {

@@ -71,12 +71,12 @@ func smoothSequence(up []*Backend) []*Backend {
 	}
 	g := 0
 	for _, b := range up {
-		g = gcd(g, b.weight)
+		g = gcd(g, b.Weight())
 	}
 	total := 0
 	w := make([]int, len(up))
 	for i, b := range up {
-		w[i] = b.weight / g
+		w[i] = b.Weight() / g
 		total += w[i]
 	}
 	if total == len(up) {

@@ -139,6 +139,7 @@ type BackendStats struct {
 	State         State
 	Since         time.Time // when State began
 	Disabled      bool      // configured down: never used, never checked
+	Draining      bool      // an operator drains it: no new attempts
 	Weight        int
 	InFlight      int64
 	Requests      uint64 // attempts sent
@@ -166,6 +167,7 @@ func (b *Backend) Stats() BackendStats {
 		State:         b.State(),
 		Since:         b.Since(),
 		Disabled:      b.Disabled(),
+		Draining:      b.Draining(),
 		Weight:        b.Weight(),
 		InFlight:      b.InFlight(),
 		Requests:      b.Requests(),
@@ -192,9 +194,10 @@ func (b *Backend) Stats() BackendStats {
 	return s
 }
 
-// Traffic counts what the front end sees from clients, across backends:
-// requests by the status class sent back, connections and bytes. It is safe
-// for concurrent use and its recording methods allocate nothing.
+// Traffic counts what the front end sees from clients, across backends and
+// pools: requests by the status class sent back, connections and bytes. It is
+// safe for concurrent use and its recording methods allocate nothing. Create
+// it with NewTraffic.
 type Traffic struct {
 	// Every request writes here, from every core: the padding keeps these
 	// lines away from fields that requests only read, such as the pool's
@@ -208,6 +211,11 @@ type Traffic struct {
 	connsTotal  atomic.Uint64
 	startedUnix int64
 	_           cacheLinePad
+}
+
+// NewTraffic returns counters that start now.
+func NewTraffic() *Traffic {
+	return &Traffic{startedUnix: time.Now().Unix()}
 }
 
 // cacheLinePad fills a cache line (64 bytes on amd64 and arm64; 128 covers
@@ -268,6 +276,3 @@ func (t *Traffic) Snapshot() TrafficStats {
 	}
 	return s
 }
-
-// Traffic returns the pool's front-end counters.
-func (p *Pool) Traffic() *Traffic { return &p.traffic }

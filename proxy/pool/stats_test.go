@@ -143,8 +143,7 @@ func TestQuantile(t *testing.T) {
 }
 
 func TestTraffic(t *testing.T) {
-	p, _ := newPool(t, 1)
-	tr := p.Traffic()
+	tr := NewTraffic()
 	tr.ConnOpened()
 	tr.ConnOpened()
 	tr.ConnClosed()
@@ -208,8 +207,8 @@ func TestWatchSeesEveryChangeOnce(t *testing.T) {
 
 // TestRecordingAllocatesNothing keeps the counters fit for the request path.
 func TestRecordingAllocatesNothing(t *testing.T) {
-	p, bs := newPool(t, 1)
-	b, tr := bs[0], p.Traffic()
+	_, bs := newPool(t, 1)
+	b, tr := bs[0], NewTraffic()
 	n := testing.AllocsPerRun(1000, func() {
 		b.Begin()
 		start := Monotonic()

@@ -47,7 +47,7 @@ func (p *Pool) notify(b *Backend, from, to State, reason string, before int) {
 		At:       b.Since(),
 		UpBefore: before,
 		Up:       len(p.snap.Load().up),
-		Total:    len(p.backends),
+		Total:    len(p.snap.Load().all),
 	}
 	for _, fn := range p.watchers {
 		fn(c)

@@ -5,7 +5,9 @@
 
 (() => {
   const POLL_MS = 1000;
-  const rows = new Map(); // backend URL -> row elements
+  const rows = new Map(); // pool + ' ' + backend URL -> row elements
+  const heads = new Map(); // pool name -> its heading row
+  let controls = false; // whether the API takes changes (drain, enable)
 
   const byId = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -41,11 +43,14 @@
     return s + 's';
   };
 
-  function row(url) {
-    let r = rows.get(url);
+  function row(b) {
+    const key = b.pool + ' ' + b.url;
+    let r = rows.get(key);
     if (r) return r;
+    const url = b.url;
     const tr = el('tr');
     tr.dataset.backend = url;
+    tr.dataset.pool = b.pool;
     const cell = (cls) => { const td = el('td', cls); tr.appendChild(td); return td; };
     r = { tr };
     r.url = cell('url');
@@ -61,12 +66,55 @@
     r.canvas = el('canvas', 'spark');
     r.canvas.setAttribute('aria-label', 'requests per second over the last minute');
     cell('chart').appendChild(r.canvas);
-    rows.set(url, r);
+    r.action = el('button', 'act');
+    r.action.type = 'button';
+    r.action.addEventListener('click', () => act(r));
+    cell('act').appendChild(r.action);
+    rows.set(key, r);
     return r;
   }
 
+  // act drains or enables a row's backend through the control API.
+  async function act(r) {
+    const verb = r.action.dataset.verb;
+    r.action.disabled = true;
+    try {
+      const resp = await fetch('/api/backends/' + verb, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ pool: r.tr.dataset.pool, url: r.tr.dataset.backend }),
+      });
+      if (!resp.ok) {
+        const e = await resp.json().catch(() => ({}));
+        throw new Error(e.error || 'HTTP ' + resp.status);
+      }
+    } catch (e) {
+      connection(false, verb + ' failed: ' + e.message);
+    } finally {
+      r.action.disabled = false;
+    }
+  }
+
+  // headRow returns the heading row of a pool.
+  function headRow(p) {
+    let h = heads.get(p.name);
+    if (!h) {
+      const tr = el('tr', 'pool');
+      tr.dataset.pool = p.name;
+      const td = el('td');
+      td.colSpan = 10;
+      h = { tr, name: el('span', 'pname', p.name), info: el('span', 'muted') };
+      td.append(h.name, h.info);
+      tr.appendChild(td);
+      heads.set(p.name, h);
+    }
+    h.info.textContent = p.policy + ' · ' + p.backends_up + ' of ' + p.backends_total + ' in rotation';
+    return h;
+  }
+
   function renderBackend(b, now) {
-    const r = row(b.url);
+    const r = row(b);
     r.tr.className = b.state;
     if (r.state.dataset.state !== b.state) {
       r.state.dataset.state = b.state;
@@ -74,7 +122,8 @@
       r.state.textContent = b.state;
     }
     const notes = [];
-    if (b.state !== 'disabled') notes.push((b.state === 'down' ? 'down' : 'up') + ' for ' + fmtDuration((now - Date.parse(b.since)) / 1000));
+    if (b.state !== 'disabled') notes.push(b.health + ' for ' + fmtDuration((now - Date.parse(b.since)) / 1000));
+    if (b.state === 'draining') notes.push(b.in_flight + ' in flight');
     if (b.state === 'backup') notes.push(b.in_rotation ? 'serving' : 'standby');
     if (b.weight > 1) notes.push('weight ' + b.weight);
     if (b.max_conns > 0) notes.push('max ' + b.max_conns + ' conns');
@@ -104,6 +153,11 @@
       r.check.title = c.error + ' (at ' + c.at + ')';
     }
     if (b.history) drawSpark(r.canvas, b.history.requests_per_second, b.history.errors_per_second);
+    const draining = b.state === 'draining' || b.state === 'drained';
+    r.action.hidden = !controls || b.state === 'disabled';
+    r.action.dataset.verb = draining ? 'enable' : 'drain';
+    r.action.textContent = draining ? 'Enable' : 'Drain';
+    r.action.title = draining ? 'put it back into rotation' : 'take no new requests; let those in flight finish';
   }
 
   // drawSpark draws requests/s as a filled line and errors/s below it in red.
@@ -152,9 +206,10 @@
     // Up means healthy: a backup on standby counts, a disabled backend is
     // left out of both numbers.
     const enabled = s.backends.filter((b) => b.state !== 'disabled');
-    const healthy = enabled.filter((b) => b.state === 'up' || b.state === 'backup').length;
+    const healthy = enabled.filter((b) => b.health === 'up').length;
+    const draining = s.backends.filter((b) => b.state === 'draining' || b.state === 'drained').length;
     const level = s.backends_up === 0 ? 'bad' : healthy < enabled.length ? 'warn' : 'ok';
-    overall.textContent = healthy + ' of ' + enabled.length + ' backends up';
+    overall.textContent = healthy + ' of ' + enabled.length + ' backends up' + (draining ? ' · ' + draining + ' draining' : '');
     overall.className = 'pill ' + level;
     document.title = { bad: '✗ ', warn: '! ', ok: '' }[level] + 'load-balancer';
 
@@ -168,16 +223,28 @@
     byId('t-out').title = fmtBytes(t.sent_bytes) + ' in all';
     byId('t-uptime').textContent = fmtDuration(s.uptime_seconds);
 
+    controls = !!s.controls;
     const tbody = document.querySelector('#backends tbody');
-    const seen = new Set();
-    s.backends.forEach((b, i) => {
-      renderBackend(b, now);
-      seen.add(b.url);
-      const tr = rows.get(b.url).tr;
+    const grouped = (s.pools || []).length > 1;
+    const seen = new Set(), seenPools = new Set();
+    const order = [];
+    (s.pools || []).forEach((p) => {
+      if (grouped) { order.push(headRow(p).tr); seenPools.add(p.name); }
+      s.backends.filter((b) => b.pool === p.name).forEach((b) => {
+        renderBackend(b, now);
+        const key = b.pool + ' ' + b.url;
+        seen.add(key);
+        order.push(rows.get(key).tr);
+      });
+    });
+    order.forEach((tr, i) => {
       if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
     });
-    for (const [url, r] of rows) {
-      if (!seen.has(url)) { r.tr.remove(); rows.delete(url); }
+    for (const [key, r] of rows) {
+      if (!seen.has(key)) { r.tr.remove(); rows.delete(key); }
+    }
+    for (const [name, h] of heads) {
+      if (!seenPools.has(name)) { h.tr.remove(); heads.delete(name); }
     }
   }
 

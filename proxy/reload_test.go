@@ -1,0 +1,462 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
+)
+
+// reloadConfig is the configuration the reload tests start from and change:
+// health checks on /health, once an hour (the first round runs at start).
+func reloadConfig(backends ...*testBackend) Config {
+	c := Config{Health: HealthConfig{Path: "/health", Interval: time.Hour}, Logger: discardLogger()}
+	for _, b := range backends {
+		c.Backends = append(c.Backends, b.URL())
+	}
+	return c
+}
+
+// hitAll sends n GETs of path and returns how many each backend answered.
+func hitAll(t *testing.T, c *http.Client, url string, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for range n {
+		status, body := get(t, c, url)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %q", url, status, body)
+		}
+		got[backendOf(body)]++
+	}
+	return got
+}
+
+func member(t *testing.T, p *Proxy, poolName, url string) *pool.Backend {
+	t.Helper()
+	for _, pl := range p.Pools() {
+		if pl.Name() == poolName {
+			if b := pl.Lookup(url); b != nil {
+				return b
+			}
+		}
+	}
+	t.Fatalf("no backend %s in pool %s", url, poolName)
+	return nil
+}
+
+// TestReloadKeepsWhatStays: a backend that stays keeps its Backend (health,
+// counters), its connection pool and its open connections; one that goes
+// takes no more requests and its connections close; one that comes takes
+// its share at once.
+func TestReloadKeepsWhatStays(t *testing.T) {
+	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
+	p, url := startProxy(t, reloadConfig(a, b))
+	client := newClient(t)
+	if got := hitAll(t, client, url+"/", 10); got["a"] != 5 || got["b"] != 5 {
+		t.Fatalf("before the reload: %v, want 5 each on a and b", got)
+	}
+	bb := member(t, p, DefaultPool, b.URL())
+	hc := upstreamOf(bb).hc
+	// Health checks open a connection each; traffic reuses its own.
+	trafficConns := func() int64 { return b.opened.Load() - int64(bb.Stats().Checks) }
+	bOpened, aOpen := trafficConns(), a.openConns()
+	if aOpen == 0 {
+		t.Fatal("no kept-alive connection to a")
+	}
+
+	if err := p.Reload(reloadConfig(b, c)); err != nil {
+		t.Fatal(err)
+	}
+	if got := hitAll(t, client, url+"/", 10); got["b"] != 5 || got["c"] != 5 || got["a"] != 0 {
+		t.Errorf("after the reload: %v, want 5 each on b and c", got)
+	}
+	if member(t, p, DefaultPool, b.URL()) != bb || upstreamOf(bb).hc != hc {
+		t.Error("b was rebuilt: it must keep its Backend and connection pool")
+	}
+	if bb.Requests() != 10 {
+		t.Errorf("b counts %d requests, want 10: its counters were lost", bb.Requests())
+	}
+	if n := trafficConns(); n != bOpened {
+		t.Errorf("b accepted %d new connections for traffic: its kept-alive ones were not reused", n-bOpened)
+	}
+	waitFor(t, "a's idle connections to close", 5*time.Second, func() bool { return a.openConns() == 0 })
+	if p.Pool().Lookup(a.URL()) != nil {
+		t.Error("a is still a member")
+	}
+}
+
+// TestReloadUnderLoad reloads 20 times while clients send requests, fast and
+// slow, through every change of backends, policy, affinity and routes: no
+// request may fail.
+func TestReloadUnderLoad(t *testing.T) {
+	bs := []*testBackend{startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c"), startBackend(t, "d")}
+	configs := make([]Config, 4)
+	for i := range configs {
+		configs[i] = reloadConfig(bs[i], bs[(i+1)%4])
+	}
+	configs[1].Policy = pool.NewLeastConn()
+	configs[2].Policy = pool.NewMaglev(pool.Key{Kind: pool.KeyURI})
+	configs[2].StickyCookie = "lb"
+	configs[3].Pools = []PoolConfig{{Name: "slow", Backends: []string{bs[0].URL(), bs[3].URL()}}}
+	configs[3].Routes = []Route{{PathPrefix: "/delay/", Pool: "slow"}}
+	p, url := startProxy(t, configs[0])
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newClient(t)
+			path := "/"
+			if w%3 == 0 {
+				path = "/delay/30ms"
+			}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(fmt.Sprintf("%s%s?i=%d", url, path, i))
+				if err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK || backendOf(string(body)) == "" {
+						err = fmt.Errorf("status %d: %q", resp.StatusCode, body)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	var took []time.Duration
+	for i := range 20 {
+		before := ok.Load()
+		waitFor(t, "requests between reloads", 5*time.Second, func() bool { return ok.Load() >= before+10 })
+		start := time.Now()
+		if err := p.Reload(configs[(i+1)%4]); err != nil {
+			t.Fatalf("reload %d: %v", i+1, err)
+		}
+		took = append(took, time.Since(start))
+	}
+	before := ok.Load()
+	waitFor(t, "requests after the last reload", 5*time.Second, func() bool { return ok.Load() >= before+10 })
+	close(stop)
+	wg.Wait()
+	slices.Sort(took)
+	t.Logf("%d requests through 20 reloads; reload took %v median, %v max", ok.Load(), took[len(took)/2], took[len(took)-1])
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed during reloads (first: %v)", n, firstErr.Load())
+	}
+}
+
+// TestReloadRefusesBadConfig: a configuration that does not validate changes
+// nothing, and the running one goes on serving.
+func TestReloadRefusesBadConfig(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	p, url := startProxy(t, reloadConfig(a))
+	client := newClient(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"bad backend", Config{Backends: []string{b.URL(), "htp://x"}}, `invalid backend "htp://x": unsupported scheme "htp"`},
+		{"unknown pool", Config{Backends: []string{b.URL()}, Routes: []Route{{PathPrefix: "/api/", Pool: "api"}}}, `unknown pool "api"`},
+		{"no backends", Config{}, "no backends configured"},
+		{"duplicate pool", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL()}}, {Name: "x", Backends: []string{a.URL()}}}}, `pool "x": defined twice`},
+		{"bad pool name", Config{Pools: []PoolConfig{{Name: "a b", Backends: []string{b.URL()}}}}, `invalid pool name "a b"`},
+		{"empty pool", Config{Pools: []PoolConfig{{Name: "x"}}}, `pool "x": no backends and no discovery`},
+		{"bad health path", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL()}, HealthPath: "h"}}}, `health path "h"`},
+	} {
+		err := p.Reload(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+		if got := hitAll(t, client, url+"/", 4); got["a"] != 4 {
+			t.Fatalf("%s: after a refused reload: %v, want a alone", tc.name, got)
+		}
+	}
+	if len(p.Pools()) != 1 || len(p.Pool().Backends()) != 1 {
+		t.Errorf("a refused reload left pools %v", p.Pools())
+	}
+}
+
+// TestRoutesByHostAndPath sends requests to pools by host and path, each pool
+// with its own policy and sticky cookie, and refuses what no route takes.
+func TestRoutesByHostAndPath(t *testing.T) {
+	web, api1, api2, static := startBackend(t, "web"), startBackend(t, "api1"), startBackend(t, "api2"), startBackend(t, "static")
+	cfg := Config{
+		Health: HealthConfig{Path: "/health", Interval: time.Hour},
+		Pools: []PoolConfig{
+			{Name: "web", Backends: []string{web.URL()}},
+			{Name: "api", Backends: []string{api1.URL(), api2.URL()}, StickyCookie: "api_lb"},
+			{Name: "static", Backends: []string{static.URL()}},
+		},
+		Routes: []Route{
+			{Host: "api.example.com", Pool: "api"},
+			{PathPrefix: "/api/", Pool: "api"},
+			{Host: "*.cdn.example.com", Pool: "static"},
+			{Host: "www.example.com", Pool: "web"},
+		},
+	}
+	p, url := startProxy(t, cfg)
+	client := newClient(t)
+	for _, tc := range []struct{ host, path, want string }{
+		{"API.example.com:8080", "/", "api"},
+		{"other.org", "/api/users", "api"},       // a host without routes of its own
+		{"www.example.com", "/api/users", "web"}, // the host's own route wins over a hostless prefix
+		{"img.cdn.example.com", "/x.png", "static"},
+		{"www.example.com", "/", "web"},
+	} {
+		status, body, header := getHost(t, client, url+tc.path, tc.host)
+		name := backendOf(body)
+		if status != http.StatusOK || !strings.HasPrefix(name, tc.want) {
+			t.Errorf("%s%s: %d from %q, want pool %s", tc.host, tc.path, status, name, tc.want)
+		}
+		if sticky := strings.Contains(header.Get("Set-Cookie"), "api_lb="); sticky != (tc.want == "api") {
+			t.Errorf("%s%s: Set-Cookie %q: only the api pool pins clients", tc.host, tc.path, header.Get("Set-Cookie"))
+		}
+	}
+	status, body, _ := getHost(t, client, url+"/", "other.org")
+	if status != http.StatusNotFound || !strings.Contains(body, "no route") {
+		t.Errorf("no route, no default pool: %d %q, want 404", status, body)
+	}
+
+	// A reload adds a default route: what no route took now goes to web.
+	cfg.Routes = append(cfg.Routes, Route{Pool: "web"})
+	if err := p.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := getHost(t, client, url+"/", "other.org"); status != http.StatusOK || backendOf(body) != "web" {
+		t.Errorf("default route: %d %q, want web", status, body)
+	}
+	if n := len(p.Pools()); n != 3 {
+		t.Errorf("%d pools, want 3", n)
+	}
+}
+
+// getHost does a GET with the Host header host.
+func getHost(t *testing.T, c *http.Client, url, host string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s (Host %s): %v", url, host, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// slowGets starts n GETs of path in the background and returns a channel
+// that gets each one's status (or -1 on error) when it completes.
+func slowGets(t *testing.T, url string, n int) <-chan int {
+	t.Helper()
+	done := make(chan int, n)
+	for range n {
+		go func() {
+			c := &http.Client{Timeout: 10 * time.Second}
+			resp, err := c.Get(url)
+			if err != nil {
+				done <- -1
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	return done
+}
+
+// TestDrainFinishesInFlight drains a backend holding slow requests: they
+// finish, no new request reaches it, it reports drained, and enabling it
+// brings it back.
+func TestDrainFinishesInFlight(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	p, url := startProxy(t, reloadConfig(a, b))
+	ba := member(t, p, DefaultPool, a.URL())
+	done := slowGets(t, url+"/delay/400ms", 4) // round-robin: two on each
+	waitFor(t, "two slow requests on a", 5*time.Second, func() bool { return ba.InFlight() == 2 })
+
+	if _, err := p.DrainBackend("", a.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if !ba.Draining() || ba.Drained() {
+		t.Fatalf("draining %v, drained %v: want draining with requests in flight", ba.Draining(), ba.Drained())
+	}
+	client := newClient(t)
+	hitsA := a.hits.Load()
+	if got := hitAll(t, client, url+"/", 10); got["b"] != 10 {
+		t.Errorf("while a drains: %v, want all on b", got)
+	}
+	for range 4 {
+		if status := <-done; status != http.StatusOK {
+			t.Errorf("a slow request in flight ended with %d", status)
+		}
+	}
+	waitFor(t, "a drained", 5*time.Second, ba.Drained)
+	if got := hitAll(t, client, url+"/", 10); got["b"] != 10 {
+		t.Errorf("a drained: %v, want all on b", got)
+	}
+	if n := a.hits.Load(); n != hitsA {
+		t.Errorf("a got %d requests after the drain began", n-hitsA)
+	}
+
+	if _, err := p.EnableBackend("", a.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if got := hitAll(t, client, url+"/", 10); got["a"] != 5 || got["b"] != 5 {
+		t.Errorf("enabled again: %v, want 5 each", got)
+	}
+}
+
+// TestRemovedBackendFinishesInFlight: a reload that removes a backend lets
+// its requests in flight finish before closing its connections.
+func TestRemovedBackendFinishesInFlight(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	p, url := startProxy(t, reloadConfig(a, b))
+	ba := member(t, p, DefaultPool, a.URL())
+	done := slowGets(t, url+"/delay/300ms", 2)
+	waitFor(t, "a slow request on a", 5*time.Second, func() bool { return ba.InFlight() == 1 })
+	if err := p.Reload(reloadConfig(b)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if status := <-done; status != http.StatusOK {
+			t.Errorf("a request in flight through the reload ended with %d", status)
+		}
+	}
+	waitFor(t, "a's connections closed", 5*time.Second, func() bool { return a.openConns() == 0 })
+}
+
+// fakeDiscoverer sends the lists a test gives it.
+type fakeDiscoverer struct {
+	name    string
+	lists   chan []string
+	applied chan struct{}
+	started atomic.Int64
+}
+
+func newFakeDiscoverer(name string) *fakeDiscoverer {
+	return &fakeDiscoverer{name: name, lists: make(chan []string), applied: make(chan struct{})}
+}
+
+func (d *fakeDiscoverer) String() string { return d.name }
+
+func (d *fakeDiscoverer) Discover(ctx context.Context, update func([]string)) {
+	d.started.Add(1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-d.lists:
+			update(l)
+			d.applied <- struct{}{}
+		}
+	}
+}
+
+// send gives the discoverer a list and waits until the proxy has applied it.
+func (d *fakeDiscoverer) send(t *testing.T, entries ...string) {
+	t.Helper()
+	for _, c := range []func() bool{
+		func() bool { d.lists <- entries; return true },
+		func() bool { <-d.applied; return true },
+	} {
+		done := make(chan bool, 1)
+		go func() { done <- c() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the discoverer is not running")
+		}
+	}
+}
+
+// TestDiscoveryAndControl: discovered backends join and leave beside the
+// static ones; the admin API's changes apply until a reload; a reload that
+// keeps a discovery source keeps it running and what it found.
+func TestDiscoveryAndControl(t *testing.T) {
+	s, d1, d2, extra := startBackend(t, "static"), startBackend(t, "d1"), startBackend(t, "d2"), startBackend(t, "extra")
+	disc := newFakeDiscoverer("fake")
+	cfg := reloadConfig()
+	cfg.Pools = []PoolConfig{{Name: "svc", Backends: []string{s.URL()}, Discovery: []Discoverer{disc}}}
+	p, url := startProxy(t, cfg)
+	client := newClient(t)
+
+	disc.send(t, d1.URL(), d2.URL()+" weight=2", s.URL()+" weight=9", "htp://bad")
+	if got := hitAll(t, client, url+"/", 8); got["static"] != 2 || got["d1"] != 2 || got["d2"] != 4 {
+		t.Errorf("static plus discovered: %v, want static 2, d1 2, d2 4 (the static entry wins over the discovered one)", got)
+	}
+	disc.send(t, d2.URL())
+	if got := hitAll(t, client, url+"/", 4); got["d1"] != 0 {
+		t.Errorf("d1 left discovery but got requests: %v", got)
+	}
+
+	// The admin API.
+	if _, err := p.AddBackend("svc", extra.URL()+" weight=2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddBackend("svc", extra.URL()); !errors.Is(err, ErrConflict) {
+		t.Errorf("adding it twice: %v, want ErrConflict", err)
+	}
+	if _, err := p.AddBackend("nope", extra.URL()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("adding to an unknown pool: %v, want ErrNotFound", err)
+	}
+	if err := p.RemoveBackend("svc", d2.URL()); !errors.Is(err, ErrConflict) {
+		t.Errorf("removing a discovered backend: %v, want ErrConflict", err)
+	}
+	if err := p.SetWeight("svc", d2.URL(), 4); err != nil {
+		t.Fatal(err)
+	}
+	disc.send(t, d2.URL()+" max_conns=50") // discovery again: the admin's weight stays
+	bd2 := member(t, p, "svc", d2.URL())
+	if bd2.Weight() != 4 || bd2.MaxConns() != 50 {
+		t.Errorf("d2: weight %d, max_conns %d; want the admin's weight 4 and discovery's max_conns 50", bd2.Weight(), bd2.MaxConns())
+	}
+	if err := p.RemoveBackend("svc", s.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if got := hitAll(t, client, url+"/", 6); got["d2"] != 4 || got["extra"] != 2 || got["static"] != 0 {
+		t.Errorf("after the admin's changes: %v, want d2 4, extra 2", got)
+	}
+
+	// A reload keeps the discovery source (same String) running, and drops
+	// the admin's changes.
+	if err := p.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := disc.started.Load(); n != 1 {
+		t.Errorf("the discoverer started %d times, want once", n)
+	}
+	got := hitAll(t, client, url+"/", 6)
+	if got["static"] != 3 || got["d2"] != 3 || got["extra"] != 0 {
+		t.Errorf("after the reload: %v, want static and d2 alike (weights from the configuration), extra gone", got)
+	}
+}
