@@ -39,6 +39,9 @@ type preflight struct {
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
 // body sent, or the final status of an answer already in ctx.Response.
 func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
+	if p.h1ViaNet {
+		return fasthttp.StatusContinue // the net/http path reads the body whole
+	}
 	req := &ctx.Request
 	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
 		writeFailure(ctx, failBodyTooLarge)

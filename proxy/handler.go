@@ -44,6 +44,11 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 // of the proxy's own.
 func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	defer p.recoverPanic(ctx)
+	if p.h1ViaNet {
+		// HTTP/2 backends: only the net/http clients reach them.
+		p.proxyViaNet(ctx)
+		return 0
+	}
 
 	req := &ctx.Request
 	var upgrade bool

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,11 +19,22 @@ import (
 type prober struct {
 	path    string
 	clients map[*pool.Backend]*fasthttp.HostClient
+	// nets are the checks' net/http clients for HTTP/2 backends, which the
+	// fasthttp client cannot reach.
+	nets map[*pool.Backend]*http.Transport
 }
 
 func (p *Proxy) newProber() *prober {
-	pr := &prober{path: p.cfg.Health.Path, clients: make(map[*pool.Backend]*fasthttp.HostClient)}
+	pr := &prober{
+		path:    p.cfg.Health.Path,
+		clients: make(map[*pool.Backend]*fasthttp.HostClient),
+		nets:    make(map[*pool.Backend]*http.Transport),
+	}
 	for _, b := range p.pool.Backends() {
+		if b.Protocol().HTTP2() {
+			pr.nets[b] = p.newNetTransport(b, p.dialers[b], true)
+			continue
+		}
 		pr.clients[b] = &fasthttp.HostClient{
 			Addr: b.Addr(),
 			// The traffic's own dialer: checks take the same route (upstream
@@ -41,6 +54,12 @@ func (pr *prober) Probe(ctx context.Context, b *pool.Backend) error {
 	timeout := time.Until(deadlineOf(ctx))
 	if timeout <= 0 {
 		return errors.New("check timed out")
+	}
+	if t := pr.nets[b]; t != nil {
+		if kind, service := b.HealthCheck(); kind == pool.HealthGRPC {
+			return probeGRPC(ctx, t, b, service)
+		}
+		return pr.probeNet(ctx, t, b)
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -73,4 +92,23 @@ func deadlineOf(ctx context.Context) time.Time {
 		return d
 	}
 	return time.Now().Add(time.Hour)
+}
+
+// probeNet checks an HTTP/2 backend with GET on the health path.
+func (pr *prober) probeNet(ctx context.Context, t http.RoundTripper, b *pool.Backend) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.Addr()+pr.path, nil)
+	if err != nil {
+		return fmt.Errorf("check failed: %w", err)
+	}
+	req.Header.Set("User-Agent", "load-balancer-health-check")
+	resp, err := t.RoundTrip(req)
+	if err != nil {
+		return probeError(ctx, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck // the status decides
+	resp.Body.Close()
+	if code := resp.StatusCode; code < 200 || code >= 400 {
+		return fmt.Errorf("check returned status %d", code)
+	}
+	return nil
 }

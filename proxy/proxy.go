@@ -179,6 +179,10 @@ type Config struct {
 	// redirect of plain HTTP to it and HSTS. Nil means plain HTTP only.
 	TLS *TLSConfig
 
+	// HTTP2 configures HTTP/2 towards clients: on by default over TLS,
+	// and with prior knowledge on plain listeners when H2C is set.
+	HTTP2 HTTP2Config
+
 	// Health configures active health checks.
 	Health HealthConfig
 
@@ -234,6 +238,15 @@ type Proxy struct {
 	wd                   *watchdog
 	dialer               *dialer
 	checker              *health.Checker
+
+	// The net/http path (netproxy.go) and the HTTP/2 server (h2.go). net
+	// is always there; h2 is nil when HTTP/2 is off or nothing serves it.
+	// h1ViaNet: the pool has HTTP/2 backends, so HTTP/1.1 requests take
+	// the net/http path too.
+	net      *netFront
+	h2       *h2Server
+	h1ViaNet bool
+	dialers  map[*pool.Backend]*backendDialer
 
 	certs     *certStore   // nil without TLS
 	tlsConfig *tls.Config  // the TLS listener's; nil without TLS
@@ -298,7 +311,7 @@ func New(cfg Config) (*Proxy, error) {
 		wd:        wd,
 		dialer:    newDialer(cfg, wd),
 		certs:     certs,
-		tlsConfig: serverTLSConfig(cfg.TLS, certs),
+		tlsConfig: serverTLSConfig(cfg.TLS, certs, !cfg.HTTP2.Disable),
 		https:     newHTTPSPolicy(cfg.TLS, cfg.Health.Path),
 
 		headerTimeout:        cfg.BackendTimeout,
@@ -313,10 +326,25 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
 	}
+	p.dialers = make(map[*pool.Backend]*backendDialer, len(backends))
 	for _, b := range backends {
-		b.SetTransport(p.newUpstream(b, p.dialer.forBackend(b, routes[b], cfg.BackendTLS)))
+		d := p.dialer.forBackend(b, routes[b], cfg.BackendTLS)
+		p.dialers[b] = d
+		b.SetTransport(p.newUpstream(b, d))
+		if b.Protocol().HTTP2() {
+			p.h1ViaNet = true
+		}
 		if u := routes[b]; u != nil {
 			p.log.Info("backend reached through upstream proxy", "backend", b.URL(), "proxy", u.Redacted())
+		}
+	}
+	p.net = newNetFront(p)
+	if p.h1ViaNet {
+		p.net.h1 = p.net.newH1Adaptor()
+	}
+	if !cfg.HTTP2.Disable {
+		if p.h2, err = newH2Server(p, p.net); err != nil {
+			return nil, err
 		}
 	}
 	p.warnInsecureBackends()
@@ -449,6 +477,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	c.TLS = tc
+	if c.HTTP2.Disable && c.HTTP2.H2C {
+		return c, errH2Disabled
+	}
+	if c.HTTP2, err = c.HTTP2.withDefaults(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -500,7 +534,9 @@ func (p *Proxy) Close() error {
 		p.stopHealth()
 		<-p.healthDone
 		for _, b := range p.pool.Backends() {
-			upstreamOf(b).hc.CloseIdleConnections()
+			up := upstreamOf(b)
+			up.hc.CloseIdleConnections()
+			up.nt.CloseIdleConnections()
 		}
 		if p.certs != nil {
 			p.certs.close()

@@ -58,7 +58,12 @@ func newSticky(name string, backends []*pool.Backend) (*sticky, error) {
 // backend returns the backend the request's cookie names, or nil when there
 // is no cookie or it names none of ours.
 func (s *sticky) backend(h *fasthttp.RequestHeader) *pool.Backend {
-	v := requestCookie(h, s.name)
+	return s.lookup(requestCookie(h, s.name))
+}
+
+// lookup returns the backend a cookie value names, or nil. Both front ends
+// find the value their own way and share this.
+func (s *sticky) lookup(v []byte) *pool.Backend {
 	if len(v) != stickyIDLen {
 		return nil
 	}
@@ -75,8 +80,11 @@ func (s *sticky) backend(h *fasthttp.RequestHeader) *pool.Backend {
 
 // set makes the response pin the client to b.
 func (s *sticky) set(h *fasthttp.ResponseHeader, b *pool.Backend) {
-	h.AddBytesKV(headerSetCookie, s.setCookie[b.Index()])
+	h.AddBytesKV(headerSetCookie, s.cookie(b))
 }
+
+// cookie returns the Set-Cookie value that pins a client to b.
+func (s *sticky) cookie(b *pool.Backend) []byte { return s.setCookie[b.Index()] }
 
 var headerSetCookie = []byte("Set-Cookie")
 

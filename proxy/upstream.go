@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,6 +18,11 @@ import (
 type upstream struct {
 	hc    *fasthttp.HostClient
 	conns connPool
+
+	// nt is the backend's net/http client, built beside hc on the same
+	// dialer: the net/http path (HTTP/2 clients, HTTP/2 backends) sends its
+	// requests through it. See nettransport.go.
+	nt *http.Transport
 }
 
 func upstreamOf(b *pool.Backend) *upstream { return b.Transport().(*upstream) }
@@ -87,7 +93,11 @@ func (p *Proxy) newUpstream(b *pool.Backend, d *backendDialer) *upstream {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 	}
-	return &upstream{hc: hc, conns: newHostConns(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)}
+	return &upstream{
+		hc:    hc,
+		conns: newHostConns(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn),
+		nt:    p.newNetTransport(b, d, false),
+	}
 }
 
 // writeBufferSize holds a request's header and a small body in one write.

@@ -51,6 +51,10 @@ type Backend struct {
 	backup   bool
 	disabled bool // the "down" option: configured, never used
 
+	proto         Protocol
+	health        HealthKind
+	healthService string
+
 	pooled bool // New has taken it into a Pool
 	index  int  // position in that Pool's backends
 
@@ -158,6 +162,12 @@ func NewBackend(entry string) (*Backend, error) {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fail("invalid port %q", port)
 	}
+	switch {
+	case opts.Protocol == H2 && scheme != "https":
+		return fail("proto=h2 is HTTP/2 over TLS and needs an https:// URL (proto=h2c speaks HTTP/2 without TLS)")
+	case opts.Protocol == H2C && scheme != "http":
+		return fail("proto=h2c is HTTP/2 without TLS and needs an http:// URL (proto=h2 speaks HTTP/2 over TLS)")
+	}
 	addr := net.JoinHostPort(host, port)
 	b := &Backend{
 		url:      scheme + "://" + addr,
@@ -168,6 +178,10 @@ func NewBackend(entry string) (*Backend, error) {
 		maxConns: int64(opts.MaxConns),
 		backup:   opts.Backup,
 		disabled: opts.Down,
+
+		proto:         opts.Protocol,
+		health:        opts.Health,
+		healthService: opts.HealthService,
 	}
 	b.since.Store(time.Now().UnixNano())
 	return b, nil
