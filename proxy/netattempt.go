@@ -149,6 +149,11 @@ func (f *netFront) start(req *http.Request, st *netState, b *pool.Backend, done 
 		out.ContentLength = int64(len(body))
 	case st.upload != nil:
 		st.upload.attach(a)
+		// Not ReverseProxy's wrapper, whose Close does nothing: when the
+		// transport abandons the stream (the backend went away), closing
+		// the client's body is what wakes its blocked read, so the
+		// transport can let the response body fail too.
+		out.Body = st.upload
 	}
 	if st.upload != nil {
 		a.sd.arm(p.cfg.BackendTimeout) // until the body is sent: upload.go
