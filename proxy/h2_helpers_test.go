@@ -165,3 +165,9 @@ func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request 
 	}
 	return req
 }
+
+// tlsPort returns the proxy's TLS port.
+func (tp *tlsProxy) tlsPort() string {
+	_, port, _ := net.SplitHostPort(tp.tlsAddr)
+	return port
+}

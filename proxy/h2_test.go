@@ -2,12 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
 	"github.com/rishichirchi/Load-Balancee/internal/testpki"
@@ -121,5 +126,173 @@ func TestH2COff(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "a" {
 		t.Errorf("PUT split after its first byte, h2c on: %d from %q", resp.StatusCode, resp.Header.Get("X-Backend"))
+	}
+}
+
+// TestHTTP2Backends reaches backends that speak HTTP/2 only: proto=h2 over
+// TLS (ALPN h2) and proto=h2c in plain, from HTTP/2 clients and from
+// HTTP/1.1 clients alike (the latter through the net/http path, which the
+// counters show), with streamed bodies and trailers relayed.
+func TestHTTP2Backends(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	tlsBE := startH2Backend(t, "tls", ca.Issue(t, "127.0.0.1"))
+	plainBE := startH2Backend(t, "plain", nil)
+	tp := h2Proxy(t, ca, Config{
+		Backends:   []string{tlsBE.URL(), plainBE.URL()},
+		BackendTLS: &tls.Config{RootCAs: ca.Pool()},
+	})
+	h2 := newH2Client(t, ca.Pool())
+	h1 := newTLSClient(t, ca.Pool())
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		url    string
+		proto  int
+	}{
+		{"h2 client", h2, tp.tlsURL("localhost", ""), 2},
+		{"h1 client", h1, tp.tlsURL("localhost", ""), 1},
+		{"h1 plain", newClient(t), tp.plainURL, 1},
+	} {
+		seen := map[string]bool{}
+		for range 2 {
+			resp, body := do(t, c.client, newRequest(t, "GET", c.url+"/echo?q=%2F", nil))
+			var e backend.Echo
+			if err := json.Unmarshal([]byte(body), &e); err != nil || resp.ProtoMajor != c.proto {
+				t.Fatalf("%s: %s %v %q", c.name, resp.Proto, err, body)
+			}
+			seen[e.Backend] = true
+			if e.Proto != "HTTP/2.0" || e.URI != "/echo?q=%2F" || e.Host != "localhost:"+tp.tlsPort() && c.name != "h1 plain" {
+				t.Errorf("%s: backend %s saw %s %s Host %s", c.name, e.Backend, e.Proto, e.URI, e.Host)
+			}
+		}
+		if !seen["tls"] || !seen["plain"] {
+			t.Errorf("%s: answered by %v, want both backends", c.name, seen)
+		}
+	}
+	if s := tp.Pool().Traffic().Snapshot(); s.HTTP1ViaNet != 4 || s.HTTP2Requests != 2 {
+		t.Errorf("counters: %d HTTP/1.1 requests on the net/http path, %d HTTP/2, want 4 and 2", s.HTTP1ViaNet, s.HTTP2Requests)
+	}
+
+	// A streamed answer with a trailer, to both kinds of client.
+	for _, c := range []*http.Client{h2, h1} {
+		resp, body := do(t, c, newRequest(t, "GET", tp.tlsURL("localhost", "/stream?n=3"), nil))
+		if body != "chunk 0\nchunk 1\nchunk 2\n" || resp.Trailer.Get("X-Sum") != "3" {
+			t.Errorf("%s stream: %q, trailer %q", resp.Proto, body, resp.Trailer.Get("X-Sum"))
+		}
+	}
+
+	// The backend's statuses pass; a backend gone fails over.
+	resp, _ := do(t, h2, newRequest(t, "GET", tp.tlsURL("localhost", "/status/418"), nil))
+	if resp.StatusCode != 418 {
+		t.Errorf("status %d, want 418", resp.StatusCode)
+	}
+	plainBE.kill()
+	for range 4 {
+		resp, body := do(t, h2, newRequest(t, "GET", tp.tlsURL("localhost", "/"), nil))
+		if resp.StatusCode != 200 || backendOf(body) != "tls" {
+			t.Fatalf("with the h2c backend dead: %d %q", resp.StatusCode, body)
+		}
+	}
+}
+
+// TestHTTP2GracefulShutdown: Shutdown sends GOAWAY and lets the streams in
+// flight finish; past its deadline it closes what is left.
+func TestHTTP2GracefulShutdown(t *testing.T) {
+	be := startBackend(t, "a")
+	p, err := New(Config{Backends: []string{be.URL()}, Logger: discardLogger(), Health: HealthConfig{Path: "/health"},
+		HTTP2: HTTP2Config{H2C: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	c := newH2Client(t, nil)
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	get := func(path string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			resp, err := c.Get(url + path)
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			ch <- result{resp.StatusCode, string(b), err}
+		}()
+		return ch
+	}
+	slow := get("/delay/400ms")
+	waitFor(t, "the request at the backend", 5*time.Second, func() bool { return be.busy.Load() == 1 })
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- p.Shutdown(ctx)
+	}()
+	waitFor(t, "shutdown to begin", 5*time.Second, func() bool { return p.h2.closing.Load() })
+	r := <-slow
+	if r.err != nil || r.status != 200 || backendOf(r.body) != "a" {
+		t.Fatalf("stream in flight at shutdown: %d %q %v", r.status, r.body, r.err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if r := <-get("/"); r.err == nil {
+		t.Errorf("a request after shutdown was answered: %d", r.status)
+	}
+}
+
+// TestHTTP2ShutdownDeadline closes the HTTP/2 connections still busy when
+// the shutdown's deadline passes.
+func TestHTTP2ShutdownDeadline(t *testing.T) {
+	be := startBackend(t, "a")
+	p, err := New(Config{Backends: []string{be.URL()}, Logger: discardLogger(), Health: HealthConfig{Path: "/health"},
+		HTTP2: HTTP2Config{H2C: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln) //nolint:errcheck // ends at shutdown
+	c := newH2Client(t, nil)
+	failed := make(chan error, 1)
+	go func() {
+		resp, err := c.Get("http://" + ln.Addr().String() + "/delay/10s")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		failed <- err
+	}()
+	waitFor(t, "the request at the backend", 5*time.Second, func() bool { return be.busy.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a stream still running: %v, want the deadline", err)
+	}
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Error("the cut stream ended without an error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was not closed at the deadline")
 	}
 }
