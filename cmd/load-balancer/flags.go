@@ -52,9 +52,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n\n"+
-			"An HTTP/1.1 load balancer: spreads requests over the backends by -policy,\n"+
-			"retries failed attempts on other backends and checks backend health.\n"+
-			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down.\n\nFlags:\n")
+			"An HTTP/1.1 and HTTP/2 load balancer: spreads requests over the backends by\n"+
+			"-policy, retries failed attempts on other backends and checks backend health.\n"+
+			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down,\n"+
+			"proto=h2 (https, HTTP/2 over TLS) or proto=h2c (http, HTTP/2 without TLS),\n"+
+			"health=grpc or health=grpc:SERVICE (gRPC health checks, HTTP/2 backends).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
@@ -115,6 +117,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	alertFormat := fs.String("alert-format", "json", "alert body: json, or slack for {\"text\": ...}")
 	var tf tlsFlags
 	tf.register(fs)
+	var hf h2Flags
+	hf.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -265,6 +269,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := tf.apply(&o, set, *host, *port); err != nil {
+		return nil, err
+	}
+	if err := hf.apply(&o); err != nil {
 		return nil, err
 	}
 

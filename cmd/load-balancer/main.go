@@ -1,4 +1,4 @@
-// Command load-balancer is an HTTP/1.1 load balancer:
+// Command load-balancer is an HTTP/1.1 and HTTP/2 load balancer:
 //
 //	load-balancer -backends=http://localhost:8081,http://localhost:8082 -port=3030
 //
@@ -125,9 +125,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		log.Info("Load balancer started at "+o.addr, "policy", o.policy)
 	}
+	if o.proxy.HTTP2.H2C {
+		log.Info("HTTP/2 with prior knowledge (h2c) served at " + o.addr)
+	}
 	if tlsLn != nil {
 		go func() { served <- p.ServeTLS(tlsLn) }()
-		log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
+		if o.proxy.HTTP2.Disable {
+			log.Info("Load balancer serving HTTPS at " + o.tlsAddr)
+		} else {
+			log.Info("Load balancer serving HTTPS at "+o.tlsAddr, "alpn", "h2,http/1.1")
+		}
 	}
 	var adm *admin.Server
 	if adminLn != nil {
