@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -231,5 +233,64 @@ func TestGRPCBackendKilledMidStream(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Error("the call hung")
+	}
+}
+
+func TestGRPCHelpers(t *testing.T) {
+	for _, tc := range []struct {
+		ct   string
+		want bool
+	}{
+		{"application/grpc", true}, {"application/grpc+proto", true}, {"application/grpc;charset=utf-8", true},
+		{"application/grpc-web", false}, {"application/json", false}, {"", false},
+	} {
+		h := http.Header{}
+		h.Set("Content-Type", tc.ct)
+		if got := isGRPC(h); got != tc.want {
+			t.Errorf("isGRPC(%q) = %v", tc.ct, got)
+		}
+	}
+	if got := grpcMessage([]byte("502 Bad Gateway: 100% down\n")); got != "502 Bad Gateway: 100%25 down" {
+		t.Errorf("grpcMessage: %q", got)
+	}
+	if got := grpcHealthRequest("a.B"); string(got) != "\x00\x00\x00\x00\x05\x0a\x03a.B" {
+		t.Errorf("request frame %q", got)
+	}
+	for _, tc := range []struct {
+		body string
+		want uint64
+		err  bool
+	}{
+		{"\x00\x00\x00\x00\x02\x08\x01", 1, false},
+		{"\x00\x00\x00\x00\x00", 0, false},                   // UNKNOWN: field absent
+		{"\x00\x00\x00\x00\x06\x12\x02hi\x08\x02", 2, false}, // an unknown field skipped
+		{"\x01\x00\x00\x00\x02\x08\x01", 0, true},            // compressed
+		{"\x00\x00\x00\x00\x05\x08\x01", 0, true},            // truncated
+		{"\x00\x00\x00", 0, true},                            // no frame
+		{"\x00\x00\x00\x00\x02\x08\xff", 0, true},            // broken varint
+	} {
+		got, err := grpcHealthStatus([]byte(tc.body))
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("grpcHealthStatus(%q) = %d, %v", tc.body, got, err)
+		}
+	}
+}
+
+// TestH2BackendWithoutALPN: a proto=h2 backend that does not agree to h2
+// fails its connections with a reason naming ALPN, and the client gets 502.
+func TestH2BackendWithoutALPN(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	tb := startTLSBackend(t, "h1only", ca.Issue(t, "127.0.0.1"))
+	p, url := startProxy(t, Config{
+		Backends:   []string{tb.URL() + " proto=h2"},
+		BackendTLS: &tls.Config{RootCAs: ca.Pool()},
+		Health:     HealthConfig{Interval: -1},
+	})
+	status, body := get(t, newClient(t), url+"/")
+	if status != http.StatusBadGateway || body != "502 Bad Gateway: backend unavailable\n" {
+		t.Errorf("got %d %q", status, body)
+	}
+	if e := p.Pool().Backends()[0].LastError(); !strings.Contains(e, `backend does not speak HTTP/2 (ALPN "", want h2)`) {
+		t.Errorf("last error %q", e)
 	}
 }

@@ -296,3 +296,25 @@ func TestHTTP2ShutdownDeadline(t *testing.T) {
 		t.Fatal("the connection was not closed at the deadline")
 	}
 }
+
+// TestHTTP2WithMaxConnsPerIP: fasthttp's per-IP wrapper hides the TLS
+// connection from its NextProto dispatch, so the proxy dispatches on the
+// first read; HTTP/2 and HTTP/1.1 both still work over TLS.
+func TestHTTP2WithMaxConnsPerIP(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	be := startBackend(t, "a")
+	tp := h2Proxy(t, ca, Config{Backends: []string{be.URL()}, MaxConnsPerIP: 4})
+	for _, c := range []*http.Client{newH2Client(t, ca.Pool()), newTLSClient(t, ca.Pool())} {
+		resp, body := do(t, c, newRequest(t, "GET", tp.tlsURL("localhost", "/echo"), nil))
+		var e backend.Echo
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			t.Fatalf("%s: %v %q", resp.Proto, err, body)
+		}
+		if got := header(e, "X-Forwarded-Proto"); len(got) != 1 || got[0] != "https" {
+			t.Errorf("%s: X-Forwarded-Proto %q, want https", resp.Proto, got)
+		}
+	}
+	if s := tp.Pool().Traffic().Snapshot(); s.HTTP2Requests != 1 {
+		t.Errorf("%d HTTP/2 requests, want 1", s.HTTP2Requests)
+	}
+}

@@ -205,6 +205,18 @@ func TestParity(t *testing.T) {
 			return outcome{"post": fmt.Sprint(resp.StatusCode, " ", body), "get": backendOf(getBody), "good": fmt.Sprint(good.hits.Load())}
 		}, outcome{"post": "504 504 Gateway Timeout: backend did not answer in time\n", "get": "good", "good": "1"}},
 
+		{"GET hedged to another backend when the first is slow", func(e *parityEnv) outcome {
+			slow, fast := startBackend(e.t, "slow"), startBackend(e.t, "fast")
+			slow.freeze()
+			u := e.proxy(Config{Backends: []string{slow.URL() + " weight=1000", fast.URL()}, HedgeAfter: 50 * time.Millisecond,
+				HedgeBudget: 100, EjectAfter: -1})
+			_, body := e.get(u + "/")
+			bs := e.last.Pool().Backends()
+			caused, _ := bs[0].Hedges()
+			_, won := bs[1].Hedges()
+			return outcome{"answer": backendOf(body), "caused": fmt.Sprint(caused), "won": fmt.Sprint(won)}
+		}, outcome{"answer": "fast", "caused": "1", "won": "1"}},
+
 		{"413 for a body over the limit", func(e *parityEnv) outcome {
 			be := startBackend(e.t, "a")
 			u := e.proxy(Config{Backends: []string{be.URL()}, MaxBodySize: 1024})
