@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -29,8 +30,10 @@ const (
 )
 
 func (h *Handler) websocket(ctx *fasthttp.RequestCtx) {
-	key := ctx.Request.Header.Peek("Sec-WebSocket-Key")
-	if !bytes.EqualFold(ctx.Request.Header.Peek("Upgrade"), []byte("websocket")) || len(key) == 0 {
+	// Header names are kept as received (see NewServer), and proxies spell
+	// these differently (Sec-Websocket-Key, sec-websocket-key): any case.
+	key := headerValue(ctx, "Sec-WebSocket-Key")
+	if !bytes.EqualFold(headerValue(ctx, "Upgrade"), []byte("websocket")) || len(key) == 0 {
 		badArg(ctx, "/ws wants a WebSocket handshake")
 		return
 	}
@@ -42,6 +45,16 @@ func (h *Handler) websocket(ctx *fasthttp.RequestCtx) {
 	ctx.Hijack(func(c net.Conn) {
 		wsEcho(bufio.NewReader(c), c) //nolint:errcheck // the peer went away
 	})
+}
+
+// headerValue returns the request header named name, in any letter case.
+func headerValue(ctx *fasthttp.RequestCtx, name string) []byte {
+	for k, v := range ctx.Request.Header.All() {
+		if strings.EqualFold(string(k), name) {
+			return v
+		}
+	}
+	return nil
 }
 
 // wsEcho answers frames read from r on w until a close frame or an error.

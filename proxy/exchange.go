@@ -163,7 +163,9 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		return p.exchangeFailed(bc, err, failTimeout)
 	}
 	bc.disarm()
-	if resp.ConnectionClose() || (env.hooks != nil && env.hooks.detach()) {
+	// Bytes past the response are a backend's mistake: the connection
+	// cannot be trusted to frame the next one.
+	if resp.ConnectionClose() || br.Buffered() > 0 || (env.hooks != nil && env.hooks.detach()) {
 		up.conns.close(cc)
 	} else {
 		up.conns.release(cc)

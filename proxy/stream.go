@@ -203,7 +203,7 @@ func readCRLF(br *bufio.Reader) error {
 func (s *streamedBody) Close() error {
 	s.bc.disarm()
 	s.up.conns.releaseReader(s.br)
-	if s.done && !s.closeConn {
+	if s.done && !s.closeConn && s.br.Buffered() == 0 {
 		s.up.conns.release(s.cc)
 	} else {
 		s.up.conns.close(s.cc)

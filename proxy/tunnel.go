@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -116,8 +117,7 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// What the backend sent right after its 101, then the rest, which
-		// between two TCP connections the kernel splices.
+		// What the backend sent right after its 101, then the rest.
 		var err error
 		if n := t.br.Buffered(); n > 0 {
 			b, _ := t.br.Peek(n)
@@ -125,17 +125,48 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 			t.br.Discard(n) //nolint:errcheck // peeked
 		}
 		if err == nil {
-			_, err = io.Copy(raw, backendRaw)
+			err = pump(raw, backendRaw)
 		}
 		if endDirection(raw, err, abort) {
 			client.SetReadDeadline(time.Now().Add(tunnelLinger))
 		}
 	}()
-	_, err := io.Copy(backendRaw, client)
+	err := pump(backendRaw, client)
 	if endDirection(backendRaw, err, abort) {
 		backendRaw.SetReadDeadline(time.Now().Add(tunnelLinger))
 	}
 	<-done
+}
+
+// pumpBufferSize is each tunnel direction's buffer.
+const pumpBufferSize = 16 << 10
+
+var pumpBuffers = sync.Pool{New: func() any { b := make([]byte, pumpBufferSize); return &b }}
+
+// pump copies src to dst until src ends (nil) or either side fails. It is
+// a plain read-write loop rather than io.Copy, whose splice(2) between two
+// TCP connections costs more than it saves for the small messages
+// WebSockets carry, and it yields before each read, as the HTTP path does,
+// so the read more often finds data instead of failing with EAGAIN.
+func pump(dst io.Writer, src io.Reader) error {
+	bp := pumpBuffers.Get().(*[]byte)
+	defer pumpBuffers.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
 }
 
 // endDirection finishes one direction of a tunnel: at a clean end of input

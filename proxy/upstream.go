@@ -37,6 +37,8 @@ type connPool interface {
 	release(h any)
 	// close closes a connection and frees its place in the pool.
 	close(h any)
+	// reader and writer return the connection's buffered reader and
+	// writer; release them when done with the exchange.
 	reader(c net.Conn) *bufio.Reader
 	releaseReader(br *bufio.Reader)
 	writer(c net.Conn) *bufio.Writer
@@ -66,12 +68,30 @@ func (p *hostConns[C]) acquire(timeout time.Duration) (any, net.Conn, error) {
 	return cc, cc.Conn(), nil
 }
 
-func (p *hostConns[C]) release(h any)                   { p.releaseFn(h.(C)) }
-func (p *hostConns[C]) close(h any)                     { p.closeFn(h.(C)) }
-func (p *hostConns[C]) reader(c net.Conn) *bufio.Reader { return p.hc.AcquireReader(c) }
-func (p *hostConns[C]) releaseReader(br *bufio.Reader)  { p.hc.ReleaseReader(br) }
-func (p *hostConns[C]) writer(c net.Conn) *bufio.Writer { return p.hc.AcquireWriter(c) }
-func (p *hostConns[C]) releaseWriter(bw *bufio.Writer)  { p.hc.ReleaseWriter(bw) }
+func (p *hostConns[C]) release(h any) { p.releaseFn(h.(C)) }
+func (p *hostConns[C]) close(h any)   { p.closeFn(h.(C)) }
+
+// A backend connection keeps its buffered reader and writer for its life,
+// as the server does for a client connection: no pool round trip per
+// exchange, and whatever the backend sends stays with its connection.
+func (p *hostConns[C]) reader(c net.Conn) *bufio.Reader {
+	bc := c.(*backendConn)
+	if bc.br == nil {
+		bc.br = bufio.NewReaderSize(bc, p.hc.ReadBufferSize)
+	}
+	return bc.br
+}
+
+func (p *hostConns[C]) writer(c net.Conn) *bufio.Writer {
+	bc := c.(*backendConn)
+	if bc.bw == nil {
+		bc.bw = bufio.NewWriterSize(bc, p.hc.WriteBufferSize)
+	}
+	return bc.bw
+}
+
+func (p *hostConns[C]) releaseReader(*bufio.Reader) {}
+func (p *hostConns[C]) releaseWriter(*bufio.Writer) {}
 
 // newUpstream returns the connection pool for one backend, whose
 // connections d makes.

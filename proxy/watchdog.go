@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -190,9 +191,12 @@ type backendConn struct {
 	expired  atomic.Bool
 	closed   atomic.Bool
 
-	// uses counts the exchanges started on the connection. Only the
-	// goroutine holding the connection touches it.
+	// uses counts the exchanges started on the connection; br and bw are
+	// its buffers (see connPool). Only the goroutine holding the
+	// connection touches them.
 	uses int
+	br   *bufio.Reader
+	bw   *bufio.Writer
 }
 
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {

@@ -49,7 +49,7 @@ func TestProxyConfigs(t *testing.T) {
 			"keepalive 1024;",
 			"listen 127.0.0.1:9100 backlog=4096;",
 			"proxy_http_version 1.1;",
-			`proxy_set_header Connection "";`,
+			`proxy_set_header Connection $connection_upgrade;`, `map $http_upgrade $connection_upgrade`,
 			"proxy_set_header X-Forwarded-For $remote_addr;",
 			"pid /tmp/x/nginx.pid;",
 		}},

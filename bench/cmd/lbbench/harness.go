@@ -184,12 +184,18 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		URL: "http://" + p.addr + sc.Path(), Method: sc.Method,
 		Body: make([]byte, sc.BodySize), Conns: sc.Conns, KeepAlive: sc.KeepAlive,
 	}
+	load := h.load
+	if sc.WebSocket {
+		spec.URL = "ws://" + p.addr + sc.Path()
+		spec.Body = make([]byte, sc.RespSize)
+		load = &wsLoad{self: wsSelf(), pin: h.loadPin}
+	}
 	fail := func(err error) runRecord {
 		return runRecord{Round: round, Peer: p.Name, Error: err.Error()}
 	}
 	if h.opts.warmup > 0 {
 		spec.Duration = h.opts.warmup
-		if _, err := h.load.Run(ctx, spec); err != nil {
+		if _, err := load.Run(ctx, spec); err != nil {
 			return fail(fmt.Errorf("warm-up: %v", err))
 		}
 	}
@@ -205,7 +211,7 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		}
 	}
 	spec.Duration = h.opts.duration
-	lr, err := h.load.Run(ctx, spec)
+	lr, err := load.Run(ctx, spec)
 	if err != nil {
 		return fail(err)
 	}

@@ -97,6 +97,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 var errProbed = errors.New("probed")
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if isWSLoad(args) {
+		if err := runWSLoad(args[1:], stdout); err != nil {
+			fmt.Fprintf(stderr, "lbbench -wsload: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	o, err := parseOptions(args, stderr)
 	switch {
 	case errors.Is(err, errProbed), errors.Is(err, flag.ErrHelp):

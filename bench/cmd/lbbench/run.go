@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/bench/configs"
@@ -18,6 +19,15 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	scs, err := selectScenarios(h.opts.scenarios)
 	if err != nil {
 		return nil, err
+	}
+	if h.opts.backend != "go" {
+		// Only backend-server has the /ws echo.
+		scs = slices.DeleteFunc(scs, func(sc scenario) bool {
+			if sc.WebSocket {
+				h.warnf("scenario %s skipped: -backend=%s has no WebSocket echo", sc.Name, h.opts.backend)
+			}
+			return sc.WebSocket
+		})
 	}
 	peers, err := selectPeers(h.opts.peers)
 	if err != nil {

@@ -16,10 +16,19 @@ type scenario struct {
 	Conns       int
 	KeepAlive   bool
 	Default     bool // part of a run that names no scenarios
+	// WebSocket scenarios echo RespSize-byte messages on Conns
+	// WebSockets instead of making HTTP requests; a message counts as a
+	// request.
+	WebSocket bool
 }
 
 // Path is what the scenario requests.
-func (s scenario) Path() string { return "/bytes/" + strconv.Itoa(s.RespSize) }
+func (s scenario) Path() string {
+	if s.WebSocket {
+		return "/ws"
+	}
+	return "/bytes/" + strconv.Itoa(s.RespSize)
+}
 
 // scenarios are every scenario the harness knows, in report order.
 var scenarios = []scenario{
@@ -29,6 +38,8 @@ var scenarios = []scenario{
 	{Name: "64k-512", Description: "GET 64 KiB, 512 keep-alive connections", Method: "GET", RespSize: 65536, Conns: 512, KeepAlive: true},
 	{Name: "close", Description: "GET 20 B, a new connection per request, 64 at a time", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: false, Default: true},
 	{Name: "post-4k", Description: "POST 4 KiB body, 20 B answer, 64 keep-alive connections", Method: "POST", RespSize: 20, BodySize: 4096, Conns: 64, KeepAlive: true, Default: true},
+	{Name: "1m", Description: "GET 1 MiB, 16 keep-alive connections", Method: "GET", RespSize: 1 << 20, Conns: 16, KeepAlive: true},
+	{Name: "ws", Description: "WebSocket echo of 128 B messages, 64 WebSockets", Method: "GET", RespSize: 128, Conns: 64, KeepAlive: true, WebSocket: true},
 }
 
 // selectScenarios turns a comma-separated list of scenario names into

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSelectScenarios(t *testing.T) {
@@ -13,7 +14,7 @@ func TestSelectScenarios(t *testing.T) {
 	}{
 		{"", "small small-512 64k close post-4k", ""},
 		{"default", "small small-512 64k close post-4k", ""},
-		{"all", "small small-512 64k 64k-512 close post-4k", ""},
+		{"all", "small small-512 64k 64k-512 close post-4k 1m ws", ""},
 		{"small", "small", ""},
 		{"post-4k, small", "small post-4k", ""}, // report order, spaces allowed
 		{"64k-512,default", "small small-512 64k 64k-512 close post-4k", ""},
@@ -100,6 +101,18 @@ func TestIdleLevels(t *testing.T) {
 		got := idleLevels(tc.n)
 		if len(got) != len(tc.want) || (len(got) > 0 && (got[0] != tc.want[0] || got[len(got)-1] != tc.want[len(tc.want)-1])) {
 			t.Errorf("idleLevels(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestParseWSLoad(t *testing.T) {
+	r, err := parseWSLoad([]byte(`{"Requests":1200,"Seconds":2,"RPS":600,"P50":1000000,"P99":3000000,"Max":9000000,"Errors":0,"Non2xx":1}` + "\n"))
+	if err != nil || r.Requests != 1200 || r.RPS != 600 || r.P99 != 3*time.Millisecond || r.Non2xx != 1 {
+		t.Errorf("got %+v, %v", r, err)
+	}
+	for _, bad := range []string{"", "not json", `{"Requests":5}`} {
+		if _, err := parseWSLoad([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }
