@@ -318,3 +318,19 @@ func TestHTTP2WithMaxConnsPerIP(t *testing.T) {
 		t.Errorf("%d HTTP/2 requests, want 1", s.HTTP2Requests)
 	}
 }
+
+// TestH2CWithReduceMemory: with ReduceMemory, fasthttp reads a connection's
+// first byte alone; the preface check still sees the whole preface, and
+// HTTP/1.1 requests still arrive whole.
+func TestH2CWithReduceMemory(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ReduceMemory: true, HTTP2: HTTP2Config{H2C: true}})
+	for _, c := range []*http.Client{newH2Client(t, nil), newClient(t)} {
+		for range 2 {
+			resp, body := do(t, c, newRequest(t, "POST", url+"/echo", strings.NewReader("body")))
+			if resp.StatusCode != 200 || !strings.Contains(body, `"body_length":4`) {
+				t.Errorf("%s: %d %q", resp.Proto, resp.StatusCode, body)
+			}
+		}
+	}
+}

@@ -60,6 +60,11 @@ type h2cConn struct {
 	net.Conn
 	s *h2Server
 	d dispatch
+	// pending holds sniffed bytes not yet handed to fasthttp, when its
+	// first read was smaller than the preface (ReduceMemory reads one
+	// byte first).
+	pending []byte
+	buf     [24]byte
 }
 
 // Read implements net.Conn. The first call reads until the bytes either
@@ -67,12 +72,34 @@ type h2cConn struct {
 // (HTTP/2: served, then end-of-file).
 func (c *h2cConn) Read(b []byte) (int, error) {
 	if c.d.state.Load() != dispatchPending {
+		if len(c.pending) > 0 {
+			n := copy(b, c.pending)
+			c.pending = c.pending[n:]
+			return n, nil
+		}
 		return c.Conn.Read(b)
 	}
 	if len(b) < len(h2Preface) {
-		c.d.state.Store(dispatchHTTP1) // not fasthttp's way: never sniff
-		return c.Conn.Read(b)
+		// Sniff into a buffer of our own, then hand its bytes over.
+		n, err := c.sniff(c.buf[:])
+		if c.d.state.Load() == dispatchDone {
+			return 0, io.EOF
+		}
+		c.pending = c.buf[:n]
+		m := copy(b, c.pending)
+		c.pending = c.pending[m:]
+		if len(c.pending) > 0 {
+			err = nil // the rest first; the error comes again on reading on
+		}
+		return m, err
 	}
+	return c.sniff(b)
+}
+
+// sniff reads into b, at least as long as the preface, until its bytes
+// differ from the preface or hold all of it; for HTTP/2 it serves the
+// connection and returns end-of-file.
+func (c *h2cConn) sniff(b []byte) (int, error) {
 	n := 0
 	for {
 		m, err := c.Conn.Read(b[n:])
