@@ -368,9 +368,13 @@ func (nb *netBody) Close() error {
 		return nil
 	}
 	nb.closed = true
-	err := nb.src.Close()
 	a := nb.a
-	a.sd.release()
+	if nb.eof {
+		a.sd.done()
+	} else {
+		a.sd.release() // the rest of the body is not wanted
+	}
+	err := nb.src.Close()
 	a.b.Done(!nb.eof && !a.aborted.Load())
 	return err
 }

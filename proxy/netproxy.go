@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -254,6 +255,7 @@ type netWriter struct {
 	status  int
 	header  int // size of the header block, estimated
 	written int
+	length  int64 // the response's Content-Length, -1 when it streams
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -265,6 +267,12 @@ func (w *netWriter) WriteHeader(code int) {
 		// one, as on HTTP/1.1.
 		if _, ok := h["Content-Type"]; !ok {
 			h["Content-Type"] = nil
+		}
+		w.length = -1
+		if v := h["Content-Length"]; len(v) == 1 && !w.st.grpc {
+			if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+				w.length = n
+			}
 		}
 		w.header = statusLineSize + headerSize(h)
 	}
@@ -281,8 +289,22 @@ func (w *netWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Unwrap lets http.ResponseController reach the server's writer (Flush).
+// Unwrap lets http.ResponseController reach the server's writer.
 func (w *netWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// FlushError is what ReverseProxy's flush after every write (FlushInterval
+// -1) reaches. A stream (no Content-Length: gRPC, server-sent events,
+// chunked) is flushed each time: nothing waits in the proxy. A body of
+// known length is not: the HTTP/2 server sends what it holds as its buffer
+// fills and the rest, with the header, when the handler returns, so a small
+// answer leaves in one write instead of three (header, data, end of
+// stream), and a large one in full frames.
+func (w *netWriter) FlushError() error {
+	if w.length >= 0 {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
 
 // answer sends one of the proxy's own answers.
 func (w *netWriter) answer(st *netState, status int, body []byte) {

@@ -44,13 +44,23 @@ func (w *watchdog) trackStream(cancel context.CancelFunc) *streamDeadline {
 // arm sets the deadline d from now.
 func (sd *streamDeadline) arm(d time.Duration) { sd.deadline.Store(sd.w.now() + int64(d)) }
 
-// release stops timing the attempt and cancels its context (which frees
-// what the transport holds for it). It may be called more than once.
+// release stops timing the attempt and cancels its context, which makes
+// the transport drop the stream (and an HTTP/1.1 connection). It may be
+// called more than once.
 func (sd *streamDeadline) release() {
+	sd.done()
+	sd.cancel()
+}
+
+// done stops timing an attempt that ended cleanly, leaving its context
+// alone: net/http puts an HTTP/1.1 connection back in its pool only after
+// the body's end, from another goroutine, and a context cancelled by then
+// makes it close the connection instead. The context ends with the
+// client's request.
+func (sd *streamDeadline) done() {
 	sd.w.streams.mu.Lock()
 	delete(sd.w.streams.set, sd)
 	sd.w.streams.mu.Unlock()
-	sd.cancel()
 }
 
 func (ss *streamDeadlines) sweep(now int64) {
