@@ -129,9 +129,16 @@ type netAttempt struct {
 // (wait returns at once); otherwise in its own, closing done at the end.
 func (f *netFront) start(req *http.Request, st *netState, b *pool.Backend, done chan *netAttempt) *netAttempt {
 	p := f.p
-	ctx, cancel := context.WithCancel(req.Context())
+	// The attempt's context is cancelled when the client goes away, the
+	// deadline passes or the attempt is abandoned, but not when the
+	// request's handler returns after a clean end: net/http decides
+	// whether an HTTP/1.1 connection goes back to its pool after the
+	// body's end, from another goroutine, and a context cancelled by then
+	// makes it close the connection instead.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
 	a := &netAttempt{f: f, st: st, b: b, done: make(chan struct{})}
 	a.sd = p.wd.trackStream(cancel)
+	a.sd.stop = context.AfterFunc(req.Context(), cancel)
 
 	out := req.WithContext(ctx)
 	u := *req.URL

@@ -144,7 +144,17 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.sticky != nil {
 		st.pinned = p.sticky.lookup(cookieValue(r.Header, p.sticky.name))
 	}
-	f.rp.ServeHTTP(nw, r.WithContext(context.WithValue(r.Context(), netStateKey{}, st)))
+	base := r.Context()
+	if !st.h2 {
+		// fasthttpadaptor's request context is fasthttp's RequestCtx,
+		// reused for the next request once the handler returns: nothing
+		// derived from it may outlive the request, and the attempts'
+		// contexts may (see start). It says nothing about the client
+		// anyway.
+		base = context.Background()
+	}
+	st.in = r.WithContext(context.WithValue(base, netStateKey{}, st))
+	f.rp.ServeHTTP(nw, st.in)
 }
 
 // netBody prepares the request body as the HTTP/1.1 path does (body.go):

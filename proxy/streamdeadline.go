@@ -21,6 +21,7 @@ type streamDeadline struct {
 	deadline atomic.Int64 // coarse unix nanoseconds; zero when unarmed
 	expired  atomic.Bool
 	cancel   context.CancelFunc
+	stop     func() bool // unregisters the cancel on the client going away
 }
 
 // streamDeadlines is the watchdog's set of running attempts.
@@ -53,14 +54,14 @@ func (sd *streamDeadline) release() {
 }
 
 // done stops timing an attempt that ended cleanly, leaving its context
-// alone: net/http puts an HTTP/1.1 connection back in its pool only after
-// the body's end, from another goroutine, and a context cancelled by then
-// makes it close the connection instead. The context ends with the
-// client's request.
+// alone (see netFront.start).
 func (sd *streamDeadline) done() {
 	sd.w.streams.mu.Lock()
 	delete(sd.w.streams.set, sd)
 	sd.w.streams.mu.Unlock()
+	if sd.stop != nil {
+		sd.stop()
+	}
 }
 
 func (ss *streamDeadlines) sweep(now int64) {
