@@ -199,18 +199,7 @@ func TestHTTP2Backends(t *testing.T) {
 // flight finish; past its deadline it closes what is left.
 func TestHTTP2GracefulShutdown(t *testing.T) {
 	be := startBackend(t, "a")
-	p, err := New(Config{Backends: []string{be.URL()}, Logger: discardLogger(), Health: HealthConfig{Path: "/health"},
-		HTTP2: HTTP2Config{H2C: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln) }()
-	url := "http://" + ln.Addr().String()
+	p, url, served := startUnmanagedProxy(t, be)
 	c := newH2Client(t, nil)
 
 	type result struct {
@@ -261,20 +250,11 @@ func TestHTTP2GracefulShutdown(t *testing.T) {
 // the shutdown's deadline passes.
 func TestHTTP2ShutdownDeadline(t *testing.T) {
 	be := startBackend(t, "a")
-	p, err := New(Config{Backends: []string{be.URL()}, Logger: discardLogger(), Health: HealthConfig{Path: "/health"},
-		HTTP2: HTTP2Config{H2C: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.Serve(ln) //nolint:errcheck // ends at shutdown
+	p, url, _ := startUnmanagedProxy(t, be)
 	c := newH2Client(t, nil)
 	failed := make(chan error, 1)
 	go func() {
-		resp, err := c.Get("http://" + ln.Addr().String() + "/delay/10s")
+		resp, err := c.Get(url + "/delay/10s")
 		if err == nil {
 			_, err = io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -333,4 +313,23 @@ func TestH2CWithReduceMemory(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startUnmanagedProxy runs a proxy with h2c over be whose shutdown is the
+// test's to do; served reports what Serve returned.
+func startUnmanagedProxy(t *testing.T, be *testBackend) (p *Proxy, url string, served <-chan error) {
+	t.Helper()
+	p, err := New(Config{Backends: []string{be.URL()}, Logger: discardLogger(), Health: HealthConfig{Path: "/health"},
+		HTTP2: HTTP2Config{H2C: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- p.Serve(ln) }()
+	t.Cleanup(func() { p.Close() })
+	return p, "http://" + ln.Addr().String(), ch
 }

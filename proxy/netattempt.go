@@ -288,15 +288,10 @@ func (f *netFront) hedged(req *http.Request, st *netState, b *pool.Backend, trie
 	for {
 		select {
 		case <-timer.C:
-			if !p.hedgeBudget.spend() {
-				continue
-			}
-			hb, _ := p.pool.Acquire((*netKey)(st), *tried)
+			hb := p.hedgeTarget((*netKey)(st), b, tried)
 			if hb == nil {
 				continue
 			}
-			tried.Add(hb)
-			b.Hedged()
 			attempts = append(attempts, f.start(req, st, hb, done))
 			running++
 		case a := <-done:
