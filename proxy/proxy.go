@@ -1,8 +1,9 @@
-// Package proxy is an HTTP/1.1 reverse proxy and load balancer on fasthttp.
-// A Proxy spreads requests over a pool of backends, retries failed attempts
-// on other backends, and checks backend health in the background. It can run
-// its own server (Serve, ListenAndServe) or be mounted as a handler
-// (HandleFastHTTP) in a fasthttp server of the caller's.
+// Package proxy is an HTTP/1.1 and HTTP/2 reverse proxy and load balancer
+// on fasthttp. A Proxy spreads requests over a pool of backends, retries
+// failed attempts on other backends, and checks backend health in the
+// background. It can run its own server (Serve, ListenAndServe, ServeTLS,
+// which also serve HTTP/2 and gRPC) or be mounted as a handler
+// (HandleFastHTTP, HTTP/1.1) in a fasthttp server of the caller's.
 package proxy
 
 import (
