@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs or checks what `make bench` needs: wrk and hey (load generators),
-# nginx and HAProxy (the peers), taskset (pinning). As root, whatever is
+# h2load (HTTP/2 load, from nghttp2-client), nginx and HAProxy (the peers),
+# taskset (pinning). As root, whatever is
 # missing comes from apt-get; otherwise missing tools are listed and the
 # harness skips those peers (it never fakes one). Exits non-zero only when
 # no load generator can be had.
@@ -8,9 +9,9 @@ set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 
-declare -A pkg=([wrk]=wrk [hey]=hey [nginx]=nginx [haproxy]=haproxy [taskset]=util-linux [getconf]=libc-bin)
+declare -A pkg=([wrk]=wrk [hey]=hey [h2load]=nghttp2-client [nginx]=nginx [haproxy]=haproxy [taskset]=util-linux [getconf]=libc-bin)
 missing=()
-for tool in wrk hey nginx haproxy taskset getconf; do
+for tool in wrk hey h2load nginx haproxy taskset getconf; do
   have "$tool" || missing+=("${pkg[$tool]}")
 done
 
@@ -39,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-for tool in wrk hey nginx haproxy taskset; do
+for tool in wrk hey h2load nginx haproxy taskset; do
   if have "$tool"; then echo "bench/setup.sh: $tool ok"; else echo "bench/setup.sh: $tool MISSING"; fi
 done
 if ! have wrk && ! have hey; then

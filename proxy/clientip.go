@@ -79,10 +79,20 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // header's value when the chain is to be extended, nil when it is replaced.
 func (p *Proxy) clientAddr(ctx *fasthttp.RequestCtx) (client netip.Addr, forwarded []byte) {
 	peer := peerAddr(ctx)
-	if len(p.trusted) == 0 || !peer.IsValid() || !p.trusted.contains(peer) {
+	if !p.trusts(peer) {
 		return peer, nil
 	}
-	xff := headerValue(ctx.Request.Header.RawHeaders(), headerXForwardedFor)
+	return p.clientBehind(peer, headerValue(ctx.Request.Header.RawHeaders(), headerXForwardedFor))
+}
+
+// trusts reports whether peer is one of the trusted proxies.
+func (p *Proxy) trusts(peer netip.Addr) bool {
+	return len(p.trusted) != 0 && peer.IsValid() && p.trusted.contains(peer)
+}
+
+// clientBehind returns the client that a trusted peer's X-Forwarded-For
+// names, and that header's value to extend; both front ends share it.
+func (p *Proxy) clientBehind(peer netip.Addr, xff []byte) (client netip.Addr, forwarded []byte) {
 	if len(xff) == 0 {
 		return peer, nil
 	}

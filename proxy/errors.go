@@ -118,7 +118,20 @@ var (
 // writeFailure answers the client after the last attempt failed with f, or
 // with no attempt at all when f is zero.
 func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
-	status, body := fasthttp.StatusBadGateway, reasonNoBackend
+	status, body := f.answer()
+	writePlain(ctx, status, body)
+	if f == failBodyTooLarge || f == failClientGone {
+		// The rest of the body may still be on its way: the connection
+		// cannot carry another request.
+		ctx.SetConnectionClose()
+	}
+}
+
+// answer is the status and body the client gets after the last attempt
+// failed with f, or with no attempt at all when f is zero. Both front ends
+// answer from here.
+func (f failure) answer() (status int, body []byte) {
+	status, body = fasthttp.StatusBadGateway, reasonNoBackend
 	switch f {
 	case failConnect, failClosed, failStale:
 		body = reasonUnreachable
@@ -133,12 +146,7 @@ func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
 	case failClientGone:
 		status, body = fasthttp.StatusBadRequest, reasonBodyIncomplete
 	}
-	writePlain(ctx, status, body)
-	if f == failBodyTooLarge || f == failClientGone {
-		// The rest of the body may still be on its way: the connection
-		// cannot carry another request.
-		ctx.SetConnectionClose()
-	}
+	return status, body
 }
 
 func writePlain(ctx *fasthttp.RequestCtx, status int, body []byte) {

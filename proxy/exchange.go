@@ -118,6 +118,9 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		resp.SkipBody = true
 	}
 	resp.Header.DisableNormalizing()
+	// Reset cleared the server's NoDefaultContentType: an answer without a
+	// Content-Type must stay without one.
+	resp.Header.SetNoDefaultContentType(true)
 	br := up.conns.reader(bc)
 	if err := readResponseHeader(br, resp); err != nil {
 		up.conns.releaseReader(br)

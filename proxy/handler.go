@@ -45,8 +45,13 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 // of the proxy's own.
 func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	defer p.recoverPanic(ctx)
-
 	req := &ctx.Request
+	t := p.table.Load()
+	if t.viaNet && ctx.UserValue(preflightKey{}) == nil && t.viaNetFor(req) {
+		// HTTP/2 backends: only the net/http clients reach them.
+		p.proxyViaNet(ctx)
+		return 0
+	}
 	var upgrade bool
 	if v := ctx.UserValue(preflightKey{}); v != nil {
 		// The request expected 100-continue and was prepared then.
@@ -65,7 +70,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 			return
 		}
 	}
-	rt := p.table.Load().match(req)
+	rt := t.match(req)
 	if rt == nil {
 		writeNoRoute(ctx)
 		return

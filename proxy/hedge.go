@@ -124,15 +124,13 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, pl *pool.Pool, b *pool.Backend,
 	for {
 		select {
 		case <-timer.C:
-			if first.hooks.header.Load() || !p.hedgeBudget.spend() {
+			if first.hooks.header.Load() {
 				continue
 			}
-			hb, _ := pl.Acquire((*requestKey)(ctx), *tried)
+			hb := p.hedgeTarget(pl, (*requestKey)(ctx), b, tried)
 			if hb == nil {
 				continue
 			}
-			tried.Add(hb)
-			b.Hedged()
 			attempts = append(attempts, p.startAttempt(ctx, hb, cc, done))
 			running++
 		case a := <-done:
@@ -196,4 +194,20 @@ func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clie
 		done <- a
 	}()
 	return a
+}
+
+// hedgeTarget picks where to send a hedge of a request whose attempt on b
+// is late, within the budget, and begins the attempt there; nil when the
+// budget or the pool has none. Both front ends hedge through it.
+func (p *Proxy) hedgeTarget(pl *pool.Pool, r pool.Request, b *pool.Backend, tried *pool.Tried) *pool.Backend {
+	if !p.hedgeBudget.spend() {
+		return nil
+	}
+	hb, _ := pl.Acquire(r, *tried)
+	if hb == nil {
+		return nil
+	}
+	tried.Add(hb)
+	b.Hedged()
+	return hb
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -40,6 +42,13 @@ func (pr *prober) Probe(ctx context.Context, b *pool.Backend) error {
 	if timeout <= 0 {
 		return errors.New("check timed out")
 	}
+	up := upstreamOf(b)
+	if t := up.probeNet; t != nil {
+		if kind, service := b.HealthCheck(); kind == pool.HealthGRPC {
+			return probeGRPC(ctx, t, b, service)
+		}
+		return pr.probeNet(ctx, t, b)
+	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -48,7 +57,7 @@ func (pr *prober) Probe(ctx context.Context, b *pool.Backend) error {
 	req.Header.SetHost(b.Addr())
 	req.Header.SetUserAgent("load-balancer-health-check")
 	req.SetConnectionClose()
-	err := upstreamOf(b).probe.DoTimeout(req, resp, timeout)
+	err := up.probe.DoTimeout(req, resp, timeout)
 	switch {
 	case err == nil:
 	case errors.Is(err, fasthttp.ErrTimeout):
@@ -71,4 +80,23 @@ func deadlineOf(ctx context.Context) time.Time {
 		return d
 	}
 	return time.Now().Add(time.Hour)
+}
+
+// probeNet checks an HTTP/2 backend with GET on the health path.
+func (pr *prober) probeNet(ctx context.Context, t http.RoundTripper, b *pool.Backend) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.Addr()+pr.path, nil)
+	if err != nil {
+		return fmt.Errorf("check failed: %w", err)
+	}
+	req.Header.Set("User-Agent", "load-balancer-health-check")
+	resp, err := t.RoundTrip(req)
+	if err != nil {
+		return probeError(ctx, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck // the status decides
+	resp.Body.Close()
+	if code := resp.StatusCode; code < 200 || code >= 400 {
+		return fmt.Errorf("check returned status %d", code)
+	}
+	return nil
 }

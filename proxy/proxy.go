@@ -1,8 +1,9 @@
-// Package proxy is an HTTP/1.1 reverse proxy and load balancer on fasthttp.
-// A Proxy spreads requests over a pool of backends, retries failed attempts
-// on other backends, and checks backend health in the background. It can run
-// its own server (Serve, ListenAndServe) or be mounted as a handler
-// (HandleFastHTTP) in a fasthttp server of the caller's.
+// Package proxy is an HTTP/1.1 and HTTP/2 reverse proxy and load balancer
+// on fasthttp. A Proxy spreads requests over a pool of backends, retries
+// failed attempts on other backends, and checks backend health in the
+// background. It can run its own server (Serve, ListenAndServe, ServeTLS,
+// which also serve HTTP/2 and gRPC) or be mounted as a handler
+// (HandleFastHTTP, HTTP/1.1) in a fasthttp server of the caller's.
 package proxy
 
 import (
@@ -196,6 +197,10 @@ type Config struct {
 	// redirect of plain HTTP to it and HSTS. Nil means plain HTTP only.
 	TLS *TLSConfig
 
+	// HTTP2 configures HTTP/2 towards clients: on by default over TLS,
+	// and with prior knowledge on plain listeners when H2C is set.
+	HTTP2 HTTP2Config
+
 	// Health configures active health checks, for every pool (a pool may
 	// have a path of its own: PoolConfig.HealthPath).
 	Health HealthConfig
@@ -255,6 +260,11 @@ type Proxy struct {
 	wd                   *watchdog
 	dialer               *dialer
 
+	// The net/http path (netproxy.go) and the HTTP/2 server (h2.go). net
+	// is always there; h2 is nil when HTTP/2 is off.
+	net *netFront
+	h2  *h2Server
+
 	certs     *certStore   // nil without TLS
 	tlsConfig *tls.Config  // the TLS listener's; nil without TLS
 	https     *httpsPolicy // nil unless redirecting or sending HSTS
@@ -307,7 +317,7 @@ func New(cfg Config) (*Proxy, error) {
 		wd:        wd,
 		dialer:    newDialer(cfg, wd),
 		certs:     certs,
-		tlsConfig: serverTLSConfig(cfg.TLS, certs),
+		tlsConfig: serverTLSConfig(cfg.TLS, certs, !cfg.HTTP2.Disable),
 		https:     newHTTPSPolicy(cfg.TLS, cfg.Health.Path),
 		pools:     map[string]*livePool{},
 
@@ -323,6 +333,20 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout
+	}
+	// The net/http path serves HTTP/2 clients, and HTTP/1.1 clients of the
+	// pools that have HTTP/2 backends (route.viaNet).
+	p.net = newNetFront(p)
+	p.net.h1 = p.net.newH1Adaptor()
+	if !cfg.HTTP2.Disable {
+		if p.h2, err = newH2Server(p, p.net); err != nil {
+			p.stopBG()
+			wd.close()
+			if certs != nil {
+				certs.close()
+			}
+			return nil, err
+		}
 	}
 	p.mu.Lock()
 	pl, err := p.plan(cfg)
@@ -462,6 +486,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	c.TLS = tc
+	if c.HTTP2.Disable && c.HTTP2.H2C {
+		return c, errH2Disabled
+	}
+	if c.HTTP2, err = c.HTTP2.withDefaults(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

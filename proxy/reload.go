@@ -298,7 +298,7 @@ func (p *Proxy) apply(lp *livePool, policy pool.Policy) (gone []*pool.Backend) {
 			nb.SetTransport(b.Transport())
 			b = nb
 		}
-		if cur[u] == nil && b.Transport() == nil {
+		if (cur[u] == nil || !cur[u].SameKind(b)) && b.Transport() == nil {
 			if err := p.attach(b); err != nil {
 				p.log.Warn("backend ignored", "pool", lp.spec.Name, "backend", u, "source", origin, "error", err.Error())
 				return
@@ -346,6 +346,9 @@ func (p *Proxy) publish() {
 	for _, name := range p.order {
 		lp := p.pools[name]
 		r := &route{name: name, pool: lp.pool}
+		for _, b := range lp.pool.Backends() {
+			r.viaNet = r.viaNet || b.Protocol().HTTP2()
+		}
 		if lp.spec.StickyCookie != "" {
 			r.sticky = newSticky(lp.spec.StickyCookie, lp.pool.Backends())
 		}

@@ -85,6 +85,9 @@ type route struct {
 	name   string
 	pool   *pool.Pool
 	sticky *sticky // nil without a sticky cookie
+	// viaNet: the pool has HTTP/2 backends, which only the net/http path
+	// reaches, so its HTTP/1.1 requests take that path too.
+	viaNet bool
 }
 
 // table is the routing table: which pool serves which request. It is
@@ -103,6 +106,7 @@ type table struct {
 	any   *prefixes            // routes without a host, the default one included
 
 	routes []*route // every pool's route, in configuration order
+	viaNet bool     // some route is viaNet
 }
 
 // prefixes are one host's routes, longest prefix first.
@@ -131,6 +135,17 @@ func (t *table) match(req *fasthttp.Request) *route {
 		return t.single
 	}
 	return t.matchURI(req.URI())
+}
+
+// viaNetFor reports whether req's route sends HTTP/1.1 requests through the
+// net/http path (route.viaNet). fasthttp has lowercased the URI's host and
+// normalised its path, so the request need not be prepared first.
+func (t *table) viaNetFor(req *fasthttp.Request) bool {
+	if !t.viaNet {
+		return false
+	}
+	rt := t.match(req)
+	return rt != nil && rt.viaNet
 }
 
 func (t *table) matchURI(u *fasthttp.URI) *route { return t.lookup(u.Host(), u.Path()) }
@@ -179,6 +194,9 @@ func hostName(h []byte) []byte {
 // route is the default one; empty means such requests get 404.
 func newTable(pools []*route, routes []Route, defaultPool string) (*table, error) {
 	t := &table{routes: pools}
+	for _, r := range pools {
+		t.viaNet = t.viaNet || r.viaNet
+	}
 	byName := make(map[string]*route, len(pools))
 	for _, r := range pools {
 		byName[r.name] = r

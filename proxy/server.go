@@ -40,13 +40,24 @@ func (p *Proxy) Server() *fasthttp.Server {
 			DisablePreParseMultipartForm:  true,
 			CloseOnShutdown:               true,
 		}
+		if p.h2 != nil && p.tlsConfig != nil {
+			// TLS connections that negotiated h2 go to the HTTP/2 server.
+			// (fasthttp also adds h2 to its own TLS configuration, which
+			// the proxy does not use: ServeTLS brings its own.)
+			p.server.NextProto("h2", p.h2.serveConn)
+		}
 	})
 	return p.server
 }
 
 // Serve proxies the requests of connections accepted on ln. It returns when
 // ln fails or Shutdown is called.
+// With HTTP2Config.H2C, connections that open with the HTTP/2 preface are
+// served as HTTP/2.
 func (p *Proxy) Serve(ln net.Listener) error {
+	if p.cfg.HTTP2.H2C && p.h2 != nil {
+		ln = &h2cListener{Listener: ln, s: p.h2}
+	}
 	return p.Server().Serve(ln)
 }
 
@@ -73,11 +84,24 @@ func Listen(addr string) (net.Listener, error) {
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish until
-// ctx ends, closes idle client connections, then stops health checks and
+// ctx ends (HTTP/2 connections get a GOAWAY and finish their streams),
+// closes idle client connections, then stops health checks and
 // closes backend connections. It returns ctx's error if requests were still
 // running when ctx ended.
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	// HTTP/2 connections live inside fasthttp's workers, so its shutdown
+	// waits for them: tell them to go away (GOAWAY) at the same time.
+	var h2done chan error
+	if p.h2 != nil {
+		h2done = make(chan error, 1)
+		go func() { h2done <- p.h2.shutdown(ctx) }()
+	}
 	err := p.Server().ShutdownWithContext(ctx)
+	if h2done != nil {
+		if herr := <-h2done; err == nil {
+			err = herr
+		}
+	}
 	// The server does not wait for hijacked connections: tunnels.
 	if terr := p.tunnels.drain(ctx); err == nil {
 		err = terr

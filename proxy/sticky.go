@@ -66,7 +66,12 @@ func (s *sticky) find(id uint64) (*stickyID, bool) {
 // backend returns the backend the request's cookie names, or nil when there
 // is no cookie or it names none of ours.
 func (s *sticky) backend(h *fasthttp.RequestHeader) *pool.Backend {
-	v := requestCookie(h, s.name)
+	return s.lookup(requestCookie(h, s.name))
+}
+
+// lookup returns the backend a cookie value names, or nil. Both front ends
+// find the value their own way and share this.
+func (s *sticky) lookup(v []byte) *pool.Backend {
 	if len(v) != stickyIDLen {
 		return nil
 	}
@@ -85,9 +90,18 @@ func (s *sticky) backend(h *fasthttp.RequestHeader) *pool.Backend {
 // pool after this sticky was built (a reload is publishing a new one) gets
 // no cookie: the next response sets it.
 func (s *sticky) set(h *fasthttp.ResponseHeader, b *pool.Backend) {
-	if e, ok := s.find(b.ID()); ok && e.b == b {
-		h.AddBytesKV(headerSetCookie, e.setCookie)
+	if c := s.cookie(b); c != nil {
+		h.AddBytesKV(headerSetCookie, c)
 	}
+}
+
+// cookie returns the Set-Cookie value that pins a client to b, or nil for a
+// backend that joined the pool after this sticky was built.
+func (s *sticky) cookie(b *pool.Backend) []byte {
+	if e, ok := s.find(b.ID()); ok && e.b == b {
+		return e.setCookie
+	}
+	return nil
 }
 
 var headerSetCookie = []byte("Set-Cookie")

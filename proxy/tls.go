@@ -59,8 +59,14 @@ var serverCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// alpnHTTP11 is the only application protocol the proxy speaks.
-var alpnHTTP11 = []string{"http/1.1"}
+// Application protocols offered with ALPN: HTTP/1.1 alone, both (the TLS
+// listener with HTTP/2 on, h2 first as clients prefer it), and h2 alone (a
+// proto=h2 backend).
+var (
+	alpnHTTP11 = []string{"http/1.1"}
+	alpnBoth   = []string{"h2", "http/1.1"}
+	alpnH2Only = []string{"h2"}
+)
 
 func (c *TLSConfig) withDefaults() (*TLSConfig, error) {
 	if c == nil {
@@ -100,15 +106,19 @@ func (c *TLSConfig) withDefaults() (*TLSConfig, error) {
 
 // serverTLSConfig is the configuration of the TLS listener, or nil without
 // TLS.
-func serverTLSConfig(c *TLSConfig, certs *certStore) *tls.Config {
+func serverTLSConfig(c *TLSConfig, certs *certStore, h2 bool) *tls.Config {
 	if c == nil {
 		return nil
+	}
+	protos := alpnHTTP11
+	if h2 {
+		protos = alpnBoth
 	}
 	return &tls.Config{
 		GetCertificate: certs.getCertificate,
 		MinVersion:     c.MinVersion,
 		CipherSuites:   serverCipherSuites,
-		NextProtos:     alpnHTTP11,
+		NextProtos:     protos,
 		// Session tickets are on (Go's default), their keys rotated by
 		// crypto/tls; a reload keeps them, since the Config stays.
 	}
@@ -130,7 +140,13 @@ func (p *Proxy) ServeTLS(ln net.Listener) error {
 	}
 	// Not fasthttp's own ServeTLS: it clones the configuration, and the
 	// clone would not follow certificate reloads.
-	return p.Server().Serve(tls.NewListener(ln, p.tlsConfig))
+	var tl net.Listener = tls.NewListener(ln, p.tlsConfig)
+	if p.h2 != nil && p.cfg.MaxConnsPerIP > 0 {
+		// fasthttp's per-IP wrapper hides the TLS connection from its
+		// NextProto dispatch: dispatch on the first read instead.
+		tl = &alpnListener{Listener: tl, s: p.h2}
+	}
+	return p.Server().Serve(tl)
 }
 
 // ListenAndServeTLS listens on the TCP address addr and calls ServeTLS.

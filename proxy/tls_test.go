@@ -75,10 +75,24 @@ func TestTLSTermination(t *testing.T) {
 		t.Errorf("X-Forwarded-Proto over plain HTTP = %q, want [http]", got)
 	}
 
-	// A client offering h2 first still gets http/1.1, the only protocol spoken.
+	// ALPN: a client offering h2 first gets it; one offering http/1.1
+	// alone gets that.
 	c := dialTLS(t, tp.tlsAddr, &tls.Config{ServerName: "localhost", RootCAs: ca.Pool(), NextProtos: []string{"h2", "http/1.1"}})
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Errorf("ALPN chose %q, want h2", p)
+	}
+	c = dialTLS(t, tp.tlsAddr, &tls.Config{ServerName: "localhost", RootCAs: ca.Pool(), NextProtos: []string{"http/1.1"}})
 	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
 		t.Errorf("ALPN chose %q, want http/1.1", p)
+	}
+
+	// With HTTP/2 disabled, a client offering h2 first gets http/1.1.
+	cfg := Config{Backends: []string{be.URL()}, TLS: &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))}}
+	cfg.HTTP2.Disable = true
+	tp = startTLSProxy(t, cfg)
+	c = dialTLS(t, tp.tlsAddr, &tls.Config{ServerName: "localhost", RootCAs: ca.Pool(), NextProtos: []string{"h2", "http/1.1"}})
+	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Errorf("HTTP/2 disabled: ALPN chose %q, want http/1.1", p)
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -70,6 +71,7 @@ type backendDialer struct {
 	tcp   tcpDial
 	tcpOp string      // the TCP step's name in errors
 	tls   *tls.Config // nil for an http backend
+	h2    bool        // TLS must negotiate h2 (proto=h2)
 }
 
 // forBackend returns the dialer for backend b, reached through the forward
@@ -82,13 +84,14 @@ func (d *dialer) forBackend(b *pool.Backend, via *url.URL, base *tls.Config) *ba
 	}
 	if b.TLS() {
 		bd.tls = backendTLSConfig(base, b)
+		bd.h2 = b.Protocol() == pool.H2
 	}
 	return bd
 }
 
 // backendTLSConfig is the client configuration for one https backend: the
 // caller's (or verification against the system's roots), with the backend's
-// host as the server name (SNI), ALPN http/1.1, and a session cache so
+// host as the server name (SNI), ALPN http/1.1 (h2 for proto=h2), and a session cache so
 // reconnecting resumes instead of doing a full handshake.
 func backendTLSConfig(base *tls.Config, b *pool.Backend) *tls.Config {
 	c := &tls.Config{}
@@ -100,6 +103,9 @@ func backendTLSConfig(base *tls.Config, b *pool.Backend) *tls.Config {
 	}
 	if len(c.NextProtos) == 0 {
 		c.NextProtos = alpnHTTP11
+		if b.Protocol() == pool.H2 {
+			c.NextProtos = alpnH2Only
+		}
 	}
 	if c.ClientSessionCache == nil {
 		c.ClientSessionCache = tls.NewLRUClientSessionCache(0)
@@ -126,6 +132,10 @@ func (d *backendDialer) dial(addr string, remaining time.Duration) (net.Conn, er
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
 			return nil, &dialError{op: "tls handshake", err: err}
+		}
+		if p := tc.ConnectionState().NegotiatedProtocol; d.h2 && p != "h2" {
+			conn.Close()
+			return nil, &dialError{op: "tls handshake", err: fmt.Errorf("backend does not speak HTTP/2 (ALPN %q, want h2)", p)}
 		}
 		// Exchanges are timed by the watchdog, not by deadlines.
 		conn.SetDeadline(time.Time{}) //nolint:errcheck // the conn is fine or fails on use

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,7 +18,16 @@ import (
 type upstream struct {
 	hc    *fasthttp.HostClient
 	conns connPool
-	probe *fasthttp.HostClient // health checks' client: prober.go
+
+	// nt is the backend's net/http client, built beside hc on the same
+	// dialer: the net/http path (HTTP/2 clients, HTTP/2 backends) sends its
+	// requests through it. See nettransport.go.
+	nt *http.Transport
+
+	// The health checks' clients (prober.go): probe for HTTP/1.1 backends,
+	// probeNet for HTTP/2 ones, which the fasthttp client cannot reach.
+	probe    *fasthttp.HostClient
+	probeNet *http.Transport
 }
 
 // close closes the backend's idle connections, its health checks' included.
@@ -25,7 +35,13 @@ type upstream struct {
 // the idle timeout.
 func (u *upstream) close() {
 	u.hc.CloseIdleConnections()
-	u.probe.CloseIdleConnections()
+	u.nt.CloseIdleConnections()
+	if u.probe != nil {
+		u.probe.CloseIdleConnections()
+	}
+	if u.probeNet != nil {
+		u.probeNet.CloseIdleConnections()
+	}
 }
 
 func upstreamOf(b *pool.Backend) *upstream { return b.Transport().(*upstream) }
@@ -116,11 +132,17 @@ func (p *Proxy) newUpstream(b *pool.Backend, d *backendDialer) *upstream {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 	}
-	return &upstream{
+	u := &upstream{
 		hc:    hc,
 		conns: newHostConns(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn),
-		probe: p.newProbeClient(b, hc.DialTimeout),
+		nt:    p.newNetTransport(b, d, false),
 	}
+	if b.Protocol().HTTP2() {
+		u.probeNet = p.newNetTransport(b, d, true)
+	} else {
+		u.probe = p.newProbeClient(b, hc.DialTimeout)
+	}
+	return u
 }
 
 // attach readies b to take traffic: its connection pool, dialing directly or

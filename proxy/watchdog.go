@@ -24,6 +24,8 @@ type watchdog struct {
 	backendsMu sync.Mutex
 	backends   map[*backendConn]struct{}
 
+	streams streamDeadlines // attempts of the net/http path: streamdeadline.go
+
 	limits clientLimits
 	stop   chan struct{}
 	done   chan struct{}
@@ -72,6 +74,7 @@ func (w *watchdog) run() {
 			n := now.UnixNano()
 			w.clock.Store(n)
 			w.sweepBackends(n)
+			w.streams.sweep(n)
 			if n >= clientsDue {
 				w.sweepClients(n)
 				clientsDue = n + int64(clientTick)
@@ -133,6 +136,10 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 	}
 }
 
+// forget stops tracking a client connection whose protocol now times it
+// itself (one handed to the HTTP/2 server).
+func (w *watchdog) forget(c net.Conn) { w.clients.Delete(c) }
+
 // client returns the record of a tracked connection, or nil for one the
 // watchdog does not know (a handler mounted in someone else's server).
 func (w *watchdog) client(c net.Conn) *clientConn {
@@ -144,7 +151,7 @@ func (w *watchdog) client(c net.Conn) *clientConn {
 }
 
 func (w *watchdog) sweepClients(now int64) {
-	w.clients.Range(func(_, v any) bool {
+	w.clients.Range(func(k, v any) bool {
 		cc := v.(*clientConn)
 		var limit time.Duration
 		switch cc.phase.Load() {
@@ -162,6 +169,10 @@ func (w *watchdog) sweepClients(now int64) {
 			// drop it, as nginx does on client_header_timeout,
 			// client_body_timeout, send_timeout and keepalive_timeout.
 			abortConn(cc.conn)
+			// Once is enough: the connection's reads and writes fail
+			// now. (A connection an HTTP/2 server took over through a
+			// per-IP wrapper is not closed by it: the server ends it.)
+			w.clients.Delete(k)
 		}
 		return true
 	})

@@ -30,6 +30,10 @@ type Proxy struct {
 	Backends []string
 	// NoFile is the open-file limit the proxy runs with.
 	NoFile int
+	// TLSListen, when set, is a second address to serve HTTPS with HTTP/2
+	// on (ALPN h2 and http/1.1), with the certificate in CertFile and
+	// KeyFile (nginx) or both in PEMFile (HAProxy).
+	TLSListen, CertFile, KeyFile, PEMFile string
 	// Conns is how many connections, to clients and to backends, the proxy
 	// must be able to hold at once. nginx and HAProxy allocate tables of
 	// that size at start, so a limit far above the need inflates their

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
 func TestMaxConns(t *testing.T) {
@@ -79,6 +81,31 @@ func TestProxyConfigs(t *testing.T) {
 	}
 }
 
+func TestProxyConfigsTLS(t *testing.T) {
+	p := Proxy{Dir: "/tmp/x", Listen: "127.0.0.1:9100", Backends: []string{"127.0.0.1:9001"}, NoFile: 20000,
+		TLSListen: "127.0.0.1:9443", CertFile: "/tmp/x/c.crt", KeyFile: "/tmp/x/c.key", PEMFile: "/tmp/x/c.pem"}
+	ngx, err := NginxProxy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"listen 127.0.0.1:9443 ssl http2", "ssl_certificate /tmp/x/c.crt;", "ssl_certificate_key /tmp/x/c.key;"} {
+		if !strings.Contains(string(ngx), w) {
+			t.Errorf("nginx config lacks %q", w)
+		}
+	}
+	hap, err := HAProxy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(hap), "bind 127.0.0.1:9443 ssl crt /tmp/x/c.pem alpn h2,http/1.1") {
+		t.Errorf("haproxy config lacks the TLS bind:\n%s", hap)
+	}
+	p.TLSListen = ""
+	if ngx, _ := NginxProxy(p); strings.Contains(string(ngx), "ssl") {
+		t.Error("nginx config has TLS without TLSListen")
+	}
+}
+
 func TestProxyConfigRejects(t *testing.T) {
 	ok := Proxy{Dir: "/tmp/x", Listen: "127.0.0.1:9100", Backends: []string{"127.0.0.1:9001"}, NoFile: 4096}
 	for _, tc := range []struct {
@@ -146,6 +173,15 @@ func TestNginxBackend(t *testing.T) {
 func TestConfigsAccepted(t *testing.T) {
 	dir := t.TempDir()
 	p := Proxy{Dir: dir, Listen: "127.0.0.1:1", Backends: []string{"127.0.0.1:2", "127.0.0.1:3"}, NoFile: 4096}
+	pt := p
+	pt.TLSListen = "127.0.0.1:4"
+	pt.CertFile, pt.KeyFile = testpki.NewCA(t, "CA").Issue(t, "127.0.0.1").WriteFiles(t, dir, "tls")
+	cert, _ := os.ReadFile(pt.CertFile)
+	key, _ := os.ReadFile(pt.KeyFile)
+	pt.PEMFile = filepath.Join(dir, "tls.pem")
+	if err := os.WriteFile(pt.PEMFile, append(cert, key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b := Backend{Dir: dir, Listen: []string{"127.0.0.1:2", "127.0.0.1:3"}, Sizes: []int{20, 65536}, NoFile: 4096}
 	for _, tc := range []struct {
 		name, tool string
@@ -157,6 +193,10 @@ func TestConfigsAccepted(t *testing.T) {
 		{"nginx backend", "nginx", func() ([]byte, error) { return NginxBackend(b) },
 			func(path string) []string { return []string{"-t", "-q", "-c", path, "-e", filepath.Join(dir, "t.log")} }},
 		{"haproxy", "haproxy", func() ([]byte, error) { return HAProxy(p) },
+			func(path string) []string { return []string{"-c", "-q", "-f", path} }},
+		{"nginx proxy with TLS", "nginx", func() ([]byte, error) { return NginxProxy(pt) },
+			func(path string) []string { return []string{"-t", "-q", "-c", path, "-e", filepath.Join(dir, "t.log")} }},
+		{"haproxy with TLS", "haproxy", func() ([]byte, error) { return HAProxy(pt) },
 			func(path string) []string { return []string{"-c", "-q", "-f", path} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

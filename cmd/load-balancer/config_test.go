@@ -136,14 +136,17 @@ func TestConfigExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := o.proxy
-	if len(c.Backends) != 0 || len(c.Pools) != 4 || len(c.Routes) != 5 {
-		t.Fatalf("%d default backends, %d pools, %d routes; want 0, 4, 5", len(c.Backends), len(c.Pools), len(c.Routes))
+	if len(c.Backends) != 0 || len(c.Pools) != 5 || len(c.Routes) != 6 {
+		t.Fatalf("%d default backends, %d pools, %d routes; want 0, 5, 6", len(c.Backends), len(c.Pools), len(c.Routes))
 	}
 	byName := map[string]proxy.PoolConfig{}
 	for _, pc := range c.Pools {
 		byName[pc.Name] = pc
 	}
-	web, api, search, users := byName["web"], byName["api"], byName["search"], byName["users"]
+	web, api, search, users, grpc := byName["web"], byName["api"], byName["search"], byName["users"], byName["grpc"]
+	if len(grpc.Backends) != 1 || !strings.Contains(grpc.Backends[0], "proto=h2c health=grpc") {
+		t.Errorf("grpc: %+v", grpc)
+	}
 	if len(web.Backends) != 2 || web.StickyCookie != "lb_web" || policyOf(web.Policy) != "round-robin" {
 		t.Errorf("web: %+v", web)
 	}
@@ -276,7 +279,7 @@ func TestCheckConfig(t *testing.T) {
 	if code := run([]string{"-check-config", "-config=../../examples/lb.yaml"}, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
-	if !strings.Contains(out.String(), "configuration OK: ../../examples/lb.yaml: 4 pools, 4 static backends, 2 discovery sources, 5 routes, 1 listeners") {
+	if !strings.Contains(out.String(), "configuration OK: ../../examples/lb.yaml: 5 pools, 5 static backends, 2 discovery sources, 6 routes, 1 listeners") {
 		t.Errorf("output %q", out.String())
 	}
 	path := writeConfig(t, "pools:\n  api:\n    backends: [htp://x]\n")

@@ -60,9 +60,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n"+
 			"       load-balancer -config=FILE [flags]\n\n"+
-			"An HTTP/1.1 load balancer: spreads requests over the backends by -policy,\n"+
-			"retries failed attempts on other backends and checks backend health.\n"+
-			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down.\n"+
+			"An HTTP/1.1 and HTTP/2 load balancer: spreads requests over the backends by\n"+
+			"-policy, retries failed attempts on other backends and checks backend health.\n"+
+			"Backend options, after the URL: weight=N (1-1000), max_conns=N, backup, down,\n"+
+			"proto=h2 (https, HTTP/2 over TLS) or proto=h2c (http, HTTP/2 without TLS),\n"+
+			"health=grpc or health=grpc:SERVICE (gRPC health checks, HTTP/2 backends).\n"+
 			"A -config file (YAML) sets any flag by its name, and listeners, pools and routes;\n"+
 			"SIGHUP or POST /api/reload on the admin interface reloads it.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -128,6 +130,8 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	tf.register(fs)
 	fs.StringVar(&o.configPath, "config", "", "YAML configuration file: any flag by its name, plus listeners, pools and routes; flags given here override it")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "check the configuration (flags and -config) and exit: 0 when valid, 2 with the error")
+	var hf h2Flags
+	hf.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -301,6 +305,9 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := tf.apply(&o, set, *host, *port); err != nil {
+		return nil, err
+	}
+	if err := hf.apply(&o); err != nil {
 		return nil, err
 	}
 

@@ -69,6 +69,13 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-tls-cert=a.crt", "-tls-key=a.key", "-hsts=10ms"}, "invalid -hsts 10ms: at least 1s"},
 		{[]string{ok, "-redirect-https"}, "invalid -redirect-https: needs -tls-cert and -tls-key"},
 		{[]string{ok, "-hsts=1h"}, "invalid -hsts: needs -tls-cert and -tls-key"},
+		{[]string{ok, "-http2=false", "-h2c"}, "invalid -h2c: HTTP/2 is off (-http2=false)"},
+		{[]string{ok, "-http2-max-streams=0"}, "invalid -http2-max-streams 0: want 1-10000"},
+		{[]string{ok, "-http2-max-streams=20000"}, "invalid -http2-max-streams 20000: want 1-10000"},
+		{[]string{"-backends=http://a:1 proto=h2"}, `invalid -backends entry "http://a:1 proto=h2": proto=h2 is HTTP/2 over TLS and needs an https:// URL`},
+		{[]string{"-backends=http://a:1 proto=spdy"}, `invalid -backends entry "http://a:1 proto=spdy": unknown proto "spdy" (want h2, h2c or http/1.1)`},
+		{[]string{"-backends=http://a:1 health=grpc"}, `health=grpc needs an HTTP/2 backend`},
+		{[]string{"-backends=http://a:1 proto=h2c health=tcp"}, `unknown health check "tcp" (want http, grpc or grpc:SERVICE)`},
 		{[]string{ok, "-tls-port=8443"}, "invalid -tls-port: needs -tls-cert and -tls-key"},
 		{[]string{ok, "-backend-ca=/nonexistent/ca.pem"}, `invalid -backend-ca "/nonexistent/ca.pem": no such file or directory`},
 		{[]string{ok, "-backend-ca=flags_test.go"}, `invalid -backend-ca "flags_test.go": no PEM certificates found`},
@@ -77,7 +84,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-upstream-proxy=p:3128"}, `invalid -upstream-proxy "p:3128": missing scheme`},
 		{[]string{ok, "-upstream-proxy=http://u:secret@p:0"}, `invalid -upstream-proxy "http://u:xxxxx@p:0": invalid port "0"`},
 		{[]string{"-backends=https://a:1,https://A:1/"}, `invalid -backends entry "https://A:1/": duplicate of "https://a:1"`},
-		{[]string{"-backends=http://a:1 wieght=3"}, `invalid -backends entry "http://a:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup or down)`},
+		{[]string{"-backends=http://a:1 wieght=3"}, `invalid -backends entry "http://a:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup, down, proto=h2|h2c or health=grpc)`},
 		{[]string{"-backends=http://a:1 weight=0"}, `invalid -backends entry "http://a:1 weight=0": invalid weight "0": want 1-1000`},
 		{[]string{"-backends=http://a:1 weight=1001"}, `invalid weight "1001": want 1-1000`},
 		{[]string{"-backends=http://a:1 max_conns=many"}, `invalid -backends entry "http://a:1 max_conns=many": invalid max_conns "many"`},
@@ -150,8 +157,20 @@ func TestParseFlagsValues(t *testing.T) {
 		c.Health.Fall != 2 || c.DialTimeout != 3*time.Second || c.BackendTimeout != 30*time.Second ||
 		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second ||
 		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 ||
-		c.ClientHeaderTimeout != 10*time.Second || c.ClientBodyTimeout != 60*time.Second || c.RateLimit != 0 || c.MaxConns != 0 {
+		c.ClientHeaderTimeout != 10*time.Second || c.ClientBodyTimeout != 60*time.Second || c.RateLimit != 0 || c.MaxConns != 0 ||
+		c.HTTP2 != (proxy.HTTP2Config{MaxConcurrentStreams: 250}) {
 		t.Errorf("defaults %+v addr %q", c, o.addr)
+	}
+
+	o, err = parseFlags([]string{"-backends=https://a:1 proto=h2 health=grpc:svc.v1", "-h2c", "-http2-max-streams=100"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.proxy.HTTP2 != (proxy.HTTP2Config{H2C: true, MaxConcurrentStreams: 100}) {
+		t.Errorf("HTTP/2 flags: %+v", o.proxy.HTTP2)
+	}
+	if o, err = parseFlags([]string{"-backends=http://a:1", "-http2=false"}, &bytes.Buffer{}); err != nil || !o.proxy.HTTP2.Disable {
+		t.Errorf("-http2=false: %+v %v", o.proxy.HTTP2, err)
 	}
 }
 
@@ -331,7 +350,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
 		"trusted-proxies", "tls-cert", "tls-key", "tls-port", "tls-min-version", "redirect-https", "hsts",
 		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy", "policy", "hash-key", "sticky-cookie",
-		"admin-addr", "admin-token", "alert-webhook", "alert-format"} {
+		"admin-addr", "admin-token", "alert-webhook", "alert-format", "http2", "h2c", "http2-max-streams"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
 		}

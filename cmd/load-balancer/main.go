@@ -1,4 +1,4 @@
-// Command load-balancer is an HTTP/1.1 load balancer:
+// Command load-balancer is an HTTP/1.1 and HTTP/2 load balancer:
 //
 //	load-balancer -backends=http://localhost:8081,http://localhost:8082 -port=3030
 //
@@ -134,7 +134,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ln := lns[i]
 		if l.tls {
 			go func() { served <- p.ServeTLS(ln) }()
-			log.Info("Load balancer serving HTTPS at " + l.addr)
+			if o.proxy.HTTP2.Disable {
+				log.Info("Load balancer serving HTTPS at " + l.addr)
+			} else {
+				log.Info("Load balancer serving HTTPS at "+l.addr, "alpn", "h2,http/1.1")
+			}
 			continue
 		}
 		go func() { served <- p.Serve(ln) }()
@@ -149,6 +153,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			attrs = append(attrs, "pools", n, "routes", len(o.proxy.Routes))
 		}
 		log.Info("Load balancer started at "+l.addr, attrs...)
+		if o.proxy.HTTP2.H2C {
+			log.Info("HTTP/2 with prior knowledge (h2c) served at " + l.addr)
+		}
 	}
 	var rl *reloader
 	var adminReloader admin.Reloader

@@ -108,6 +108,8 @@ type trafficJSON struct {
 	ConnectionsTotal uint64            `json:"connections_total"`
 	BytesIn          uint64            `json:"received_bytes"`
 	BytesOut         uint64            `json:"sent_bytes"`
+	HTTP2Requests    uint64            `json:"http2_requests"`    // of the requests, those over HTTP/2
+	HTTP2Conns       int64             `json:"http2_connections"` // of the connections, those speaking HTTP/2
 	Rates            *trafficRates     `json:"rates"`
 }
 
@@ -305,6 +307,8 @@ func (s *Server) serveStatus(ctx *fasthttp.RequestCtx) {
 			ConnectionsTotal: t.ConnsTotal,
 			BytesIn:          t.BytesIn,
 			BytesOut:         t.BytesOut,
+			HTTP2Requests:    t.HTTP2Requests,
+			HTTP2Conns:       t.HTTP2Conns,
 			Rates:            v.traffic,
 		},
 		Pools:    s.pools(v, false, false),

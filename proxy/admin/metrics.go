@@ -56,6 +56,20 @@ func (s *Server) writeGlobal(e *exposition) {
 	e.family(n+"requests_no_backend_total", "counter", "Client requests that found no backend in rotation and got a 502 without any attempt.")
 	e.uint(n+"requests_no_backend_total", "", t.NoBackend)
 
+	var all uint64
+	for _, c := range t.Requests {
+		all += c
+	}
+	e.family(n+"requests_by_protocol_total", "counter", "Client requests answered, by the protocol the client spoke (HTTP/1.1 or h2).")
+	e.uint(n+"requests_by_protocol_total", label("protocol", "http/1.1"), all-min(all, t.HTTP2Requests))
+	e.uint(n+"requests_by_protocol_total", label("protocol", "h2"), t.HTTP2Requests)
+	e.family(n+"requests_net_path_total", "counter", "HTTP/1.1 client requests proxied by the net/http path, because the pool has HTTP/2 backends (the others take the fasthttp path).")
+	e.uint(n+"requests_net_path_total", "", t.HTTP1ViaNet)
+	e.family(n+"http2_connections", "gauge", "Client connections speaking HTTP/2 now (included in client_connections).")
+	e.int(n+"http2_connections", "", t.HTTP2Conns)
+	e.family(n+"http2_connections_total", "counter", "Client connections that spoke HTTP/2.")
+	e.uint(n+"http2_connections_total", "", t.HTTP2ConnsTotal)
+
 	e.family(n+"client_connections", "gauge", "Client connections open now.")
 	e.int(n+"client_connections", "", t.Conns)
 	e.family(n+"client_connections_total", "counter", "Client connections accepted.")

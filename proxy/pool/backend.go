@@ -65,6 +65,13 @@ type Backend struct {
 	// requests; those in flight finish.
 	draining atomic.Bool
 
+	// What the backend speaks and how it is checked: part of its identity
+	// (Pool.Update replaces a member whose protocol or check changes), set
+	// only while the backend is in no pool.
+	proto         Protocol
+	health        HealthKind
+	healthService string
+
 	state    atomic.Uint32
 	since    atomic.Int64 // unix nanoseconds of the last state change
 	inflight atomic.Int64
@@ -168,6 +175,12 @@ func NewBackend(entry string) (*Backend, error) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fail("invalid port %q", port)
+	}
+	switch {
+	case opts.Protocol == H2 && scheme != "https":
+		return fail("proto=h2 is HTTP/2 over TLS and needs an https:// URL (proto=h2c speaks HTTP/2 without TLS)")
+	case opts.Protocol == H2C && scheme != "http":
+		return fail("proto=h2c is HTTP/2 without TLS and needs an http:// URL (proto=h2 speaks HTTP/2 over TLS)")
 	}
 	addr := net.JoinHostPort(host, port)
 	b := &Backend{

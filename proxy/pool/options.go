@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -25,6 +26,63 @@ type Options struct {
 	Backup bool
 	// Down keeps the backend configured but never used, nor checked (down).
 	Down bool
+	// Protocol is what the backend speaks (proto=h2 over TLS with ALPN h2,
+	// proto=h2c for HTTP/2 without TLS; HTTP/1.1 when not given).
+	Protocol Protocol
+	// Health is how active checks probe the backend (health=http, the
+	// default: GET on the health path; health=grpc: the gRPC health
+	// protocol, for proto=h2 and h2c backends only).
+	Health HealthKind
+	// HealthService is the service a gRPC health check asks about
+	// (health=grpc:NAME); empty asks about the server as a whole.
+	HealthService string
+}
+
+// Protocol is the HTTP version a backend speaks. The balancing core only
+// carries it: front ends choose their transport by it.
+type Protocol uint8
+
+const (
+	// HTTP1 is HTTP/1.1, over TLS for an https backend.
+	HTTP1 Protocol = iota
+	// H2 is HTTP/2 over TLS, negotiated with ALPN (proto=h2).
+	H2
+	// H2C is HTTP/2 over plain TCP with prior knowledge (proto=h2c).
+	H2C
+)
+
+// String returns the value the proto option takes: "http/1.1", "h2" or
+// "h2c".
+func (p Protocol) String() string {
+	switch p {
+	case H2:
+		return "h2"
+	case H2C:
+		return "h2c"
+	}
+	return "http/1.1"
+}
+
+// HTTP2 reports whether the protocol is HTTP/2, over TLS or not.
+func (p Protocol) HTTP2() bool { return p == H2 || p == H2C }
+
+// HealthKind says how active checks probe a backend.
+type HealthKind uint8
+
+const (
+	// HealthHTTP checks with GET on the health path: 2xx or 3xx is healthy.
+	HealthHTTP HealthKind = iota
+	// HealthGRPC checks with the gRPC health protocol
+	// (grpc.health.v1.Health/Check): SERVING is healthy.
+	HealthGRPC
+)
+
+// String returns "http" or "grpc".
+func (k HealthKind) String() string {
+	if k == HealthGRPC {
+		return "grpc"
+	}
+	return "http"
 }
 
 // String returns the options as they are written in an entry, defaults left
@@ -42,6 +100,16 @@ func (o Options) String() string {
 	}
 	if o.Down {
 		parts = append(parts, "down")
+	}
+	if o.Protocol != HTTP1 {
+		parts = append(parts, "proto="+o.Protocol.String())
+	}
+	if o.Health == HealthGRPC {
+		h := "health=grpc"
+		if o.HealthService != "" {
+			h += ":" + o.HealthService
+		}
+		parts = append(parts, h)
 	}
 	return strings.Join(parts, " ")
 }
@@ -72,6 +140,30 @@ func parseOptions(words []string) (Options, error) {
 			default:
 				o.MaxConns = n
 			}
+		case "proto":
+			switch value {
+			case "h2":
+				o.Protocol = H2
+			case "h2c":
+				o.Protocol = H2C
+			case "http/1.1", "h1":
+				o.Protocol = HTTP1
+			default:
+				return o, fmt.Errorf("unknown proto %q (want h2, h2c or http/1.1)", value)
+			}
+		case "health":
+			kind, service, named := strings.Cut(value, ":")
+			switch {
+			case kind == "http" && !named:
+				o.Health = HealthHTTP
+			case kind == "grpc":
+				if named && (service == "" || strings.ContainsAny(service, " \t\"")) {
+					return o, fmt.Errorf("invalid gRPC health service %q in %q", service, w)
+				}
+				o.Health, o.HealthService = HealthGRPC, service
+			default:
+				return o, fmt.Errorf("unknown health check %q (want http, grpc or grpc:SERVICE)", value)
+			}
 		case "backup", "down":
 			if hasValue {
 				return o, fmt.Errorf("option %q takes no value", w)
@@ -82,8 +174,11 @@ func parseOptions(words []string) (Options, error) {
 				o.Down = true
 			}
 		default:
-			return o, fmt.Errorf("unknown option %q (want weight=N, max_conns=N, backup or down)", w)
+			return o, fmt.Errorf("unknown option %q (want weight=N, max_conns=N, backup, down, proto=h2|h2c or health=grpc)", w)
 		}
+	}
+	if o.Health == HealthGRPC && !o.Protocol.HTTP2() {
+		return o, errors.New("health=grpc needs an HTTP/2 backend: add proto=h2 (https) or proto=h2c (http)")
 	}
 	return o, nil
 }
@@ -91,7 +186,10 @@ func parseOptions(words []string) (Options, error) {
 // Options returns the balancing options the backend has now: as configured,
 // or as a reload or the admin API last set them.
 func (b *Backend) Options() Options {
-	return Options{Weight: b.Weight(), MaxConns: b.MaxConns(), Backup: b.Backup(), Down: b.Disabled()}
+	return Options{
+		Weight: b.Weight(), MaxConns: b.MaxConns(), Backup: b.Backup(), Down: b.Disabled(),
+		Protocol: b.proto, Health: b.health, HealthService: b.healthService,
+	}
 }
 
 // SetOptions gives a backend that is in no pool the options o, as a reload
@@ -104,6 +202,14 @@ func (b *Backend) SetOptions(o Options) error {
 	}
 	if o.MaxConns < 0 {
 		return fmt.Errorf("invalid max_conns %d: want a count, 0 for no limit", o.MaxConns)
+	}
+	switch {
+	case o.Protocol == H2 && b.scheme != "https":
+		return fmt.Errorf("backend %q: proto=h2 is HTTP/2 over TLS and needs an https:// URL", b.url)
+	case o.Protocol == H2C && b.scheme != "http":
+		return fmt.Errorf("backend %q: proto=h2c is HTTP/2 without TLS and needs an http:// URL", b.url)
+	case o.Health == HealthGRPC && !o.Protocol.HTTP2():
+		return fmt.Errorf("backend %q: health=grpc needs an HTTP/2 backend (proto=h2 or proto=h2c)", b.url)
 	}
 	if b.owner.Load() != nil {
 		return fmt.Errorf("backend %q is in a pool: change it through the pool", b.url)
@@ -119,7 +225,17 @@ func (b *Backend) setOptions(o Options) {
 	b.maxConns.Store(int64(o.MaxConns))
 	b.backup.Store(o.Backup)
 	b.disabled.Store(o.Down)
+	if b.owner.Load() == nil {
+		b.proto, b.health, b.healthService = o.Protocol, o.Health, o.HealthService
+	}
 }
+
+// Protocol returns the HTTP version the backend speaks.
+func (b *Backend) Protocol() Protocol { return b.proto }
+
+// HealthCheck returns how active checks probe the backend, and for gRPC
+// checks the service they ask about.
+func (b *Backend) HealthCheck() (HealthKind, string) { return b.health, b.healthService }
 
 // Weight returns the backend's weight, at least 1.
 func (b *Backend) Weight() int { return int(b.weight.Load()) }

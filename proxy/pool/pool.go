@@ -105,8 +105,9 @@ func (p *Pool) Policy() Policy {
 // options (weight, max_conns, backup, down). Backends of the list that are
 // new join as they are, and members missing from it leave: they take no new
 // attempt from this moment, and their attempts in flight finish (see
-// Backend.InFlight). Update returns the backends that joined and those that
-// left; on error nothing changes.
+// Backend.InFlight). A member whose URL comes back with another protocol or
+// health check (see SameKind) is replaced by the newcomer. Update returns
+// the backends that joined and those that left; on error nothing changes.
 //
 // The request path never waits for Update: the new membership is published
 // as one snapshot. Callers serialise their Updates when they compute them
@@ -126,7 +127,7 @@ func (p *Pool) Update(backends []*Backend, policy Policy) (added, removed []*Bac
 			return nil, nil, fmt.Errorf("duplicate backend %q", b.url)
 		}
 		seen[b.url] = true
-		if m := byURL[b.url]; m != nil {
+		if m := byURL[b.url]; m != nil && m.SameKind(b) {
 			members = append(members, m)
 			continue
 		}
@@ -137,13 +138,17 @@ func (p *Pool) Update(backends []*Backend, policy Policy) (added, removed []*Bac
 		added = append(added, b)
 	}
 	// Validated: apply.
+	kept := make(map[*Backend]bool, len(members))
 	for _, b := range backends {
-		if m := byURL[b.url]; m != nil && m != b {
+		if m := byURL[b.url]; m != nil && m != b && m.SameKind(b) {
 			m.setOptions(b.Options())
 		}
 	}
+	for _, m := range members {
+		kept[m] = true
+	}
 	for _, b := range cur {
-		if !seen[b.url] {
+		if !kept[b] {
 			removed = append(removed, b)
 			b.owner.Store(nil)
 		}
@@ -157,6 +162,14 @@ func (p *Pool) Update(backends []*Backend, policy Policy) (added, removed []*Bac
 	}
 	p.publish(members)
 	return added, removed, nil
+}
+
+// SameKind reports whether o, a backend with b's URL, speaks the same
+// protocol and is checked the same way: Update keeps a member (its
+// connections, health and counters) only for such a newcomer, and replaces
+// it otherwise.
+func (b *Backend) SameKind(o *Backend) bool {
+	return b.proto == o.proto && b.health == o.health && b.healthService == o.healthService
 }
 
 // Index returns b's position in the Backends of the Pool it belongs to, so

@@ -66,7 +66,7 @@ func TestNewBackend(t *testing.T) {
 		{in: "http://h:1 max_conns=0", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1}},
 		{in: "http://h:1 backup", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1, Backup: true}},
 		{in: "http://h:1\tdown weight=2", url: "http://h:1", addr: "h:1", opts: Options{Weight: 2, Down: true}},
-		{in: "http://h:1 wieght=3", err: `invalid backend "http://h:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup or down)`},
+		{in: "http://h:1 wieght=3", err: `invalid backend "http://h:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup, down, proto=h2|h2c or health=grpc)`},
 		{in: "http://h:1 weight=0", err: `invalid weight "0": want 1-1000`},
 		{in: "http://h:1 weight=1001", err: `invalid weight "1001": want 1-1000`},
 		{in: "http://h:1 weight=x", err: `invalid weight "x"`},
@@ -77,6 +77,17 @@ func TestNewBackend(t *testing.T) {
 		{in: "http://h:1 weight=2 weight=3", err: "option weight given twice"},
 		{in: "http://h:1 fail_timeout=10s", err: `unknown option "fail_timeout=10s"`},
 		{in: "htp://h:1 weight=2", err: `unsupported scheme "htp"`},
+		{in: "https://h:1 proto=h2", url: "https://h:1", addr: "h:1", tls: true, opts: Options{Weight: 1, Protocol: H2}},
+		{in: "http://h:1 proto=h2c health=grpc", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1, Protocol: H2C, Health: HealthGRPC}},
+		{in: "https://h:1 proto=h2 health=grpc:pkg.Svc", url: "https://h:1", addr: "h:1", tls: true,
+			opts: Options{Weight: 1, Protocol: H2, Health: HealthGRPC, HealthService: "pkg.Svc"}},
+		{in: "http://h:1 proto=http/1.1 health=http", url: "http://h:1", addr: "h:1", opts: Options{Weight: 1}},
+		{in: "http://h:1 proto=h3", err: `unknown proto "h3" (want h2, h2c or http/1.1)`},
+		{in: "http://h:1 proto=h2", err: "proto=h2 is HTTP/2 over TLS and needs an https:// URL"},
+		{in: "https://h:1 proto=h2c", err: "proto=h2c is HTTP/2 without TLS and needs an http:// URL"},
+		{in: "http://h:1 health=tcp", err: `unknown health check "tcp" (want http, grpc or grpc:SERVICE)`},
+		{in: "http://h:1 health=grpc", err: "health=grpc needs an HTTP/2 backend"},
+		{in: "http://h:1 proto=h2c health=grpc:", err: `invalid gRPC health service ""`},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			b, err := NewBackend(tc.in)
@@ -112,6 +123,9 @@ func TestNewBackend(t *testing.T) {
 		})
 	}
 	if s := (Options{Weight: 3, MaxConns: 200, Backup: true, Down: true}).String(); s != "weight=3 max_conns=200 backup down" {
+		t.Errorf("String() = %q", s)
+	}
+	if s := (Options{Weight: 1, Protocol: H2C, Health: HealthGRPC, HealthService: "a.B"}).String(); s != "proto=h2c health=grpc:a.B" {
 		t.Errorf("String() = %q", s)
 	}
 	if s := (Options{Weight: 1}).String(); s != "" {

@@ -210,7 +210,14 @@ type Traffic struct {
 	conns       atomic.Int64
 	connsTotal  atomic.Uint64
 	startedUnix int64
-	_           cacheLinePad
+
+	// The net/http path (HTTP/2 clients, and HTTP/1.1 clients of pools with
+	// HTTP/2 backends) counts apart, so the two paths can be told apart.
+	h2Requests   atomic.Uint64
+	h1ViaNet     atomic.Uint64
+	h2Conns      atomic.Int64
+	h2ConnsTotal atomic.Uint64
+	_            cacheLinePad
 }
 
 // NewTraffic returns counters that start now.
@@ -250,6 +257,27 @@ func (t *Traffic) ConnOpened() {
 // owner, as a hijacked one is).
 func (t *Traffic) ConnClosed() { t.conns.Add(-1) }
 
+// NetPathRequest records a request proxied by the net/http path, beside
+// Request: one that came over HTTP/2 (h2 true), or over HTTP/1.1 to a pool
+// with HTTP/2 backends.
+func (t *Traffic) NetPathRequest(h2 bool) {
+	if h2 {
+		t.h2Requests.Add(1)
+	} else {
+		t.h1ViaNet.Add(1)
+	}
+}
+
+// HTTP2ConnOpened records a client connection that started speaking HTTP/2
+// (it was counted by ConnOpened already).
+func (t *Traffic) HTTP2ConnOpened() {
+	t.h2Conns.Add(1)
+	t.h2ConnsTotal.Add(1)
+}
+
+// HTTP2ConnClosed records the end of an HTTP/2 client connection.
+func (t *Traffic) HTTP2ConnClosed() { t.h2Conns.Add(-1) }
+
 // TrafficStats is a snapshot of Traffic.
 type TrafficStats struct {
 	Requests    [StatusClasses]uint64 // by status class sent to the client
@@ -259,6 +287,11 @@ type TrafficStats struct {
 	BytesIn     uint64                // received from clients
 	BytesOut    uint64                // sent to clients
 	StartedUnix int64                 // when counting began, unix seconds
+
+	HTTP2Requests   uint64 // of Requests, those that came over HTTP/2
+	HTTP1ViaNet     uint64 // HTTP/1.1 requests proxied by the net/http path (pools with HTTP/2 backends)
+	HTTP2Conns      int64  // of Conns, those speaking HTTP/2
+	HTTP2ConnsTotal uint64 // of ConnsTotal, those that spoke HTTP/2
 }
 
 // Snapshot returns the counters' current values.
@@ -270,6 +303,11 @@ func (t *Traffic) Snapshot() TrafficStats {
 		BytesIn:     t.bytesIn.Load(),
 		BytesOut:    t.bytesOut.Load(),
 		StartedUnix: t.startedUnix,
+
+		HTTP2Requests:   t.h2Requests.Load(),
+		HTTP1ViaNet:     t.h1ViaNet.Load(),
+		HTTP2Conns:      t.h2Conns.Load(),
+		HTTP2ConnsTotal: t.h2ConnsTotal.Load(),
 	}
 	for i := range s.Requests {
 		s.Requests[i] = t.requests[i].Load()

@@ -179,3 +179,36 @@ func TestSetWeight(t *testing.T) {
 		t.Error("SetOptions changed a member behind its pool's back")
 	}
 }
+
+// TestUpdateReplacesWhatChangesKind: a URL that comes back speaking another
+// protocol, or checked another way, is a new backend: the member leaves
+// (with its connections, which cannot speak the new protocol) and the
+// newcomer joins.
+func TestUpdateReplacesWhatChangesKind(t *testing.T) {
+	for _, tc := range []struct{ before, after string }{
+		{"http://a:1", "http://a:1 proto=h2c"},
+		{"https://a:1 proto=h2", "https://a:1"},
+		{"http://a:1 proto=h2c", "http://a:1 proto=h2c health=grpc"},
+		{"http://a:1 proto=h2c health=grpc", "http://a:1 proto=h2c health=grpc:svc"},
+	} {
+		a := mustBackend(t, tc.before)
+		p, err := New([]*Backend{a}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a2 := mustBackend(t, tc.after)
+		added, removed, err := p.Update([]*Backend{a2}, nil)
+		if err != nil {
+			t.Fatalf("%s -> %s: %v", tc.before, tc.after, err)
+		}
+		if !slices.Equal(added, []*Backend{a2}) || !slices.Equal(removed, []*Backend{a}) {
+			t.Errorf("%s -> %s: added %v removed %v, want the newcomer in and the member out", tc.before, tc.after, added, removed)
+		}
+		if got := p.Backends(); len(got) != 1 || got[0] != a2 || a2.Pool() != p || a.Pool() != nil {
+			t.Errorf("%s -> %s: members %v", tc.before, tc.after, urls(got))
+		}
+		if got := a2.Options().String(); got != mustBackend(t, tc.after).Options().String() {
+			t.Errorf("%s -> %s: newcomer has options %q", tc.before, tc.after, got)
+		}
+	}
+}

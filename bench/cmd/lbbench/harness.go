@@ -31,7 +31,9 @@ type harness struct {
 	maxprocs  string   // what the report says about GOMAXPROCS
 
 	load         loadGenerator
-	backends     []string // host:port
+	h2load       loadGenerator // for HTTP/2 scenarios; nil when h2load is missing
+	cert         *certFiles    // the peers' TLS certificate, made when HTTP/2 scenarios run
+	backends     []string      // host:port
 	backendKind  string
 	backendProcs []*process
 
@@ -185,6 +187,11 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		Body: make([]byte, sc.BodySize), Conns: sc.Conns, KeepAlive: sc.KeepAlive,
 	}
 	load := h.load
+	if sc.HTTP2 {
+		spec.URL = "https://" + p.tlsAddr + sc.Path()
+		spec.Streams = sc.Streams
+		load = h.h2load
+	}
 	if sc.WebSocket {
 		spec.URL = "ws://" + p.addr + sc.Path()
 		spec.Body = make([]byte, sc.RespSize)

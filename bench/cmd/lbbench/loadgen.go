@@ -12,6 +12,7 @@ type loadSpec struct {
 	Method    string // GET or POST
 	Body      []byte // request body (POST)
 	Conns     int
+	Streams   int // HTTP/2: requests in flight on each connection
 	KeepAlive bool
 	Duration  time.Duration
 }

@@ -32,8 +32,9 @@ type peer struct {
 	Err     string // why it failed, when it did
 	Pinning string // the CPUs it may run on, as the kernel reports them
 
-	proc *process // nil for direct
-	addr string   // host:port the load goes to
+	proc    *process // nil for direct
+	addr    string   // host:port the load goes to
+	tlsAddr string   // host:port of its HTTPS listener with HTTP/2; "" when it has none
 }
 
 // measured reports whether the peer takes load.
@@ -76,6 +77,15 @@ func (h *harness) startPeer(p *peer) error {
 		return err
 	}
 	p.addr = "127.0.0.1:" + strconv.Itoa(port)
+	p.tlsAddr = ""
+	if h.cert != nil && (p.Name == peerBalancer || p.Name == peerNginx || p.Name == peerHAProxy) {
+		// HTTP/2 scenarios: an HTTPS listener with h2 beside the plain one.
+		tlsPort, err := freePort()
+		if err != nil {
+			return err
+		}
+		p.tlsAddr = "127.0.0.1:" + strconv.Itoa(tlsPort)
+	}
 	var argv []string
 	switch p.Name {
 	case peerBalancer:
@@ -83,6 +93,10 @@ func (h *harness) startPeer(p *peer) error {
 		// The admin interface is off: its default port may be taken on a
 		// shared machine, and it does no work per request anyway.
 		argv = []string{bin, "-backends=" + h.backendURLs(), "-host=127.0.0.1", "-port=" + strconv.Itoa(port), "-log-level=warn", "-admin-addr="}
+		if p.tlsAddr != "" {
+			_, tlsPort, _ := strings.Cut(p.tlsAddr, ":")
+			argv = append(argv, "-tls-port="+tlsPort, "-tls-cert="+h.cert.certFile, "-tls-key="+h.cert.keyFile)
+		}
 		p.Version = firstLine(bin, "-version")
 	case peerNetHTTP:
 		argv = []string{filepath.Join(h.opts.binDir, "httpproxy"), "-backends=" + h.backendURLs(), "-listen=" + p.addr}
@@ -106,6 +120,11 @@ func (h *harness) startPeer(p *peer) error {
 	p.proc = proc
 	if err := proc.waitListening(p.addr, 10*time.Second); err != nil {
 		return err
+	}
+	if p.tlsAddr != "" {
+		if err := proc.waitListening(p.tlsAddr, 10*time.Second); err != nil {
+			return err
+		}
 	}
 	if p.Pinning, err = h.fs.cpusAllowed(proc.PID()); err != nil {
 		return err
@@ -165,7 +184,11 @@ func (h *harness) writeProxyConfig(p *peer, dirName, file string, render func(co
 	if dir, err = h.subdir(dirName); err != nil {
 		return "", "", err
 	}
-	conf, err := render(configs.Proxy{Dir: dir, Listen: p.addr, Backends: h.backends, NoFile: h.noFile, Conns: h.connsNeeded()})
+	pc := configs.Proxy{Dir: dir, Listen: p.addr, Backends: h.backends, NoFile: h.noFile, Conns: h.connsNeeded()}
+	if p.tlsAddr != "" {
+		pc.TLSListen, pc.CertFile, pc.KeyFile, pc.PEMFile = p.tlsAddr, h.cert.certFile, h.cert.keyFile, h.cert.pemFile
+	}
+	conf, err := render(pc)
 	if err != nil {
 		return "", "", err
 	}

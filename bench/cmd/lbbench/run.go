@@ -29,6 +29,16 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 			return sc.WebSocket
 		})
 	}
+	if p := lookTool("h2load"); p != "" {
+		h.h2load = &h2load{path: p, pin: h.loadPin, version: h2loadVersion(p)}
+	} else {
+		scs = slices.DeleteFunc(scs, func(sc scenario) bool {
+			if sc.HTTP2 {
+				h.warnf("scenario %s skipped: h2load is not installed (nghttp2-client; make bench installs it as root)", sc.Name)
+			}
+			return sc.HTTP2
+		})
+	}
 	peers, err := selectPeers(h.opts.peers)
 	if err != nil {
 		return nil, err
@@ -50,6 +60,18 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		os.RemoveAll(h.dir)
 	}()
 	h.setupPinning()
+	if slices.ContainsFunc(scs, func(sc scenario) bool { return sc.HTTP2 }) {
+		if h.cert, err = writeCertFiles(h.dir); err != nil {
+			return nil, err
+		}
+		h2 := h.h2load.(*h2load)
+		h2.dir, h2.pin = h.dir, h.loadPin
+		for _, p := range peers {
+			if p.Name == peerNetHTTP || p.Name == peerDirect {
+				h.progress("%s: no HTTP/2 listener; not measured in the HTTP/2 scenarios", p.Name)
+			}
+		}
+	}
 	h.probeGOMAXPROCS()
 	if err := h.chooseLoadGenerator(); err != nil {
 		return nil, err
@@ -91,6 +113,9 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 				if ctx.Err() != nil || !p.measured() {
 					continue
 				}
+				if sc.HTTP2 && p.tlsAddr == "" {
+					continue // no HTTP/2 listener: see noHTTP2
+				}
 				r := h.measureRetrying(ctx, round, sc, p)
 				if r.Error != "" && ctx.Err() == nil {
 					h.failf("round %d %s %s: %s", round, sc.Name, p.Name, r.Error)
@@ -105,7 +130,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 
 	rep.Settings = settings{
 		Duration: h.opts.duration.String(), Warmup: h.opts.warmup.String(), Rounds: h.opts.rounds,
-		LoadGenerator: h.load.Version(), Non2xx: h.load.Non2xxMeaning(),
+		LoadGenerator: h.loadVersions(scs), Non2xx: h.load.Non2xxMeaning(),
 		Backend: h.backendKind + " x2", Pinning: h.pinning, GOMAXPROCS: h.maxprocs, ClockTicks: h.ticks,
 	}
 	for _, p := range peers {
@@ -235,4 +260,13 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// loadVersions names the load generators the scenarios used.
+func (h *harness) loadVersions(scs []scenario) string {
+	v := h.load.Version()
+	if h.h2load != nil && slices.ContainsFunc(scs, func(sc scenario) bool { return sc.HTTP2 }) {
+		v += "; HTTP/2: " + h.h2load.Version()
+	}
+	return v
 }

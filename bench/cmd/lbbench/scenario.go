@@ -20,6 +20,10 @@ type scenario struct {
 	// WebSockets instead of making HTTP requests; a message counts as a
 	// request.
 	WebSocket bool
+	// HTTP2 scenarios send their requests over HTTP/2 with TLS (h2load),
+	// Streams at a time on each connection, to the peers that serve it.
+	HTTP2   bool
+	Streams int
 }
 
 // Path is what the scenario requests.
@@ -39,6 +43,7 @@ var scenarios = []scenario{
 	{Name: "close", Description: "GET 20 B, a new connection per request, 64 at a time", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: false, Default: true},
 	{Name: "post-4k", Description: "POST 4 KiB body, 20 B answer, 64 keep-alive connections", Method: "POST", RespSize: 20, BodySize: 4096, Conns: 64, KeepAlive: true, Default: true},
 	{Name: "1m", Description: "GET 1 MiB, 16 keep-alive connections", Method: "GET", RespSize: 1 << 20, Conns: 16, KeepAlive: true},
+	{Name: "h2", Description: "GET 20 B over HTTP/2 with TLS, 64 connections x 10 streams", Method: "GET", RespSize: 20, Conns: 64, Streams: 10, KeepAlive: true, HTTP2: true},
 	{Name: "ws", Description: "WebSocket echo of 128 B messages, 64 WebSockets", Method: "GET", RespSize: 128, Conns: 64, KeepAlive: true, WebSocket: true},
 }
 
