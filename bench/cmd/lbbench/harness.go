@@ -32,7 +32,7 @@ type harness struct {
 
 	load         loadGenerator
 	h2load       loadGenerator // for HTTP/2 scenarios; nil when h2load is missing
-	cert         *certFiles    // the peers' TLS certificate, made when HTTP/2 scenarios run
+	cert         *certFiles    // the peers' TLS certificate, made when TLS or HTTP/2 scenarios run
 	backends     []string      // host:port
 	backendKind  string
 	backendProcs []*process
@@ -187,6 +187,9 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		Body: make([]byte, sc.BodySize), Conns: sc.Conns, KeepAlive: sc.KeepAlive,
 	}
 	load := h.load
+	if sc.TLS {
+		spec.URL = "https://" + p.tlsAddr + sc.Path()
+	}
 	if sc.HTTP2 {
 		spec.URL = "https://" + p.tlsAddr + sc.Path()
 		spec.Streams = sc.Streams

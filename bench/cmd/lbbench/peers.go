@@ -34,7 +34,7 @@ type peer struct {
 
 	proc    *process // nil for direct
 	addr    string   // host:port the load goes to
-	tlsAddr string   // host:port of its HTTPS listener with HTTP/2; "" when it has none
+	tlsAddr string   // host:port of its HTTPS listener (HTTP/1.1 and HTTP/2); "" when it has none
 }
 
 // measured reports whether the peer takes load.
@@ -79,7 +79,8 @@ func (h *harness) startPeer(p *peer) error {
 	p.addr = "127.0.0.1:" + strconv.Itoa(port)
 	p.tlsAddr = ""
 	if h.cert != nil && (p.Name == peerBalancer || p.Name == peerNginx || p.Name == peerHAProxy) {
-		// HTTP/2 scenarios: an HTTPS listener with h2 beside the plain one.
+		// TLS and HTTP/2 scenarios: an HTTPS listener with ALPN h2 and
+		// http/1.1 beside the plain one.
 		tlsPort, err := freePort()
 		if err != nil {
 			return err

@@ -60,17 +60,19 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		os.RemoveAll(h.dir)
 	}()
 	h.setupPinning()
-	if slices.ContainsFunc(scs, func(sc scenario) bool { return sc.HTTP2 }) {
+	if slices.ContainsFunc(scs, scenario.secure) {
 		if h.cert, err = writeCertFiles(h.dir); err != nil {
 			return nil, err
 		}
-		h2 := h.h2load.(*h2load)
-		h2.dir, h2.pin = h.dir, h.loadPin
 		for _, p := range peers {
 			if p.Name == peerNetHTTP || p.Name == peerDirect {
-				h.progress("%s: no HTTP/2 listener; not measured in the HTTP/2 scenarios", p.Name)
+				h.progress("%s: no HTTPS listener; not measured in the TLS and HTTP/2 scenarios", p.Name)
 			}
 		}
+	}
+	if slices.ContainsFunc(scs, func(sc scenario) bool { return sc.HTTP2 }) {
+		h2 := h.h2load.(*h2load)
+		h2.dir, h2.pin = h.dir, h.loadPin
 	}
 	h.probeGOMAXPROCS()
 	if err := h.chooseLoadGenerator(); err != nil {
@@ -113,8 +115,8 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 				if ctx.Err() != nil || !p.measured() {
 					continue
 				}
-				if sc.HTTP2 && p.tlsAddr == "" {
-					continue // no HTTP/2 listener: see noHTTP2
+				if sc.secure() && p.tlsAddr == "" {
+					continue // no HTTPS listener (net/http baseline, direct)
 				}
 				r := h.measureRetrying(ctx, round, sc, p)
 				if r.Error != "" && ctx.Err() == nil {

@@ -24,7 +24,13 @@ type scenario struct {
 	// Streams at a time on each connection, to the peers that serve it.
 	HTTP2   bool
 	Streams int
+	// TLS scenarios send HTTP/1.1 over TLS to the peers' HTTPS listener
+	// (with KeepAlive false, a full handshake per request).
+	TLS bool
 }
+
+// secure reports whether the scenario goes to the peers' HTTPS listener.
+func (s scenario) secure() bool { return s.TLS || s.HTTP2 }
 
 // Path is what the scenario requests.
 func (s scenario) Path() string {
@@ -42,6 +48,8 @@ var scenarios = []scenario{
 	{Name: "64k-512", Description: "GET 64 KiB, 512 keep-alive connections", Method: "GET", RespSize: 65536, Conns: 512, KeepAlive: true},
 	{Name: "close", Description: "GET 20 B, a new connection per request, 64 at a time", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: false, Default: true},
 	{Name: "post-4k", Description: "POST 4 KiB body, 20 B answer, 64 keep-alive connections", Method: "POST", RespSize: 20, BodySize: 4096, Conns: 64, KeepAlive: true, Default: true},
+	{Name: "tls", Description: "GET 20 B over HTTPS (HTTP/1.1, TLS 1.3), 64 keep-alive connections", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: true, TLS: true},
+	{Name: "tls-close", Description: "GET 20 B over HTTPS, a new connection and full TLS handshake per request, 64 at a time", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: false, TLS: true},
 	{Name: "1m", Description: "GET 1 MiB, 16 keep-alive connections", Method: "GET", RespSize: 1 << 20, Conns: 16, KeepAlive: true},
 	{Name: "h2", Description: "GET 20 B over HTTP/2 with TLS, 64 connections x 10 streams", Method: "GET", RespSize: 20, Conns: 64, Streams: 10, KeepAlive: true, HTTP2: true},
 	{Name: "ws", Description: "WebSocket echo of 128 B messages, 64 WebSockets", Method: "GET", RespSize: 128, Conns: 64, KeepAlive: true, WebSocket: true},

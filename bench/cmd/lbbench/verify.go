@@ -26,6 +26,11 @@ func (h *harness) verifyPeer(p *peer, scs []scenario) error {
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the harness's own certificate
 	}}
 	defer h2Client.CloseIdleConnections()
+	tlsClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableCompression: true,
+		TLSClientConfig:    &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}, //nolint:gosec // the harness's own certificate
+	}}
+	defer tlsClient.CloseIdleConnections()
 	before, err := h.backendCounts(client)
 	if err != nil {
 		return err
@@ -40,11 +45,14 @@ func (h *harness) verifyPeer(p *peer, scs []scenario) error {
 			continue
 		}
 		url, c := "http://"+p.addr+sc.Path(), client
-		if sc.HTTP2 {
+		if sc.secure() {
 			if p.tlsAddr == "" {
 				continue // not measured there
 			}
-			url, c = "https://"+p.tlsAddr+sc.Path(), h2Client
+			url, c = "https://"+p.tlsAddr+sc.Path(), tlsClient
+			if sc.HTTP2 {
+				c = h2Client
+			}
 		}
 		for range tries {
 			sent++
@@ -56,9 +64,13 @@ func (h *harness) verifyPeer(p *peer, scs []scenario) error {
 			if err != nil {
 				return fmt.Errorf("%s %s: %v", sc.Method, url, err)
 			}
-			if sc.HTTP2 && resp.ProtoMajor != 2 {
+			want := 1
+			if sc.HTTP2 {
+				want = 2
+			}
+			if resp.ProtoMajor != want {
 				resp.Body.Close()
-				return fmt.Errorf("%s %s: answered over %s, want HTTP/2", sc.Method, url, resp.Proto)
+				return fmt.Errorf("%s %s: answered over %s, want HTTP/%d", sc.Method, url, resp.Proto, want)
 			}
 			n, err := io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
