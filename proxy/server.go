@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 
 	"github.com/valyala/fasthttp"
 )
@@ -123,13 +122,6 @@ func (p *Proxy) connState(c net.Conn, state fasthttp.ConnState) {
 	}
 	p.wd.connState(c, state)
 }
-
-// yieldWhenIdle runs when a connection has sent its response and is about to
-// read the next request. Yielding first lets the other connections run; by
-// the time this one reads, the client has often sent its next request, so
-// the read finds it instead of failing with EAGAIN and parking (see
-// exchange for the same idea on the backend side).
-func yieldWhenIdle() { runtime.Gosched() }
 
 // fasthttpLogger routes fasthttp's own messages (mostly broken client
 // connections) to slog at debug level, so they cost nothing by default.

@@ -146,8 +146,10 @@ var pumpBuffers = sync.Pool{New: func() any { b := make([]byte, pumpBufferSize);
 // pump copies src to dst until src ends (nil) or either side fails. It is
 // a plain read-write loop rather than io.Copy, whose splice(2) between two
 // TCP connections costs more than it saves for the small messages
-// WebSockets carry, and it yields before each read, as the HTTP path does,
-// so the read more often finds data instead of failing with EAGAIN.
+// WebSockets carry, and it yields before each read so that the read more
+// often finds the next message instead of failing with EAGAIN (this loop
+// measured 13.3 µs of CPU per echoed message in make bench SCENARIOS=ws,
+// io.Copy 16.0).
 func pump(dst io.Writer, src io.Reader) error {
 	bp := pumpBuffers.Get().(*[]byte)
 	defer pumpBuffers.Put(bp)

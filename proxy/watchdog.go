@@ -111,17 +111,13 @@ func (c *clientConn) enter(phase uint32, now int64) {
 }
 
 // connState is the fasthttp server's ConnState hook: it tracks each client
-// connection's phase and, when a response has gone out, yields (see
-// yieldWhenIdle).
+// connection's phase.
 func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 	switch state {
 	case fasthttp.StateNew:
 		cc := &clientConn{conn: c}
 		cc.enter(phaseHeader, w.now())
 		w.clients.Store(c, cc)
-		// A new client sends its request right after connecting: let it
-		// arrive before the first read, as for a kept-alive one.
-		yieldWhenIdle()
 	case fasthttp.StateActive:
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseHeader, w.now())
@@ -130,7 +126,6 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseIdle, w.now())
 		}
-		yieldWhenIdle()
 	case fasthttp.StateHijacked, fasthttp.StateClosed:
 		w.clients.Delete(c)
 	}
