@@ -61,8 +61,8 @@ type h2cConn struct {
 	s *h2Server
 	d dispatch
 	// pending holds sniffed bytes not yet handed to fasthttp, when its
-	// first read was smaller than the preface (ReduceMemory reads one
-	// byte first).
+	// first read was smaller than the preface (fasthttp's ReduceMemoryUsage,
+	// which the proxy does not set, reads one byte first).
 	pending []byte
 	buf     [24]byte
 }

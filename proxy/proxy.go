@@ -159,12 +159,6 @@ type Config struct {
 	// MaxConnsPerIP caps the connections from one client address; beyond
 	// it new ones get a 429. Zero means no limit.
 	MaxConnsPerIP int
-	// ReduceMemory gives an idle keep-alive client connection's buffers
-	// back between requests (fasthttp's ReduceMemoryUsage): about 2 KiB per
-	// idle connection instead of about 21, for roughly one more read
-	// syscall per request. Worth it with many thousands of mostly idle
-	// clients; off by default.
-	ReduceMemory bool
 	// RateLimit, when positive, is how many requests per second each
 	// client address may make on average; more get a 429. RateBurst is how
 	// many it may make at once (zero means the same as RateLimit, at least

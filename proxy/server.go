@@ -27,9 +27,8 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ReadBufferSize:     c.MaxHeaderSize,
 			MaxRequestBodySize: c.MaxBodySize,
 			// Client timeouts are the watchdog's; see watchdog.go.
-			ConnState:         p.connState,
-			LazyRequestTime:   true,
-			ReduceMemoryUsage: c.ReduceMemory,
+			ConnState:       p.connState,
+			LazyRequestTime: true,
 
 			// Bodies arrive as streams: see body.go.
 			StreamRequestBody:             true,

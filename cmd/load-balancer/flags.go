@@ -92,7 +92,6 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
 		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
 		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
-		reduceMemory = fs.Bool("reduce-memory", false, "give idle client connections' buffers back between requests: far less memory per idle connection, a little more CPU per request")
 		rateLimit    = fs.String("rate-limit", "", "requests per client address, such as 100/s or 6000/m; more get 429 (empty: no limit)")
 		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit (0: one second's worth)")
 		trusted      = fs.String("trusted-proxies", "", "comma-separated CIDR ranges of proxies in front whose X-Forwarded-For is believed")
@@ -236,7 +235,6 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		}
 	}
 	o.proxy.MaxConns, o.proxy.MaxConnsPerIP, o.proxy.RateBurst = *maxConnsAll, *maxConnsIP, *rateBurst
-	o.proxy.ReduceMemory = *reduceMemory
 	if *rateLimit != "" {
 		r, err := parseRate(*rateLimit)
 		if err != nil {
