@@ -49,7 +49,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	t := p.table.Load()
 	if t.viaNet && ctx.UserValue(preflightKey{}) == nil && t.viaNetFor(req) {
 		// HTTP/2 backends: only the net/http clients reach them.
-		p.proxyViaNet(ctx)
+		p.proxyViaNet(ctx, cc)
 		return 0
 	}
 	var upgrade bool

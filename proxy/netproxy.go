@@ -435,7 +435,7 @@ func (d debugWriter) Write(b []byte) (int, error) {
 // proxyViaNet proxies an HTTP/1.1 request through the net/http path: the
 // pool has HTTP/2 backends, which only the net/http clients reach. The
 // request line and framing were checked as on the fast path first.
-func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx) {
+func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn) {
 	if status, _ := inspectRequest(ctx); status != 0 {
 		refuse(ctx, status)
 		return
@@ -444,7 +444,64 @@ func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx) {
 		writeFailure(ctx, failBodyTooLarge)
 		return
 	}
+	if f := p.readBodyViaNet(ctx, cc); f != 0 {
+		writeFailure(ctx, f)
+		return
+	}
 	p.net.h1(ctx)
+}
+
+// readBodyViaNet reads a streamed request body whole before fasthttpadaptor
+// converts the request: the adaptor reads it too, but takes a body that
+// broke off (the client went away, or it passed MaxBodySize) for one whose
+// content is the error's text, and would send that to the backend as a
+// complete request. Here such a body is answered as on the fast path, and
+// the read is timed by the watchdog like one there. The bytes are
+// allocated, not pooled: the net/http handler may still read them after
+// the adaptor returns, while the response streams.
+func (p *Proxy) readBodyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn) failure {
+	req := &ctx.Request
+	src := req.BodyStream()
+	size := req.Header.ContentLength() // -1: chunked
+	if src == nil || size == 0 {
+		return 0
+	}
+	if cc != nil {
+		cc.enter(phaseBody, p.wd.now())
+		defer cc.enter(phaseHandling, p.wd.now())
+	}
+	limit := int64(p.cfg.MaxBodySize)
+	var body []byte
+	if size > 0 {
+		body = make([]byte, 0, size)
+	}
+	for size < 0 || len(body) < size {
+		if len(body) == cap(body) {
+			body = append(body, 0)[:len(body)]
+		}
+		n, err := src.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if n > 0 && cc != nil {
+			cc.since.Store(p.wd.now())
+		}
+		if limit > 0 && int64(len(body)) > limit {
+			return failBodyTooLarge
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				return failBodyTooLarge
+			}
+			return failClientGone
+		}
+	}
+	if size >= 0 && len(body) != size {
+		return failClientGone
+	}
+	req.SetBodyRaw(body)
+	return 0
 }
 
 // newH1Adaptor returns the fasthttp handler that runs the net/http path for

@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rishichirchi/Load-Balancee/backend"
+)
+
+// TestViaNetBodyBrokenOff: an HTTP/1.1 request routed to a pool of HTTP/2
+// backends (the net/http path) whose body breaks off, the client closing
+// its side midway, gets 400 as on the fast path, and the backend never
+// sees it: fasthttpadaptor alone would have sent the read error's text as
+// a complete body. A whole body, of known length or chunked, arrives as
+// sent.
+func TestViaNetBodyBrokenOff(t *testing.T) {
+	h2 := startH2Backend(t, "h2", nil)
+	_, url := startProxy(t, Config{Backends: []string{h2.URL()}, Health: HealthConfig{Interval: time.Hour}})
+	addr := strings.TrimPrefix(url, "http://")
+
+	// send writes raw, closes the connection's write side, and returns
+	// the response, or nil when the proxy closed without one.
+	send := func(raw string) *http.Response {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return nil
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body = io.NopCloser(strings.NewReader(string(body)))
+		return resp
+	}
+	const n = 50000
+	whole := strings.Repeat("x", n)
+	for _, tc := range []struct{ name, raw string }{
+		{"Content-Length", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", n, whole)},
+		{"chunked", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", n, whole)},
+	} {
+		resp := send(tc.raw)
+		if resp == nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s, whole: %v", tc.name, resp)
+		}
+		var e backend.Echo
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.BodyLength != n {
+			t.Errorf("%s, whole: the backend got %d bytes (%v), want %d", tc.name, e.BodyLength, err, n)
+		}
+	}
+	hits := h2.hits.Load()
+	for _, tc := range []struct{ name, raw string }{
+		{"Content-Length", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", n, whole[:n/2])},
+		{"chunked", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s", n, whole[:n/2])},
+	} {
+		if resp := send(tc.raw); resp != nil && resp.StatusCode != http.StatusBadRequest {
+			body, _ := io.ReadAll(resp.Body)
+			t.Errorf("%s, broken off: %d %q, want 400 (or no answer)", tc.name, resp.StatusCode, body)
+		}
+	}
+	if got := h2.hits.Load(); got != hits {
+		t.Errorf("the backend got %d requests whose body broke off", got-hits)
+	}
+}
