@@ -409,7 +409,11 @@ func (u *netUpload) attach(a *netAttempt) { u.a.Store(a) }
 func (u *netUpload) Read(b []byte) (int, error) {
 	n, err := u.src.Read(b)
 	u.read += int64(n)
-	u.p.traffic.AddBytesIn(n)
+	if u.st.h2 {
+		// An HTTP/1.1 request's body was read whole before the adaptor
+		// (proxyViaNet), and HandleFastHTTP counts it.
+		u.p.traffic.AddBytesIn(n)
+	}
 	if u.limit > 0 && u.read > u.limit {
 		u.err = errBodyTooLarge
 		return 0, u.err

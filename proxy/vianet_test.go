@@ -76,3 +76,25 @@ func TestViaNetBodyBrokenOff(t *testing.T) {
 		t.Errorf("the backend got %d requests whose body broke off", got-hits)
 	}
 }
+
+// TestViaNetBytesIn: a request body counts once in the bytes received,
+// whichever path proxies it: an HTTP/1.1 upload too long to be held
+// (streamed to the backend by the net/http path) was counted twice, by
+// HandleFastHTTP and as it streamed.
+func TestViaNetBytesIn(t *testing.T) {
+	h2 := startH2Backend(t, "h2", nil)
+	h1 := startBackend(t, "h1")
+	for _, b := range []string{h1.URL(), h2.URL()} {
+		p, url := startProxy(t, Config{Backends: []string{b}, Health: HealthConfig{Interval: time.Hour}})
+		c := newClient(t)
+		for _, n := range []int{1000, 2 * maxBufferedRequest} {
+			before := p.Traffic().Snapshot().BytesIn
+			resp, _ := do(t, c, newRequest(t, "POST", url+"/echo", strings.NewReader(strings.Repeat("x", n))))
+			counted := func() int { return int(p.Traffic().Snapshot().BytesIn - before) }
+			waitFor(t, "the request to be counted", 5*time.Second, func() bool { return counted() >= n })
+			if got := counted(); resp.StatusCode != http.StatusOK || got > n+1000 {
+				t.Errorf("%s: a body of %d bytes: status %d, %d bytes received counted", b, n, resp.StatusCode, got)
+			}
+		}
+	}
+}
