@@ -47,10 +47,12 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	defer p.recoverPanic(ctx)
 	req := &ctx.Request
 	t := p.table.Load()
-	if t.viaNet && ctx.UserValue(preflightKey{}) == nil && t.viaNetFor(req) {
-		// HTTP/2 backends: only the net/http clients reach them.
-		p.proxyViaNet(ctx, cc)
-		return 0
+	if t.viaNet && ctx.UserValue(preflightKey{}) == nil {
+		if rt := t.match(req); rt != nil && rt.viaNet {
+			// HTTP/2 backends: only the net/http clients reach them.
+			p.proxyViaNet(ctx, cc, rt)
+			return 0
+		}
 	}
 	var upgrade bool
 	if v := ctx.UserValue(preflightKey{}); v != nil {

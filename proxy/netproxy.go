@@ -131,7 +131,11 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if st.rt = p.netRoute(r); st.rt == nil {
+	if rt, ok := r.Context().Value(viaNetRouteKey{}).(*route); ok && !st.h2 {
+		// An HTTP/1.1 request goes where the fast path's lookup sent it
+		// (proxyViaNet), on the URI as fasthttp parsed it.
+		st.rt = rt
+	} else if st.rt = p.netRoute(r); st.rt == nil {
 		nw.answer(st, http.StatusNotFound, reasonNoRoute)
 		return
 	}
@@ -432,10 +436,18 @@ func (d debugWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// proxyViaNet proxies an HTTP/1.1 request through the net/http path: the
-// pool has HTTP/2 backends, which only the net/http clients reach. The
-// request line and framing were checked as on the fast path first.
-func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn) {
+// viaNetRouteKey holds, in an HTTP/1.1 request's user values, the route
+// proxyViaNet sends it by.
+type viaNetRouteKey struct{}
+
+// proxyViaNet proxies an HTTP/1.1 request through the net/http path: its
+// route rt is to a pool with HTTP/2 backends, which only the net/http
+// clients reach. The request line and framing were checked as on the fast
+// path first. The route goes with the request: the net/http request that
+// fasthttpadaptor makes does not always look up the same way (a
+// "//host/path" target without Host, which fasthttp reads as authority and
+// net/http as path).
+func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn, rt *route) {
 	if status, _ := inspectRequest(ctx); status != 0 {
 		refuse(ctx, status)
 		return
@@ -448,6 +460,7 @@ func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn) {
 		writeFailure(ctx, f)
 		return
 	}
+	ctx.SetUserValue(viaNetRouteKey{}, rt)
 	p.net.h1(ctx)
 }
 

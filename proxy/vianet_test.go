@@ -98,3 +98,34 @@ func TestViaNetBytesIn(t *testing.T) {
 		}
 	}
 }
+
+// TestViaNetRoutesAsFastPath: an HTTP/1.1 request on the net/http path
+// is served by the pool its route names on the fast path. A target
+// "//host/path" without a Host header is one that fasthttp and net/http
+// read apart (authority and path, or all path): the net/http path looked
+// the route up again and sent it to another pool.
+func TestViaNetRoutesAsFastPath(t *testing.T) {
+	a, b := startH2Backend(t, "a", nil), startH2Backend(t, "b", nil)
+	_, url := startProxy(t, Config{
+		Health: HealthConfig{Interval: time.Hour},
+		Pools: []PoolConfig{
+			{Name: "a", Backends: []string{a.URL()}},
+			{Name: "b", Backends: []string{b.URL()}},
+		},
+		Routes: []Route{
+			{Host: "api.example.com", PathPrefix: "/p/", Pool: "a"},
+			{Pool: "b"},
+		},
+	})
+	for _, tc := range []struct{ raw, want string }{
+		{"GET /p/x HTTP/1.1\r\nHost: API.example.com.:80\r\nConnection: close\r\n\r\n", "a"},
+		{"GET /x/../p/x HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n", "a"},
+		{"GET //api.example.com/p/x HTTP/1.0\r\n\r\n", "a"},
+		{"GET /x HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n", "b"},
+	} {
+		status, rest := rawRequest(t, url, tc.raw)
+		if !strings.Contains(status, " 200 ") || !strings.Contains(rest, "X-Backend: "+tc.want+"\r\n") {
+			t.Errorf("%q: %s\n%s\nwant backend %s", tc.raw, status, rest, tc.want)
+		}
+	}
+}
