@@ -40,13 +40,14 @@ type preflight struct {
 // body sent, or the final status of an answer already in ctx.Response.
 func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
-	if p.table.Load().viaNetFor(req) {
-		return fasthttp.StatusContinue // the net/http path reads the body whole
-	}
 	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
+		// Whichever path would proxy it: the body is refused unsent.
 		writeFailure(ctx, failBodyTooLarge)
 		p.countRequest(ctx, 0) // the handler will not run
 		return fasthttp.StatusRequestEntityTooLarge
+	}
+	if p.table.Load().viaNetFor(req) {
+		return fasthttp.StatusContinue // the net/http path reads the body whole
 	}
 	if _, _, status := p.prepareRequest(ctx); status != 0 {
 		refuse(ctx, status)

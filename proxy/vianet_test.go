@@ -129,3 +129,20 @@ func TestViaNetRoutesAsFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestViaNetExpectTooLarge: a request expecting 100-continue whose body
+// is announced over MaxBodySize gets 413 before sending it, on a route to
+// HTTP/2 backends as on any other; it used to get 100 Continue, then 413
+// once the upload had begun.
+func TestViaNetExpectTooLarge(t *testing.T) {
+	for _, b := range []string{startBackend(t, "h1").URL(), startH2Backend(t, "h2", nil).URL()} {
+		p, url := startProxy(t, Config{Backends: []string{b}, MaxBodySize: 1000, Health: HealthConfig{Interval: time.Hour}})
+		status, _ := rawRequest(t, url, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+		if status != "HTTP/1.1 413 Request Entity Too Large" {
+			t.Errorf("%s: %q, want 413 before the body", b, status)
+		}
+		if got := p.Traffic().Snapshot().Requests[3]; got != 1 { // 4xx
+			t.Errorf("%s: %d requests counted 4xx, want 1", b, got)
+		}
+	}
+}
