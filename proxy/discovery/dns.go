@@ -119,7 +119,7 @@ func (d *DNS) Check() error {
 		}
 	}
 	// The options must make valid entries, and leave SRV's own alone.
-	o, err := checkOptions(d.Options)
+	o, err := checkOptions(d.Scheme, d.Options)
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
@@ -129,9 +129,10 @@ func (d *DNS) Check() error {
 	return nil
 }
 
-// checkOptions parses backend options as they follow a URL.
-func checkOptions(opts string) (pool.Options, error) {
-	b, err := pool.NewBackend("http://example:1 " + opts)
+// checkOptions parses backend options as they follow a URL with the scheme
+// (proto=h2 needs https, proto=h2c http).
+func checkOptions(scheme, opts string) (pool.Options, error) {
+	b, err := pool.NewBackend(scheme + "://example:1 " + opts)
 	if err != nil {
 		var pe *pool.ParseError
 		if errors.As(err, &pe) {

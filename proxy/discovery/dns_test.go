@@ -169,6 +169,11 @@ func TestDNSCheck(t *testing.T) {
 		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1"}, `invalid resolver "127.0.0.1"`},
 		{DNS{Name: "api", Port: 1, Options: "wieght=2"}, `unknown option "wieght=2"`},
 		{DNS{Name: "_a._tcp.x", Options: "weight=2"}, "SRV records give weights"},
+		// The options are checked with the scheme the entries will have.
+		{DNS{Name: "api", Port: 1, Scheme: "https", Options: "proto=h2 health=grpc"}, ""},
+		{DNS{Name: "api", Port: 1, Options: "proto=h2c"}, ""},
+		{DNS{Name: "api", Port: 1, Options: "proto=h2"}, "needs an https:// URL"},
+		{DNS{Name: "api", Port: 1, Scheme: "https", Options: "proto=h2c"}, "needs an http:// URL"},
 		{DNS{Name: "http://api", Port: 1}, "invalid name"},
 	} {
 		err := tc.d.Check()
