@@ -266,6 +266,12 @@ type Proxy struct {
 	serverOnce sync.Once
 	server     *fasthttp.Server
 
+	// The listeners Serve and ServeTLS were given, and whether Shutdown
+	// has begun (server.go: serve).
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	shut      bool
+
 	// The live configuration (reload.go), changed under mu.
 	mu          sync.Mutex
 	pools       map[string]*livePool

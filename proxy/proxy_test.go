@@ -469,6 +469,44 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestShutdownBeforeServe: a Shutdown that comes before Serve has started
+// (a SIGTERM at start-up) still stops it: Serve returns at once, or as soon
+// as it starts, instead of serving for good. fasthttp alone misses a
+// listener it has not been given yet.
+func TestShutdownBeforeServe(t *testing.T) {
+	be := startBackend(t, "a")
+	for _, order := range []string{"shutdown first", "racing"} {
+		p, err := New(Config{Backends: []string{be.URL()}, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		if order == "shutdown first" {
+			p.Shutdown(context.Background()) //nolint:errcheck // nothing in flight
+			go func() { served <- p.Serve(ln) }()
+		} else {
+			go func() { served <- p.Serve(ln) }()
+			p.Shutdown(context.Background()) //nolint:errcheck // nothing in flight
+		}
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("%s: Serve returned %v, want nil", order, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Serve still running 5 s after Shutdown", order)
+		}
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			c.Close()
+			t.Errorf("%s: the listener still accepts connections", order)
+		}
+	}
+}
+
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	be := startBackend(t, "a")
 	p, err := New(Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}, Logger: discardLogger()})

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -56,7 +57,33 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
 		ln = &h2cListener{Listener: ln, s: p.h2}
 	}
-	return p.Server().Serve(ln)
+	return p.serve(ln)
+}
+
+// serve runs the fasthttp server on ln unless Shutdown has begun. fasthttp
+// learns of a listener only once its Serve runs, and a Shutdown before that
+// would miss it and leave it serving for good; so the proxy keeps the
+// listeners it is given and closes them itself on Shutdown.
+func (p *Proxy) serve(ln net.Listener) error {
+	p.lnMu.Lock()
+	if p.shut {
+		p.lnMu.Unlock()
+		ln.Close()
+		return nil
+	}
+	p.listeners = append(p.listeners, ln)
+	p.lnMu.Unlock()
+	err := p.Server().Serve(ln)
+	if errors.Is(err, net.ErrClosed) && p.shuttingDown() {
+		return nil // closed by Shutdown, possibly before fasthttp knew of it
+	}
+	return err
+}
+
+func (p *Proxy) shuttingDown() bool {
+	p.lnMu.Lock()
+	defer p.lnMu.Unlock()
+	return p.shut
 }
 
 // ListenAndServe listens on the TCP address addr and calls Serve.
@@ -94,7 +121,16 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		h2done = make(chan error, 1)
 		go func() { h2done <- p.h2.shutdown(ctx) }()
 	}
+	p.lnMu.Lock()
+	p.shut = true
+	for _, ln := range p.listeners {
+		ln.Close() // fasthttp closes those it knows of again: harmless
+	}
+	p.lnMu.Unlock()
 	err := p.Server().ShutdownWithContext(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listeners closed above
+	}
 	if h2done != nil {
 		if herr := <-h2done; err == nil {
 			err = herr

@@ -146,7 +146,7 @@ func (p *Proxy) ServeTLS(ln net.Listener) error {
 		// NextProto dispatch: dispatch on the first read instead.
 		tl = &alpnListener{Listener: tl, s: p.h2}
 	}
-	return p.Server().Serve(tl)
+	return p.serve(tl)
 }
 
 // ListenAndServeTLS listens on the TCP address addr and calls ServeTLS.
