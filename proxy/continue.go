@@ -64,6 +64,12 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 	if b == nil {
 		return fasthttp.StatusContinue // the handler answers 502 or 503
 	}
+	if b.Protocol().HTTP2() {
+		// It joined after the route was read (see Proxy.acquire): the
+		// handler picks again.
+		b.Done(false)
+		return fasthttp.StatusContinue
+	}
 	if len(req.Header.Host()) == 0 {
 		req.Header.SetHost(b.Addr())
 	}

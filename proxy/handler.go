@@ -193,13 +193,28 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 // becomes failBusy: the client gets 503 at once, it is not queued.
 func (p *Proxy) acquire(ctx *fasthttp.RequestCtx, pl *pool.Pool, pinned *pool.Backend, tried pool.Tried, last *failure) *pool.Backend {
 	if pinned != nil && pl.AcquireBackend(pinned, tried) {
-		return pinned
+		if !pinned.Protocol().HTTP2() {
+			return pinned
+		}
+		pinned.Done(false)
+		tried.Add(pinned)
 	}
-	b, res := pl.Acquire((*requestKey)(ctx), tried)
-	if res == pool.AllAtLimit {
-		*last = failBusy
+	for range pool.MaxTries {
+		b, res := pl.Acquire((*requestKey)(ctx), tried)
+		if res == pool.AllAtLimit {
+			*last = failBusy
+		}
+		if b == nil || !b.Protocol().HTTP2() {
+			return b
+		}
+		// An HTTP/2 backend that joined the pool after this request was
+		// routed: only the net/http path reaches it (route.viaNet, in the
+		// table published with it), so it is left to the requests routed
+		// since.
+		b.Done(false)
+		tried.Add(b)
 	}
-	return b
+	return nil
 }
 
 // relay readies a backend's response for the client. A streamed body ends

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // TestViaNetBodyBrokenOff: an HTTP/1.1 request routed to a pool of HTTP/2
@@ -144,5 +146,44 @@ func TestViaNetExpectTooLarge(t *testing.T) {
 		if got := p.Traffic().Snapshot().Requests[3]; got != 1 { // 4xx
 			t.Errorf("%s: %d requests counted 4xx, want 1", b, got)
 		}
+	}
+}
+
+// TestFastPathSkipsNewHTTP2Members: in the moment between an HTTP/2
+// backend joining a pool and the routing table that sends the pool's
+// HTTP/1.1 requests through the net/http path, a request routed by the old
+// table may be balanced onto the newcomer. The fast path cannot speak
+// HTTP/2, so it leaves that backend to the requests routed since: every
+// request here is answered by the HTTP/1.1 backend, none fails, and the
+// newcomer is never charged with a failure.
+func TestFastPathSkipsNewHTTP2Members(t *testing.T) {
+	h1 := startBackend(t, "h1")
+	h2 := startH2Backend(t, "h2", nil)
+	p, url := startProxy(t, Config{Backends: []string{h1.URL()}, Health: HealthConfig{Path: "/health", Interval: time.Hour}})
+
+	// Join h2 as pool.Update does, without publishing a new table.
+	nb, err := pool.NewBackend(h2.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.attach(nb); err != nil {
+		t.Fatal(err)
+	}
+	pl := p.Pool()
+	if _, _, err := pl.Update(append(slices.Clone(pl.Backends()), nb), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p.table.Load().viaNet {
+		t.Fatal("the table was republished: the test no longer reproduces the window")
+	}
+	c := newClient(t)
+	for range 10 {
+		status, body := get(t, c, url+"/")
+		if status != http.StatusOK || backendOf(body) != "h1" {
+			t.Fatalf("GET: %d %q, want h1's answer", status, body)
+		}
+	}
+	if h2.hits.Load() != 0 || nb.Stats().Failures != 0 {
+		t.Errorf("the HTTP/2 newcomer got %d HTTP/1.1 requests and %d failures, want none", h2.hits.Load(), nb.Stats().Failures)
 	}
 }
