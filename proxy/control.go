@@ -105,8 +105,9 @@ func (p *Proxy) AddBackend(poolName, entry string) (*pool.Backend, error) {
 	if err := p.attach(b); err != nil {
 		return nil, err
 	}
+	// A backend of the configuration that the admin API removed stays
+	// removed: the entry given here, with its own options, takes its place.
 	lp.runtime = append(lp.runtime, b)
-	delete(lp.removed, b.URL())
 	delete(lp.weights, b.URL())
 	p.apply(lp, nil)
 	p.publish()

@@ -446,6 +446,17 @@ func TestDiscoveryAndControl(t *testing.T) {
 	if got := hitAll(t, client, url+"/", 6); got["d2"] != 4 || got["extra"] != 2 || got["static"] != 0 {
 		t.Errorf("after the admin's changes: %v, want d2 4, extra 2", got)
 	}
+	// Added back with options of its own, the configuration's backend
+	// comes back as the admin API says, not as the configuration did.
+	if m, err := p.AddBackend("svc", s.URL()+" weight=6"); err != nil || m.Weight() != 6 {
+		t.Fatalf("adding the removed static backend back with weight=6: %v, %v", m, err)
+	}
+	if got := hitAll(t, client, url+"/", 12); got["static"] != 6 || got["d2"] != 4 || got["extra"] != 2 {
+		t.Errorf("with static back at weight 6: %v, want static 6, d2 4, extra 2", got)
+	}
+	if err := p.RemoveBackend("svc", s.URL()); err != nil {
+		t.Fatal(err)
+	}
 
 	// A reload keeps the discovery source (same String) running, and drops
 	// the admin's changes.
