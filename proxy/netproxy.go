@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -450,6 +451,13 @@ type viaNetRouteKey struct{}
 func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn, rt *route) {
 	if status, _ := inspectRequest(ctx); status != 0 {
 		refuse(ctx, status)
+		return
+	}
+	if _, err := url.ParseRequestURI(string(ctx.RequestURI())); err != nil {
+		// fasthttpadaptor would fail to convert it (500): the target is
+		// malformed, such as a bad percent-escape. A backend behind the
+		// fast path would have had to judge it; net/http cannot carry it.
+		refuse(ctx, fasthttp.StatusBadRequest)
 		return
 	}
 	if limit := p.cfg.MaxBodySize; limit > 0 && ctx.Request.Header.ContentLength() > limit {

@@ -187,3 +187,18 @@ func TestFastPathSkipsNewHTTP2Members(t *testing.T) {
 		t.Errorf("the HTTP/2 newcomer got %d HTTP/1.1 requests and %d failures, want none", h2.hits.Load(), nb.Stats().Failures)
 	}
 }
+
+// TestViaNetMalformedTarget: a request target net/http cannot parse (a
+// bad percent-escape) on a route to HTTP/2 backends gets 400, not the 500
+// fasthttpadaptor answers, and reaches no backend.
+func TestViaNetMalformedTarget(t *testing.T) {
+	be := startH2Backend(t, "h2", nil)
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: time.Hour}})
+	status, rest := rawRequest(t, url, "GET /p/%zz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, " 400 ") {
+		t.Errorf("GET /p/%%zz: %s\n%s\nwant 400", status, rest)
+	}
+	if n := be.hits.Load(); n != 0 {
+		t.Errorf("the backend got %d requests, want none", n)
+	}
+}
