@@ -158,7 +158,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 		}
 		if err == nil {
 			if rt.sticky != nil && b != pinned {
-				rt.sticky.set(&ctx.Response.Header, b)
+				rt.sticky.set(&ctx.Response.Header, b, ctx.IsTLS())
 			}
 			return header
 		}

@@ -253,7 +253,7 @@ func (f *netFront) modifyResponse(resp *http.Response) error {
 	p := f.p
 	st := stateOf(resp.Request.Context())
 	if sk := st.rt.sticky; sk != nil && st.served != nil && st.served != st.pinned {
-		if c := sk.cookie(st.served); c != nil {
+		if c := sk.cookie(st.served, st.in.TLS != nil); c != nil {
 			resp.Header.Add("Set-Cookie", string(c))
 		}
 	}

@@ -246,7 +246,7 @@ func TestParity(t *testing.T) {
 			}
 			return outcome{"first": backendOf(first), "cookie": strings.TrimPrefix(strings.Join(set, ";"), "lb="+value),
 				"pinned": fmt.Sprint(pinned)}
-		}, outcome{"first": "a", "cookie": "; Path=/; HttpOnly", "pinned": "map[a:5]"}},
+		}, outcome{"first": "a", "cookie": "; Path=/; HttpOnly; SameSite=Lax", "pinned": "map[a:5]"}},
 
 		{"round-robin and hashing policies", func(e *parityEnv) outcome {
 			a, b := startBackend(e.t, "a"), startBackend(e.t, "b")

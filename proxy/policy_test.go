@@ -268,8 +268,8 @@ func TestStickyCookie(t *testing.T) {
 	if status != http.StatusOK || value == "" {
 		t.Fatalf("first response: %d, Set-Cookie %q", status, set)
 	}
-	if len(set) != 1 || !strings.HasSuffix(set[0], "; Path=/; HttpOnly") {
-		t.Errorf("Set-Cookie %q, want one lb=...; Path=/; HttpOnly", set)
+	if len(set) != 1 || !strings.HasSuffix(set[0], "; Path=/; HttpOnly; SameSite=Lax") {
+		t.Errorf("Set-Cookie %q, want one lb=...; Path=/; HttpOnly; SameSite=Lax", set)
 	}
 	for _, b := range bes {
 		addr := strings.TrimPrefix(b.URL(), "http://")

@@ -31,7 +31,7 @@ type sticky struct {
 type stickyID struct {
 	id        uint64
 	b         *pool.Backend
-	setCookie []byte // the Set-Cookie header value
+	setCookie [2][]byte // the Set-Cookie header value: [0] over plain HTTP, [1] over TLS
 }
 
 // stickyIDLen is the length of a cookie value: 64 bits in hex.
@@ -45,7 +45,8 @@ func newSticky(name string, backends []*pool.Backend) *sticky {
 		for len(value) < stickyIDLen {
 			value = "0" + value
 		}
-		s.ids = append(s.ids, stickyID{id: b.ID(), b: b, setCookie: []byte(name + "=" + value + "; Path=/; HttpOnly")})
+		c := name + "=" + value + "; Path=/; HttpOnly; SameSite=Lax"
+		s.ids = append(s.ids, stickyID{id: b.ID(), b: b, setCookie: [2][]byte{[]byte(c), []byte(c + "; Secure")}})
 	}
 	// Two URLs with the same 64-bit digest (odds 2^-64) would share
 	// clients: the first keeps them.
@@ -86,20 +87,25 @@ func (s *sticky) lookup(v []byte) *pool.Backend {
 	return e.b
 }
 
-// set makes the response pin the client to b. A backend that joined the
-// pool after this sticky was built (a reload is publishing a new one) gets
-// no cookie: the next response sets it.
-func (s *sticky) set(h *fasthttp.ResponseHeader, b *pool.Backend) {
-	if c := s.cookie(b); c != nil {
+// set makes the response pin the client to b; secure marks a request that
+// came over TLS, whose cookie is then sent back over TLS only. A backend that
+// joined the pool after this sticky was built (a reload is publishing a new
+// one) gets no cookie: the next response sets it.
+func (s *sticky) set(h *fasthttp.ResponseHeader, b *pool.Backend, secure bool) {
+	if c := s.cookie(b, secure); c != nil {
 		h.AddBytesKV(headerSetCookie, c)
 	}
 }
 
-// cookie returns the Set-Cookie value that pins a client to b, or nil for a
-// backend that joined the pool after this sticky was built.
-func (s *sticky) cookie(b *pool.Backend) []byte {
+// cookie returns the Set-Cookie value that pins a client to b, with the
+// Secure attribute when secure, or nil for a backend that joined the pool
+// after this sticky was built.
+func (s *sticky) cookie(b *pool.Backend, secure bool) []byte {
 	if e, ok := s.find(b.ID()); ok && e.b == b {
-		return e.setCookie
+		if secure {
+			return e.setCookie[1]
+		}
+		return e.setCookie[0]
 	}
 	return nil
 }

@@ -441,3 +441,44 @@ func TestTLSTimeouts(t *testing.T) {
 		t.Errorf("after the timeout: status %d", status)
 	}
 }
+
+// TestStickyCookieSecure: a sticky cookie set over TLS is marked Secure, on
+// HTTP/1.1 and HTTP/2 alike, so a browser never sends it back in clear text;
+// over plain HTTP it is not (a browser would drop it).
+func TestStickyCookieSecure(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	tp := startTLSProxy(t, Config{
+		Backends:     []string{startBackend(t, "a").URL()},
+		Health:       HealthConfig{Interval: -1},
+		StickyCookie: "lb",
+		TLS:          &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
+	})
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		url    string
+		proto  int
+		secure bool
+	}{
+		{"HTTP/1.1 over TLS", newTLSClient(t, ca.Pool()), tp.tlsURL("localhost", "/"), 1, true},
+		{"HTTP/2 over TLS", newH2Client(t, ca.Pool()), tp.tlsURL("localhost", "/"), 2, true},
+		{"plain HTTP", newClient(t), tp.plainURL + "/", 1, false},
+	} {
+		resp, err := tc.client.Get(tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		set := resp.Header.Values("Set-Cookie")
+		if resp.ProtoMajor != tc.proto || len(set) != 1 {
+			t.Fatalf("%s: HTTP/%d, Set-Cookie %q; want HTTP/%d and one cookie", tc.name, resp.ProtoMajor, set, tc.proto)
+		}
+		want := "; Path=/; HttpOnly; SameSite=Lax"
+		if tc.secure {
+			want += "; Secure"
+		}
+		if !strings.HasSuffix(set[0], want) {
+			t.Errorf("%s: Set-Cookie %q, want it to end in %q", tc.name, set[0], want)
+		}
+	}
+}
