@@ -31,7 +31,7 @@ var requestBodyPool = sync.Pool{New: func() any { return new(requestBody) }}
 // A failure means the request must be answered without proxying it.
 func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx, cc *clientConn) (rb *requestBody, streaming bool, f failure) {
 	req := &ctx.Request
-	src := req.BodyStream()
+	src := p.bodyStream(ctx)
 	if src == nil {
 		return nil, false, 0
 	}

@@ -169,19 +169,13 @@ func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.
 func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientConn) (header int) {
 	b, up, bc := pf.b, pf.up, pf.bc
 	req := &ctx.Request
-	var err error
-	if src := req.BodyStream(); src != nil {
-		err = p.sendBody(pf, src, req.Header.ContentLength(), cc)
-	}
-	if err != nil {
-		up.conns.close(pf.cc)
-		b.Done(true)
-		f := classifyError(err)
-		if errors.Is(err, errBodyTooLarge) {
-			f = failBodyTooLarge
+	if src := p.bodyStream(ctx); src != nil {
+		if f, err := p.sendBody(pf, src, req.Header.ContentLength(), cc); err != nil {
+			up.conns.close(pf.cc)
+			b.Done(true)
+			writeFailure(ctx, f)
+			return 0
 		}
-		writeFailure(ctx, f)
-		return 0
 	}
 	start := bc.arm(p.headerTimeout)
 	env := exchangeEnv{client: cc}
@@ -197,8 +191,10 @@ func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientCon
 }
 
 // sendBody copies a streamed body to the backend, framed as its header
-// announced: size bytes, or chunks when size is -1.
-func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn) error {
+// announced: size bytes, or chunks when size is -1. A failure says whose
+// fault it was: the client's body (too large, broken off, malformed) or the
+// backend's connection.
+func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn) (failure, error) {
 	up, bc := pf.up, pf.bc
 	u := uploadBody{p: p, src: src, limit: int64(p.cfg.MaxBodySize)}
 	u.attach(bc, cc)
@@ -219,9 +215,12 @@ func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn)
 		err = bw.Flush()
 	}
 	if u.err != nil {
-		return u.err
+		return u.failure(), u.err
 	}
-	return err
+	if err != nil {
+		return classifyError(err), err
+	}
+	return 0, nil
 }
 
 // writeChunked copies src to w in the chunked transfer coding.

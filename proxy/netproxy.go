@@ -482,7 +482,7 @@ func (p *Proxy) proxyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn, rt *route)
 // the adaptor returns, while the response streams.
 func (p *Proxy) readBodyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn) failure {
 	req := &ctx.Request
-	src := req.BodyStream()
+	src := p.bodyStream(ctx)
 	size := req.Header.ContentLength() // -1: chunked
 	if src == nil || size == 0 {
 		return 0

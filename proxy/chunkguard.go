@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// A chunked request body is decoded by fasthttp, which skips a chunk's
+// extensions ("5;name=value") byte by byte with no limit: bytes that
+// -max-body-size never counts, arriving for as long as the client cares to
+// send them. Node, hyper and Bun cap them at 16 KiB; fasthttp offers no
+// hook, so the limit is kept one layer down, on the connection: while the
+// proxy reads a chunked body, one read of it may take at most
+// len(p) + chunkLineBudget bytes from the socket. A read returns after one
+// chunk's header and at most len(p) bytes of its data, so only a chunk
+// header (size, extensions, or the trailer after the last chunk) longer
+// than the budget can exceed it, and that read then fails: the client gets
+// 400 and the connection is closed, as for any broken chunked body.
+
+// chunkLineSlack is what one read of a chunked body may take from the socket
+// beyond the bytes it returns, in read buffers: the chunk header and the
+// CRLFs around the data can each need a fill of the server's read buffer
+// (whose read-ahead counts too, TLS records adding their overhead), but no
+// legitimate read needs four.
+const chunkLineSlack = 4
+
+// minChunkLineBudget is the smallest budget whatever the read buffer size.
+const minChunkLineBudget = 64 << 10
+
+var errChunkLineTooLong = errors.New("chunk header longer than the limit (extensions too long)")
+
+// guardListener wraps the connections of the proxy's own listeners in
+// guardConn, beneath TLS where there is TLS.
+type guardListener struct {
+	net.Listener
+}
+
+func (l guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: c}, nil
+}
+
+// guardConn is a client connection that can bound what one read of a chunked
+// request body takes from the socket. Only the goroutine reading the request
+// touches it, one request at a time, so its fields need no atomics.
+type guardConn struct {
+	net.Conn
+	armed bool
+	left  int         // bytes the current body read may still take, while armed
+	body  guardedBody // the current request's chunked body, read through the guard
+}
+
+// Read implements net.Conn.
+func (c *guardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.armed {
+		c.left -= n
+		if c.left < 0 && err == nil {
+			err = errChunkLineTooLong
+		}
+	}
+	return n, err
+}
+
+// CloseWrite half-closes the connection when the one beneath can (a tunnel
+// passes a client's end of stream on).
+func (c *guardConn) CloseWrite() error {
+	if hc, ok := c.Conn.(halfCloser); ok {
+		return hc.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// NetConn returns the connection beneath.
+func (c *guardConn) NetConn() net.Conn { return c.Conn }
+
+// guardedBody reads a chunked request body with its connection's guard armed.
+type guardedBody struct {
+	c      *guardConn
+	src    io.Reader
+	budget int
+}
+
+// Read implements io.Reader.
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.c.armed, g.c.left = true, len(p)+g.budget
+	n, err := g.src.Read(p)
+	g.c.armed = false
+	return n, err
+}
+
+// bodyStream returns the stream of ctx's request body, or nil when it has
+// none. A chunked body on a connection the proxy accepted itself is read
+// through the connection's guard; on a connection accepted by someone
+// else's server (the proxy's Handler mounted elsewhere) it is read as it is.
+func (p *Proxy) bodyStream(ctx *fasthttp.RequestCtx) io.Reader {
+	src := ctx.Request.BodyStream()
+	if src == nil || ctx.Request.Header.ContentLength() != -1 {
+		return src
+	}
+	g := guardOf(ctx.Conn())
+	if g == nil {
+		return src
+	}
+	g.body = guardedBody{c: g, src: src, budget: max(chunkLineSlack*p.cfg.MaxHeaderSize, minChunkLineBudget)}
+	return &g.body
+}
+
+// guardOf finds the guardConn beneath c: c itself on a plain port, beneath
+// TLS or the HTTP/2 preface check otherwise.
+func guardOf(c net.Conn) *guardConn {
+	for range 4 {
+		switch v := c.(type) {
+		case *guardConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
