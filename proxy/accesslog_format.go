@@ -30,28 +30,29 @@ type accessEntry[T string | []byte] struct {
 // logLine is a buffer to format a line in, with the timestamp of the last
 // second it formatted: most lines of a second reuse it.
 type logLine struct {
-	b     []byte
-	sec   int64
-	local []byte // "02/Jan/2006:15:04:05 -0700" (combined)
-	iso   []byte // "2006-01-02T15:04:05" (json)
-	zone  []byte // "Z07:00" (json)
+	b        []byte
+	localSec int64
+	local    []byte // "02/Jan/2006:15:04:05 -0700" (combined)
+	isoSec   int64
+	iso      []byte // "2006-01-02T15:04:05" (json)
+	zone     []byte // "Z07:00" (json)
 }
 
-// stamp makes sure ll holds the second of now.
+// stamp makes sure ll holds the second of now, as the format needs it.
 func (ll *logLine) stamp(now time.Time, json bool) {
 	sec := now.Unix()
-	if sec == ll.sec && (ll.local != nil || ll.iso != nil) {
-		return
-	}
-	ll.sec = sec
 	if json {
-		ll.iso = now.AppendFormat(ll.iso[:0], "2006-01-02T15:04:05")
-		ll.zone = now.AppendFormat(ll.zone[:0], "Z07:00")
-		ll.local = ll.local[:0]
+		if sec != ll.isoSec || len(ll.iso) == 0 {
+			ll.isoSec = sec
+			ll.iso = now.AppendFormat(ll.iso[:0], "2006-01-02T15:04:05")
+			ll.zone = now.AppendFormat(ll.zone[:0], "Z07:00")
+		}
 		return
 	}
-	ll.local = now.AppendFormat(ll.local[:0], "02/Jan/2006:15:04:05 -0700")
-	ll.iso = ll.iso[:0]
+	if sec != ll.localSec || len(ll.local) == 0 {
+		ll.localSec = sec
+		ll.local = now.AppendFormat(ll.local[:0], "02/Jan/2006:15:04:05 -0700")
+	}
 }
 
 // logEntry formats e, answered at end, and queues the line.
