@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -10,7 +11,7 @@ import (
 
 // TestProxiedRequestAllocations keeps the request path free of allocations:
 // a whole round trip (client, proxy, backend, all fasthttp) allocates
-// nothing in steady state.
+// nothing in steady state, with an access log in either format or none.
 func TestProxiedRequestAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
@@ -38,27 +39,44 @@ func TestProxiedRequestAllocations(t *testing.T) {
 			req.SetBodyString("hello, backend")
 		}, 1},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rig := newInmemoryRig(t, 2)
-			req := fasthttp.AcquireRequest()
-			resp := fasthttp.AcquireResponse()
-			do := func() {
-				req.Reset()
-				tc.setup(req)
-				if err := rig.client.Do(req, resp); err != nil {
-					t.Fatal(err)
-				}
-				if resp.StatusCode() != fasthttp.StatusOK {
-					t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
-				}
+		for _, format := range []AccessLogFormat{"", AccessLogCombined, AccessLogJSON} {
+			name := tc.name
+			if format != "" {
+				name += ", access log " + string(format)
 			}
-			for range 100 {
-				do()
-			}
-			if n := testing.AllocsPerRun(1000, do); n > tc.allowed {
-				t.Errorf("%.2f allocations per proxied request, want at most %v", n, tc.allowed)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				proxiedRequestAllocations(t, format, tc.setup, tc.allowed)
+			})
+		}
+	}
+}
+
+// proxiedRequestAllocations measures one kind of request, with an access
+// log in format (empty: none).
+func proxiedRequestAllocations(t *testing.T, format AccessLogFormat, setup func(req *fasthttp.Request), allowed float64) {
+	t.Helper()
+	rig := newInmemoryRigConfig(t, 2, func(c *Config) {
+		if format != "" {
+			c.AccessLog, c.AccessLogFormat = io.Discard, format
+		}
+	})
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	do := func() {
+		req.Reset()
+		setup(req)
+		if err := rig.client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != fasthttp.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+		}
+	}
+	for range 100 {
+		do()
+	}
+	if n := testing.AllocsPerRun(1000, do); n > allowed {
+		t.Errorf("%.2f allocations per proxied request, want at most %v", n, allowed)
 	}
 }
 

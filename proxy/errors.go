@@ -200,4 +200,7 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	if p.debug {
 		p.log.Debug("bad request", "client", ctx.RemoteAddr().String(), "error", err.Error())
 	}
+	if p.alog != nil {
+		p.logReadError(ctx)
+	}
 }

@@ -27,14 +27,21 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
+	if p.alog != nil {
+		ctx.Time() // the request's start, for the access log
+	}
 	header := 0
+	var sv served
 	if p.https == nil || !p.https.redirect(ctx) {
-		header = p.proxy(ctx, cc)
+		header = p.proxy(ctx, cc, &sv)
 	}
 	if p.https != nil {
 		p.https.addHSTS(ctx)
 	}
 	p.countRequest(ctx, header)
+	if p.alog != nil {
+		p.logFastHTTP(ctx, &sv)
+	}
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
@@ -42,8 +49,9 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 
 // proxy answers the request from a backend, or with an error of its own. It
 // returns the size of a relayed response's header block, or 0 for an answer
-// of the proxy's own.
-func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
+// of the proxy's own, and says in sv which backend answered after how many
+// attempts.
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (header int) {
 	defer p.recoverPanic(ctx)
 	req := &ctx.Request
 	t := p.table.Load()
@@ -58,6 +66,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	if v := ctx.UserValue(preflightKey{}); v != nil {
 		// The request expected 100-continue and was prepared then.
 		if pf := v.(*preflight); pf != nil {
+			sv.backend, sv.attempts = pf.b, 1
 			return p.continued(ctx, pf, cc)
 		}
 	} else {
@@ -160,6 +169,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 			if rt.sticky != nil && b != pinned {
 				rt.sticky.set(&ctx.Response.Header, b, ctx.IsTLS())
 			}
+			sv.backend, sv.attempts = b, tried.Len()
 			return header
 		}
 		last = f
@@ -183,6 +193,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn) (header int) {
 	if last == 0 {
 		p.traffic.NoBackend()
 	}
+	sv.attempts = tried.Len()
 	writeFailure(ctx, last)
 	return 0
 }

@@ -73,6 +73,7 @@ func (f *netFront) RoundTrip(req *http.Request) (*http.Response, error) {
 				failed = b
 			}
 		}
+		st.attempts = tried.Len()
 		if err == nil {
 			st.served = b
 			return resp, nil

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -66,6 +67,7 @@ type netState struct {
 	rt       *route // the pool that serves the request, and its sticky cookie
 	h2       bool   // the client speaks HTTP/2
 	grpc     bool   // a gRPC call: errors are answered the gRPC way
+	client   netip.Addr
 	clientIP string // what X-Real-IP says; hashing on "ip" uses it
 	chain    string // a trusted proxy's X-Forwarded-For to extend, or ""
 
@@ -75,6 +77,7 @@ type netState struct {
 	hedge      bool
 	pinned     *pool.Backend
 	served     *pool.Backend // the backend whose response is relayed
+	attempts   int           // backends tried, hedges included
 	headerTO   failure       // the failure a header wait ends in: try or backend timeout
 	inBytes    int
 	answered   bool // the proxy answered with its own error
@@ -93,7 +96,14 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nw := &netWriter{ResponseWriter: w, p: p}
 	st := &netState{in: r, h2: r.ProtoMajor == 2, grpc: isGRPC(r.Header)}
 	nw.st = st
+	var start time.Time
+	if p.alog != nil {
+		start = time.Now()
+	}
 	defer func() {
+		if p.alog != nil && nw.status != 0 {
+			p.logNet(st, nw, start)
+		}
 		t := p.traffic
 		if st.h2 {
 			// HTTP/1.1 requests are counted by HandleFastHTTP, whichever
@@ -107,6 +117,13 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	st.inBytes = len(r.Method) + len(r.RequestURI) + requestLineFraming + headerSize(r.Header)
 
+	peer := remoteAddr(r.RemoteAddr)
+	client, chain := peer, []byte(nil)
+	if p.trusts(peer) {
+		client, chain = p.clientBehind(peer, []byte(r.Header.Get(headerXForwardedFor)))
+	}
+	st.client = client
+
 	switch r.Method {
 	case http.MethodConnect, http.MethodTrace:
 		// As on HTTP/1.1 (strict.go); extended CONNECT (WebSockets over
@@ -115,11 +132,6 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	peer := remoteAddr(r.RemoteAddr)
-	client, chain := peer, []byte(nil)
-	if p.trusts(peer) {
-		client, chain = p.clientBehind(peer, []byte(r.Header.Get(headerXForwardedFor)))
-	}
 	if client.IsValid() {
 		st.clientIP = client.String()
 		if chain != nil {

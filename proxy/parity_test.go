@@ -75,6 +75,26 @@ func (e *parityEnv) echo(req *http.Request) backend.Echo {
 	return ec
 }
 
+// logged waits for the one access log line in buf (JSON) and returns its
+// fields; backend, when set, is the URL the line should name.
+func (e *parityEnv) logged(buf *logBuffer, backend string) outcome {
+	e.t.Helper()
+	lines := accessLines(e.t, buf, 1)
+	o := outcome{"lines": fmt.Sprint(len(lines))}
+	for k, v := range jsonLine(e.t, lines[0]) {
+		o[k] = fmt.Sprint(v)
+	}
+	delete(o, "time")
+	delete(o, "duration_ms")
+	if backend != "" && o["backend"] == backend {
+		o["backend"] = "the backend"
+	}
+	if want := map[string]string{"HTTP/1.1": "HTTP/1.1", "HTTP/2": "HTTP/2.0"}[e.proto]; o["proto"] == want {
+		o["proto"] = "the client's"
+	}
+	return o
+}
+
 // outcome is what a case observed, compared across protocols.
 type outcome map[string]string
 
@@ -271,6 +291,48 @@ func TestParity(t *testing.T) {
 			}
 			return outcome{"rr": strings.Join(order, ","), "hash misplaced": fmt.Sprint(wrong)}
 		}, outcome{"rr": "a,b,a,b", "hash misplaced": "0"}},
+
+		{"access log: a proxied request", func(e *parityEnv) outcome {
+			be := startBackend(e.t, "a")
+			var buf logBuffer
+			u := e.proxy(Config{Backends: []string{be.URL()}, AccessLog: &buf, AccessLogFormat: AccessLogJSON})
+			e.get(u+"/bytes/100?x=1", "Referer", "https://ref.example/", "User-Agent", `agent "7"`)
+			o := e.logged(&buf, be.URL())
+			if o["host"] == strings.TrimPrefix(u, "http://") {
+				o["host"] = "the proxy's"
+			}
+			return o
+		}, outcome{"status": "200", "method": "GET", "uri": "/bytes/100?x=1", "client": "127.0.0.1", "host": "the proxy's",
+			"bytes": "100", "attempts": "1", "backend": "the backend", "referer": "https://ref.example/",
+			"user_agent": `agent "7"`, "proto": "the client's", "lines": "1"}},
+
+		{"access log: attempts on failing backends", func(e *parityEnv) outcome {
+			a, b := startBackend(e.t, "a"), startBackend(e.t, "b")
+			a.kill()
+			b.kill()
+			var buf logBuffer
+			u := e.proxy(Config{Backends: []string{a.URL(), b.URL()}, AccessLog: &buf, AccessLogFormat: AccessLogJSON})
+			e.get(u + "/")
+			o := e.logged(&buf, "")
+			return outcome{"status": o["status"], "attempts": o["attempts"], "backend": o["backend"]}
+		}, outcome{"status": "502", "attempts": "2", "backend": ""}},
+
+		{"access log: the proxy's own answers", func(e *parityEnv) outcome {
+			be := startBackend(e.t, "a")
+			var buf logBuffer
+			u := e.proxy(Config{Backends: []string{be.URL() + " down"}, AccessLog: &buf, AccessLogFormat: AccessLogJSON, MaxBodySize: 1024})
+			e.get(u + "/")
+			req := newRequest(e.t, "POST", u+"/upload", strings.NewReader(strings.Repeat("x", 4096)))
+			req.ContentLength = 4096
+			e.do(req)
+			lines := accessLines(e.t, &buf, 2)
+			o := outcome{}
+			for i, line := range lines {
+				m := jsonLine(e.t, line)
+				o[fmt.Sprintf("%d", i)] = fmt.Sprintf("%v %v %v attempts=%v backend=%q", m["method"], m["uri"], m["status"], m["attempts"], m["backend"])
+			}
+			return o
+		}, outcome{"0": `GET / 502 attempts=0 backend=""`, "1": `POST /upload 413 attempts=0 backend=""`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := map[string]outcome{}

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -209,6 +210,20 @@ type Config struct {
 	// Logger receives start-up, health and error records; nil means
 	// slog.Default(). Per-request records are written only at debug level.
 	Logger *slog.Logger
+
+	// AccessLog, when set, receives a line per request answered, the
+	// proxy's own answers included (see AccessLogFormat), as nginx's
+	// access_log writes. Lines are buffered in memory and written from a
+	// goroutine of the proxy's every 200ms, or sooner once 64 KiB are
+	// pending, never from a request; while AccessLog blocks, lines beyond
+	// 4 MiB pending are dropped and counted (AccessLogDropped). Writes are
+	// never concurrent. Shutdown and Close write out what is pending; the
+	// proxy does not close AccessLog. Nil means no access log, at no cost.
+	// Reload does not change it.
+	AccessLog io.Writer
+	// AccessLogFormat is the layout of the access log's lines: empty means
+	// AccessLogCombined.
+	AccessLogFormat AccessLogFormat
 }
 
 // HealthConfig configures active health checks. Zero values select the
@@ -253,6 +268,7 @@ type Proxy struct {
 	limiter              *rateLimiter // nil: no rate limit
 	wd                   *watchdog
 	dialer               *dialer
+	alog                 *accessLog // nil: no access log
 
 	// The net/http path (netproxy.go) and the HTTP/2 server (h2.go). net
 	// is always there; h2 is nil when HTTP/2 is off.
@@ -364,6 +380,9 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p.warnInsecureBackends()
+	if cfg.AccessLog != nil {
+		p.alog = newAccessLog(cfg.AccessLog, cfg.AccessLogFormat, cfg.Logger)
+	}
 	if certs != nil && cfg.TLS.ReloadInterval > 0 {
 		certs.watch(cfg.TLS.ReloadInterval)
 	}
@@ -475,6 +494,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.AccessLogFormat == "" {
+		c.AccessLogFormat = AccessLogCombined
+	}
+	if _, err := ParseAccessLogFormat(string(c.AccessLogFormat)); err != nil {
+		return c, err
+	}
 	if c.UpstreamProxy != "" && c.Dial != nil {
 		return c, errors.New("upstream proxy and a custom Dial are exclusive: the proxy is the dialer")
 	}
@@ -512,8 +537,8 @@ func (p *Proxy) warnInsecureBackends() {
 }
 
 // Close stops health checks and service discovery and closes idle backend
-// connections at once. It does not stop a server started by Serve; use
-// Shutdown for a graceful stop.
+// connections at once, and writes out the access log lines pending. It does
+// not stop a server started by Serve; use Shutdown for a graceful stop.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.stopBG()
@@ -527,6 +552,9 @@ func (p *Proxy) Close() error {
 			p.certs.close()
 		}
 		p.wd.close()
+		if p.alog != nil {
+			p.alog.close()
+		}
 	})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -48,6 +49,14 @@ type streamedBody struct {
 	done      bool  // the body ended where its framing says
 	err       error
 	closeConn bool
+
+	// The access log line, written at Close with the bytes relayed
+	// (accesslog.go: logAtEnd). keep holds its fields' bytes, and is kept
+	// across uses.
+	sent   int64
+	logged bool
+	entry  accessEntry[[]byte]
+	keep   []byte
 }
 
 var streamedBodyPool = sync.Pool{New: func() any { return new(streamedBody) }}
@@ -57,7 +66,7 @@ func acquireStreamedBody() *streamedBody { return streamedBodyPool.Get().(*strea
 func (s *streamedBody) init(p *Proxy, b *pool.Backend, up *upstream, cc any, br *bufio.Reader, bc *backendConn,
 	client *clientConn, mode framing, size int,
 ) {
-	*s = streamedBody{p: p, b: b, up: up, cc: cc, br: br, bc: bc, client: client, mode: mode}
+	*s = streamedBody{p: p, b: b, up: up, cc: cc, br: br, bc: bc, client: client, mode: mode, keep: s.keep[:0]}
 	if mode == frameFixed {
 		s.left = int64(size)
 	}
@@ -88,6 +97,7 @@ func (s *streamedBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		s.progress()
 		s.p.traffic.AddBytesOut(n)
+		s.sent += int64(n)
 	}
 	if err != nil {
 		if err == io.EOF {
@@ -209,7 +219,11 @@ func (s *streamedBody) Close() error {
 		s.up.conns.close(s.cc)
 	}
 	s.b.Done(!s.done)
-	*s = streamedBody{}
+	if s.logged {
+		s.entry.bytes = s.sent
+		logEntry(s.p.alog, &s.entry, time.Now())
+	}
+	*s = streamedBody{keep: s.keep[:0]}
 	streamedBodyPool.Put(s)
 	return nil
 }

@@ -56,6 +56,8 @@ pools:
 		{"duration without unit", "backends: [http://a:1]\nhealth-interval: 5\n", nil,
 			`lb.yaml:2: health-interval: invalid value "5": want a duration such as 5s or 250ms`},
 		{"value out of range", "backends: [http://a:1]\nport: 70000\n", nil, "lb.yaml:2: port: invalid port 70000: want 1-65535"},
+		{"unknown access log format", "backends: [http://a:1]\naccess-log: /tmp/x.log\naccess-log-format: xml\n", nil,
+			`lb.yaml:3: access-log-format: invalid access-log-format "xml": want combined or json`},
 		{"values that disagree", "backends: [http://a:1]\nhealth-interval: 1s\nhealth-timeout: 2s\n", nil,
 			"lb.yaml:3: health-timeout: invalid health-timeout 2s: longer than -health-interval 1s"},
 		{"bad top-level backend", "backends:\n  - http://a:1\n  - http://b:1 wieght=2\n", nil,

@@ -33,6 +33,7 @@ type options struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
+	accessLog       string // -access-log: a file, "-" for stdout, "" for none
 	version         bool
 
 	adminAddr   string // host:port of the admin interface; empty disables it
@@ -131,6 +132,8 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	fs.BoolVar(&o.checkConfig, "check-config", false, "check the configuration (flags and -config) and exit: 0 when valid, 2 with the error")
 	var hf h2Flags
 	hf.register(fs)
+	var af accessLogFlags
+	af.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -306,6 +309,9 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, err
 	}
 	if err := hf.apply(&o); err != nil {
+		return nil, err
+	}
+	if err := af.apply(&o); err != nil {
 		return nil, err
 	}
 

@@ -80,6 +80,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.proxy.OnStateChange = alerts.StateChanged
 	}
 
+	var accessLog *logFile
+	if o.accessLog != "" {
+		if accessLog, err = openLogFile(o.accessLog, stdout); err != nil {
+			fmt.Fprintf(stderr, "load-balancer: invalid -access-log: %v\n", err)
+			return 2
+		}
+		defer accessLog.close()
+		o.proxy.AccessLog = accessLog
+	}
+
 	p, err := proxy.New(o.proxy)
 	if err != nil {
 		fmt.Fprintf(stderr, "load-balancer: %v\n", err)
@@ -128,6 +138,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 
 	served := make(chan error, len(lns)+1)
 	for i, l := range o.listeners {
@@ -160,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var rl *reloader
 	var adminReloader admin.Reloader
 	if o.configPath != "" {
-		rl = &reloader{args: args, p: p, log: log, current: o}
+		rl = &reloader{args: args, p: p, log: log, current: o, accessLog: accessLog}
 		adminReloader = rl
 	}
 	var adm *admin.Server
@@ -202,6 +215,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			log.Info("SIGHUP: reloading TLS certificates")
 			p.ReloadCertificates() //nolint:errcheck // logged by the proxy
+		case <-usr1:
+			// As nginx does: logrotate has moved the access log away.
+			if accessLog == nil {
+				log.Info("SIGUSR1: no access log file to reopen")
+				continue
+			}
+			if err := accessLog.reopen(""); err != nil {
+				log.Error("SIGUSR1: cannot reopen the access log: lines still go to the file open before", "error", err.Error())
+				continue
+			}
+			log.Info("SIGUSR1: access log reopened", "file", o.accessLog)
 		case <-ctx.Done():
 			running = false
 		}

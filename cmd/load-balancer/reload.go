@@ -18,9 +18,10 @@ import (
 // policies, routes, health checks); anything else that changed is named in
 // a warning and waits for a restart.
 type reloader struct {
-	args []string
-	p    *proxy.Proxy
-	log  *slog.Logger
+	args      []string
+	p         *proxy.Proxy
+	log       *slog.Logger
+	accessLog *logFile // nil without one
 
 	mu      sync.Mutex
 	current *options
@@ -32,6 +33,7 @@ var reloadable = map[string]bool{
 	"backends": true, "policy": true, "hash-key": true, "sticky-cookie": true,
 	"health-path": true, "health-interval": true, "health-timeout": true, "health-rise": true, "health-fall": true,
 	"check-config": true,
+	"access-log":   true, // a new path is opened; turning it on or off waits for a restart
 }
 
 // Reload implements admin.Reloader.
@@ -43,6 +45,9 @@ func (r *reloader) Reload() error {
 	if err == nil {
 		o.proxy.Logger = r.log
 		err = r.p.Reload(o.proxy)
+	}
+	if err == nil {
+		r.moveAccessLog(o)
 	}
 	if err != nil {
 		r.stats.Failures++
@@ -58,6 +63,31 @@ func (r *reloader) Reload() error {
 	r.stats.LastError = ""
 	r.log.Info("configuration reload applied", "file", o.configPath, "took", time.Since(start).Round(time.Microsecond).String())
 	return nil
+}
+
+// moveAccessLog writes the access log to the file the reload names, once
+// the rest of it is applied (a refused reload changes nothing). Turning the
+// log on or off, or to or from stdout, waits for a restart; a file that
+// cannot be opened leaves the log where it was.
+func (r *reloader) moveAccessLog(o *options) {
+	old := o.accessLog
+	if r.current != nil {
+		old = r.current.accessLog
+	}
+	switch {
+	case o.accessLog == old:
+	case r.accessLog == nil || o.accessLog == "" || old == "-" || o.accessLog == "-":
+		r.log.Warn("configuration reload: access-log changed; it takes effect after a restart",
+			"running", old, "configured", o.accessLog)
+		o.accessLog = old
+	default:
+		if err := r.accessLog.reopen(o.accessLog); err != nil {
+			r.log.Error("configuration reload: the access log stays where it was", "error", err.Error())
+			o.accessLog = old
+			return
+		}
+		r.log.Info("configuration reload: access log now written to " + o.accessLog)
+	}
 }
 
 // ReloadStats implements admin.Reloader.

@@ -43,6 +43,14 @@ type Source interface {
 	Traffic() *pool.Traffic
 }
 
+// AccessLogSource is a Source with an access log: *proxy.Proxy is one.
+// /metrics then shows lb_access_log_dropped_total.
+type AccessLogSource interface {
+	// AccessLogDropped returns how many access log lines were dropped
+	// because the destination did not keep up.
+	AccessLogDropped() uint64
+}
+
 // Control changes backends at run time; *proxy.Proxy is one. A pool name
 // may be empty when there is only one pool. Errors that wrap
 // pool.ErrNotFound are answered 404, pool.ErrConflict 409, others 400.

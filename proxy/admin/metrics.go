@@ -96,6 +96,11 @@ func (s *Server) writeGlobal(e *exposition) {
 		e.uint(n+"pool_backends_up", label("pool", pl.Name()), uint64(len(pl.Up())))
 	}
 
+	if al, ok := s.src.(AccessLogSource); ok {
+		e.family(n+"access_log_dropped_total", "counter", "Access log lines dropped because the destination did not keep up (4 MiB pending).")
+		e.uint(n+"access_log_dropped_total", "", al.AccessLogDropped())
+	}
+
 	if r := s.cfg.Reloader; r != nil {
 		rs := r.ReloadStats()
 		e.family(n+"config_reloads_total", "counter", "Configuration reloads (SIGHUP, POST /api/reload), by result; a failed one changed nothing.")

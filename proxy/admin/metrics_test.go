@@ -173,6 +173,9 @@ func TestMetricsFollowTrafficAndHealth(t *testing.T) {
 	if m.get(t, "lb_requests_total", "code", "2xx") != 0 || m.get(t, "lb_backends_up") != 2 || m.get(t, "lb_backends") != 2 {
 		t.Error("counts before any traffic")
 	}
+	if m.get(t, "lb_access_log_dropped_total") != 0 {
+		t.Error("access log lines dropped without an access log")
+	}
 
 	r.traffic(t, 10, "/", http.StatusOK)
 	r.traffic(t, 2, "/status/500", http.StatusInternalServerError)

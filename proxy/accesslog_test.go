@@ -1,0 +1,294 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestAccessLogEscaping: quoted fields cannot break a line or close their
+// quotes early, in either format, and JSON lines always parse.
+func TestAccessLogEscaping(t *testing.T) {
+	for _, tc := range []struct {
+		in, combined, json string
+	}{
+		{"plain /a?b=c", "plain /a?b=c", "plain /a?b=c"},
+		{`say "hi"`, `say \x22hi\x22`, `say \"hi\"`},
+		{`back\slash`, `back\x5Cslash`, `back\\slash`},
+		{"line\nbreak\r\ttab", `line\x0Abreak\x0D\x09tab`, `line\nbreak\r\ttab`},
+		{"nul\x00 del\x7f", `nul\x00 del\x7F`, `nul\u0000 del` + "\x7f"},
+		{"café", `caf\xC3\xA9`, "café"},
+		{"bad \xff utf-8", `bad \xFF utf-8`, "bad \ufffd utf-8"},
+	} {
+		if got := string(appendLogEscaped(nil, tc.in)); got != tc.combined {
+			t.Errorf("combined %q: got %s, want %s", tc.in, got, tc.combined)
+		}
+		if got := string(appendLogEscaped(nil, []byte(tc.in))); got != tc.combined {
+			t.Errorf("combined %q as bytes: got %s, want %s", tc.in, got, tc.combined)
+		}
+		got := string(appendJSONEscaped(nil, []byte(tc.in)))
+		if got != tc.json {
+			t.Errorf("json %q: got %s, want %s", tc.in, got, tc.json)
+		}
+		if got2 := string(appendJSONEscaped(nil, tc.in)); got2 != got {
+			t.Errorf("json %q as string: got %s, as bytes %s", tc.in, got2, got)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(`"`+got+`"`), &back); err != nil {
+			t.Errorf("json %q: %s does not parse: %v", tc.in, got, err)
+		}
+	}
+}
+
+// TestAccessLogLine: both formats, field by field, with a fixed clock.
+func TestAccessLogLine(t *testing.T) {
+	zone := time.FixedZone("", 2*3600)
+	start := time.Date(2024, 3, 9, 14, 5, 7, 120e6, zone)
+	full := accessEntry[string]{
+		start: start, client: netip.MustParseAddr("203.0.113.9"),
+		method: "GET", uri: "/a?q=\"x\"", proto: "HTTP/1.1", host: "shop.example",
+		referer: "https://ref.example/", agent: "curl/8.5.0",
+		status: 200, bytes: 512, backend: "http://10.0.0.1:8081", attempts: 2,
+	}
+	empty := accessEntry[string]{start: start, status: 400}
+	end := start.Add(3456 * time.Microsecond)
+	for _, tc := range []struct {
+		name   string
+		e      accessEntry[string]
+		format AccessLogFormat
+		want   string
+	}{
+		{"combined", full, AccessLogCombined,
+			`203.0.113.9 - - [09/Mar/2024:14:05:07 +0200] "GET /a?q=\x22x\x22 HTTP/1.1" 200 512 "https://ref.example/" "curl/8.5.0" 0.003 "http://10.0.0.1:8081"` + "\n"},
+		{"combined, nothing known", empty, AccessLogCombined,
+			`- - - [09/Mar/2024:14:05:07 +0200] "-" 400 0 "-" "-" 0.003 "-"` + "\n"},
+		{"json", full, AccessLogJSON,
+			`{"time":"2024-03-09T14:05:07.123+02:00","client":"203.0.113.9","method":"GET","uri":"/a?q=\"x\"","proto":"HTTP/1.1",` +
+				`"host":"shop.example","status":200,"bytes":512,"duration_ms":3.456,"backend":"http://10.0.0.1:8081","attempts":2,` +
+				`"referer":"https://ref.example/","user_agent":"curl/8.5.0"}` + "\n"},
+		{"json, nothing known", empty, AccessLogJSON,
+			`{"time":"2024-03-09T14:05:07.123+02:00","client":"-","method":"","uri":"","proto":"","host":"","status":400,"bytes":0,` +
+				`"duration_ms":3.456,"backend":"","attempts":0,"referer":"","user_agent":""}` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ll logLine
+			asJSON := tc.format == AccessLogJSON
+			ll.stamp(end, asJSON)
+			var got []byte
+			if asJSON {
+				got = tc.e.appendJSON(nil, &ll, end)
+				var m map[string]any
+				if err := json.Unmarshal(got, &m); err != nil {
+					t.Fatalf("%s does not parse: %v", got, err)
+				}
+			} else {
+				got = tc.e.appendCombined(nil, &ll, end)
+			}
+			if string(got) != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAccessLogTimeCache: a new second is formatted anew, in either format.
+func TestAccessLogTimeCache(t *testing.T) {
+	var ll logLine
+	t0 := time.Date(2024, 3, 9, 14, 5, 7, 0, time.UTC)
+	ll.stamp(t0, false)
+	ll.stamp(t0.Add(time.Second), false)
+	if got := string(ll.local); got != "09/Mar/2024:14:05:08 +0000" {
+		t.Errorf("combined stamp %q", got)
+	}
+	ll.stamp(t0.Add(time.Second), true)
+	if got := string(ll.iso) + string(ll.zone); got != "2024-03-09T14:05:08Z" {
+		t.Errorf("json stamp %q", got)
+	}
+}
+
+// TestParseAccessLogFormat names a bad format.
+func TestParseAccessLogFormat(t *testing.T) {
+	for _, ok := range []string{"combined", "json"} {
+		if _, err := ParseAccessLogFormat(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	_, err := ParseAccessLogFormat("xml")
+	if err == nil || !strings.Contains(err.Error(), `"xml"`) {
+		t.Errorf("xml: %v, want an error naming it", err)
+	}
+	if _, err := New(Config{Backends: []string{"http://127.0.0.1:1"}, AccessLogFormat: "clf", Logger: discardLogger()}); err == nil ||
+		!strings.Contains(err.Error(), `"clf"`) {
+		t.Errorf("New with format clf: %v, want an error naming it", err)
+	}
+}
+
+// accessLines waits for n lines in buf and returns them.
+func accessLines(t *testing.T, buf *logBuffer, n int) []string {
+	t.Helper()
+	var lines []string
+	waitFor(t, fmt.Sprintf("%d access log lines", n), 5*time.Second, func() bool {
+		lines = strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		return buf.String() != "" && len(lines) >= n
+	})
+	return lines
+}
+
+// jsonLine parses one JSON access log line.
+func jsonLine(t *testing.T, line string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("access log line %q: %v", line, err)
+	}
+	return m
+}
+
+// TestAccessLogStreamedResponse: a body too large to hold streams through,
+// and its line, written when the stream has been relayed, counts every
+// byte sent.
+func TestAccessLogStreamedResponse(t *testing.T) {
+	be := startBackend(t, "a")
+	var buf logBuffer
+	_, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf, AccessLogFormat: AccessLogJSON})
+	const size = 3 << 20 // past maxBufferedResponse: streamed
+	status, body := get(t, newClient(t), fmt.Sprintf("%s/bytes/%d", u, size))
+	if status != 200 || len(body) != size {
+		t.Fatalf("status %d, %d bytes", status, len(body))
+	}
+	m := jsonLine(t, accessLines(t, &buf, 1)[0])
+	if m["bytes"] != float64(size) || m["status"] != float64(200) || m["backend"] != be.URL() {
+		t.Errorf("line %v: want %d bytes, status 200, backend %s", m, size, be.URL())
+	}
+}
+
+// TestAccessLogReadError: requests the server answers itself before the
+// handler (431, a header too large) are logged too, with "-" for a request
+// line never read whole.
+func TestAccessLogReadError(t *testing.T) {
+	be := startBackend(t, "a")
+	var buf logBuffer
+	_, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf, MaxHeaderSize: 1024})
+	status, _ := rawRequest(t, u, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 4096)+"\r\n\r\n")
+	if !strings.Contains(status, "431") {
+		t.Fatalf("status %q, want 431", status)
+	}
+	line := accessLines(t, &buf, 1)[0]
+	if !strings.HasPrefix(line, "127.0.0.1 - - [") || !strings.Contains(line, `] "-" 431 `) {
+		t.Errorf("line %q: want 127.0.0.1, request \"-\" and 431", line)
+	}
+}
+
+// TestAccessLogFlushedAtShutdown: Shutdown writes out every pending line,
+// without waiting for the next periodic write.
+func TestAccessLogFlushedAtShutdown(t *testing.T) {
+	be := startBackend(t, "a")
+	var buf logBuffer
+	p, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf})
+	c := newClient(t)
+	for range 5 {
+		if status, _ := get(t, c, u+"/"); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 5 {
+		t.Errorf("%d lines after Shutdown, want 5:\n%s", n, buf.String())
+	}
+}
+
+// blockingWriter blocks every Write until released.
+type blockingWriter struct {
+	entered chan struct{} // closed at the first Write
+	release chan struct{}
+	once    sync.Once
+	logBuffer
+}
+
+func (w *blockingWriter) Write(b []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return w.logBuffer.Write(b)
+}
+
+// TestAccessLogDropsWhenBlocked: a destination that blocks never holds up
+// requests: once the pending lines reach the limit, more are dropped and
+// counted, and what was pending is written once it unblocks.
+func TestAccessLogDropsWhenBlocked(t *testing.T) {
+	be := startBackend(t, "a")
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	p, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: w})
+	p.alog.mu.Lock()
+	p.alog.limit = 2048 // a dozen lines
+	p.alog.mu.Unlock()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(w.release)
+		}
+	}
+	t.Cleanup(release)
+	c := newClient(t)
+	get(t, c, u+"/")
+	select {
+	case <-w.entered: // the flusher is stuck in Write
+	case <-time.After(5 * time.Second):
+		t.Fatal("the access log was never written")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.AccessLogDropped() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no line dropped while the writer blocks")
+		}
+		if status, _ := get(t, c, u+"/"); status != 200 {
+			t.Fatalf("status %d while the access log blocks", status)
+		}
+	}
+	release()
+	accessLines(t, &w.logBuffer, 2)
+}
+
+// TestAccessLogWebSocket: a protocol switch is logged when the 101 is
+// sent, while the tunnel is still open.
+func TestAccessLogWebSocket(t *testing.T) {
+	be := startBackend(t, "a")
+	var buf logBuffer
+	_, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf})
+	c := dialWS(t, u)
+	defer c.Close()
+	line := accessLines(t, &buf, 1)[0]
+	if !strings.Contains(line, `"GET /ws HTTP/1.1" 101 0 `) || !strings.HasSuffix(line, `"`+be.URL()+`"`) {
+		t.Errorf("line %q: want GET /ws, 101 and the backend", line)
+	}
+}
+
+// TestAccessLogHTTP1ViaNet: an HTTP/1.1 request to a pool of HTTP/2
+// backends, proxied by the net/http path, is logged once, by that path.
+func TestAccessLogHTTP1ViaNet(t *testing.T) {
+	be := startH2Backend(t, "h2", nil)
+	var buf logBuffer
+	p, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf, AccessLogFormat: AccessLogJSON})
+	if status, _ := get(t, newClient(t), u+"/x"); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	m := jsonLine(t, accessLines(t, &buf, 1)[0])
+	if m["proto"] != "HTTP/1.1" || m["status"] != float64(200) || m["attempts"] != float64(1) || m["backend"] != "http://"+be.addr {
+		t.Errorf("line %v: want HTTP/1.1, 200, one attempt on http://%s", m, be.addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.Shutdown(ctx) //nolint:errcheck // flushes the log
+	if n := strings.Count(buf.String(), "\n"); n != 1 {
+		t.Errorf("%d lines, want 1:\n%s", n, buf.String())
+	}
+}
