@@ -200,6 +200,7 @@ func (p *Proxy) AccessLogDropped() uint64 {
 type served struct {
 	backend  *pool.Backend // whose answer was relayed; nil for the proxy's own
 	attempts int           // backends tried, hedges included
+	http10   bool          // the client spoke HTTP/1.0 (the backend is sent HTTP/1.1)
 }
 
 // logFastHTTP logs a request that HandleFastHTTP answered. A streamed body
@@ -211,6 +212,9 @@ func (p *Proxy) logFastHTTP(ctx *fasthttp.RequestCtx, sv *served) {
 		return
 	}
 	e := p.fastEntry(ctx)
+	if sv.http10 {
+		e.proto = protoHTTP10
+	}
 	if sv.backend != nil {
 		e.backend = sv.backend.URL()
 	}
@@ -238,6 +242,8 @@ func (p *Proxy) logReadError(ctx *fasthttp.RequestCtx) {
 	e.bytes = int64(len(ctx.Response.Body()))
 	logEntry(p.alog, &e, time.Now())
 }
+
+var protoHTTP10 = []byte("HTTP/1.0")
 
 // fastEntry reads a fasthttp request's line fields in place.
 func (p *Proxy) fastEntry(ctx *fasthttp.RequestCtx) accessEntry[[]byte] {

@@ -292,3 +292,18 @@ func TestAccessLogHTTP1ViaNet(t *testing.T) {
 		t.Errorf("%d lines, want 1:\n%s", n, buf.String())
 	}
 }
+
+// TestAccessLogHTTP10: the line shows the protocol the client spoke, though
+// the backend is sent HTTP/1.1.
+func TestAccessLogHTTP10(t *testing.T) {
+	be := startBackend(t, "a")
+	var buf logBuffer
+	_, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf})
+	status, _ := rawRequest(t, u, "GET /x HTTP/1.0\r\n\r\n")
+	if !strings.Contains(status, "200") {
+		t.Fatalf("status %q, want 200", status)
+	}
+	if line := accessLines(t, &buf, 1)[0]; !strings.Contains(line, `"GET /x HTTP/1.0" 200 `) {
+		t.Errorf("line %q: want \"GET /x HTTP/1.0\" 200", line)
+	}
+}

@@ -27,11 +27,12 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
-	if p.alog != nil {
-		ctx.Time() // the request's start, for the access log
-	}
 	header := 0
 	var sv served
+	if p.alog != nil {
+		ctx.Time() // the request's start, for the access log
+		sv.http10 = !ctx.Request.Header.IsHTTP11()
+	}
 	if p.https == nil || !p.https.redirect(ctx) {
 		header = p.proxy(ctx, cc, &sv)
 	}
