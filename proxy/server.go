@@ -23,10 +23,16 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ExpectHandler: p.expectContinue,
 			Logger:        fasthttpLogger{p.log},
 
-			Concurrency:        c.MaxConns,
-			MaxConnsPerIP:      c.MaxConnsPerIP,
-			ReadBufferSize:     c.MaxHeaderSize,
-			MaxRequestBodySize: c.MaxBodySize,
+			Concurrency:    c.MaxConns,
+			MaxConnsPerIP:  c.MaxConnsPerIP,
+			ReadBufferSize: c.MaxHeaderSize,
+			// fasthttp reads the first min(this, length, 8 KiB) bytes of
+			// a body before calling the handler, under the header
+			// timeout: a small body sent slowly would be cut by it, and
+			// a length over MaxBodySize would get its 413 only once 8 KiB
+			// had come. One byte keeps both to the handler, which reads
+			// the body as a stream and enforces MaxBodySize itself.
+			MaxRequestBodySize: 1,
 			// Client timeouts are the watchdog's; see watchdog.go.
 			ConnState:       p.connState,
 			LazyRequestTime: true,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -94,6 +95,18 @@ func TestBodyLimit(t *testing.T) {
 		strings.Repeat("z", 64<<10))
 	if !strings.Contains(status, " 413 ") || !strings.Contains(strings.ToLower(rest), "connection: close") {
 		t.Errorf("announced 2 GiB: %s\n%s", status, rest)
+	}
+	// ... as soon as the body has begun, not once some kilobytes of it
+	// have come: a client sending a little and waiting hears at once.
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2147483648\r\n\r\n"+strings.Repeat("z", 100))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("announced 2 GiB, 100 bytes sent: %v, %v; want 413", resp, err)
 	}
 	if n := be.hits.Load(); n != 0 {
 		t.Errorf("backend saw %d requests", n)

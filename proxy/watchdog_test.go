@@ -68,6 +68,37 @@ func TestSlowBackendNotCutByClientTimeouts(t *testing.T) {
 	}
 }
 
+// TestSlowSmallBody: a body small enough to fit one read buffer, sent
+// slowly, is timed by the body timeout, not the header timeout (fasthttp
+// would read it whole before the handler, with the header still timed).
+func TestSlowSmallBody(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientHeaderTimeout: 300 * time.Millisecond,
+		ClientBodyTimeout: 5 * time.Second, Health: HealthConfig{Interval: -1}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+	// 500 bytes every 100 ms: a second in all, three header timeouts.
+	for range 10 {
+		if _, err := c.Write(make([]byte, 500)); err != nil {
+			t.Fatalf("the proxy closed while the body was arriving: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"body_length":5000`) {
+		t.Errorf("status %d, %s: want 200 and the whole body", resp.StatusCode, body)
+	}
+}
+
 // A client that stops sending the body it announced is dropped after the
 // body timeout, whether the body is read whole or streamed.
 func TestStalledBodyClosed(t *testing.T) {
