@@ -133,8 +133,9 @@ func accessLines(t *testing.T, buf *logBuffer, n int) []string {
 	t.Helper()
 	var lines []string
 	waitFor(t, fmt.Sprintf("%d access log lines", n), 5*time.Second, func() bool {
-		lines = strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-		return buf.String() != "" && len(lines) >= n
+		s := buf.String() // once: the log may grow between two reads
+		lines = strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+		return s != "" && len(lines) >= n
 	})
 	return lines
 }

@@ -30,9 +30,9 @@ type tunnel struct {
 
 // tunnels is the set of running tunnels.
 type tunnels struct {
-	mu  sync.Mutex
-	set map[*tunnel]struct{}
-	wg  sync.WaitGroup
+	mu   sync.Mutex
+	set  map[*tunnel]struct{}
+	idle chan struct{} // closed when the set empties, once someone waits for it
 }
 
 func (ts *tunnels) add(t *tunnel) {
@@ -42,14 +42,16 @@ func (ts *tunnels) add(t *tunnel) {
 		ts.set = make(map[*tunnel]struct{})
 	}
 	ts.set[t] = struct{}{}
-	ts.wg.Add(1)
 }
 
 func (ts *tunnels) remove(t *tunnel) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	delete(ts.set, t)
-	ts.wg.Done()
+	if len(ts.set) == 0 && ts.idle != nil {
+		close(ts.idle)
+		ts.idle = nil
+	}
 }
 
 // Len returns how many tunnels are open.
@@ -59,27 +61,49 @@ func (ts *tunnels) Len() int {
 	return len(ts.set)
 }
 
+// empty returns a channel closed once no tunnel is open (already, or
+// later), and whether it is so already.
+func (ts *tunnels) empty() (<-chan struct{}, bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.set) == 0 {
+		return nil, true
+	}
+	if ts.idle == nil {
+		ts.idle = make(chan struct{})
+	}
+	return ts.idle, false
+}
+
 // drain waits until every tunnel has ended or ctx is done, then closes the
 // connections of those still open. It returns ctx's error if any were.
+// A tunnel that opens while it waits (its 101 was on its way) is waited
+// for too.
 func (ts *tunnels) drain(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		ts.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	for {
+		idle, done := ts.empty()
+		if done {
+			return nil
+		}
+		select {
+		case <-idle:
+			continue
+		case <-ctx.Done():
+		}
+		ts.mu.Lock()
+		for t := range ts.set {
+			t.client.Close()
+			t.backend.Conn.Close()
+		}
+		ts.mu.Unlock()
+		for {
+			idle, done := ts.empty()
+			if done {
+				return ctx.Err()
+			}
+			<-idle
+		}
 	}
-	ts.mu.Lock()
-	for t := range ts.set {
-		t.client.Close()
-		t.backend.Conn.Close()
-	}
-	ts.mu.Unlock()
-	<-done
-	return ctx.Err()
 }
 
 // tunnelLinger is how long one direction of a tunnel may go on after the
