@@ -297,4 +297,16 @@ func TestCheckConfig(t *testing.T) {
 		!strings.Contains(errs.String(), `invalid -config "/nonexistent/lb.yaml": no such file or directory`) {
 		t.Errorf("missing file: exit %d, %q", code, errs.String())
 	}
+
+	// Flags alone are checked as a start would check them: a certificate
+	// and a key that do not belong together are refused, naming both.
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	cert, _ := ca.Issue(t, "localhost").WriteFiles(t, dir, "a")
+	_, key := ca.Issue(t, "localhost").WriteFiles(t, dir, "b")
+	errs.Reset()
+	if code := run([]string{"-check-config", "-backends=http://127.0.0.1:1", "-tls-cert=" + cert, "-tls-key=" + key}, &out, &errs); code != 2 ||
+		!strings.Contains(errs.String(), "does not match") || !strings.Contains(errs.String(), key) {
+		t.Errorf("mismatched pair by flags: exit %d, %q; want 2 naming %s", code, errs.String(), key)
+	}
 }

@@ -54,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if o.checkConfig {
+		// A file was checked whole as it was read; flags alone are
+		// checked here, certificate files read as at start.
+		if err := proxy.Check(o.proxy); err != nil {
+			fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+			return 2
+		}
 		fmt.Fprintln(stdout, "load-balancer: configuration OK:", summary(o))
 		return 0
 	}
