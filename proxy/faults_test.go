@@ -46,6 +46,8 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 	if n := rb.requests.Load(); n != 5 {
 		t.Errorf("backend answered %d requests, want 5", n)
 	}
+	client.CloseIdleConnections()
+	noRequestGoroutinesLeft(t)
 }
 
 // TestFaultyBackends: each misbehaving backend gives the client a clear
@@ -123,6 +125,8 @@ func TestFaultyBackends(t *testing.T) {
 			waitFor(t, "the backend connection to be let go", 5*time.Second, func() bool {
 				return upstreamOf(b).hc.ConnsCount() == 0 && b.InFlight() == 0
 			})
+			c.Close()
+			noRequestGoroutinesLeft(t)
 		})
 	}
 }

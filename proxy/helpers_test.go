@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,4 +337,43 @@ func rawRequest(t *testing.T, proxyURL, raw string) (status string, rest string)
 	c.SetDeadline(time.Now().Add(time.Second))
 	b, _ := io.ReadAll(r)
 	return strings.TrimSpace(status), string(b)
+}
+
+// requestGoroutines counts the goroutines running the proxy's request
+// path: those with a frame in this package's non-test code that were not
+// started by a test (the serve loops) and are not its long-lived workers.
+// fasthttp's idle workers hold no proxy frame and are not counted.
+func requestGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "Load-Balancee/proxy.") || strings.Contains(g, "_test.go") ||
+			strings.Contains(g, "proxy.(*watchdog).run") {
+			continue
+		}
+		count++
+	}
+	return count
+}
+
+// noRequestGoroutinesLeft waits until no goroutine is left on the request
+// path, and fails naming what is left after a few seconds.
+func noRequestGoroutinesLeft(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for requestGoroutines() > 0 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d request-path goroutines left:\n%s", requestGoroutines(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
