@@ -221,7 +221,7 @@ func (p *Proxy) logFastHTTP(ctx *fasthttp.RequestCtx, sv *served) {
 	e.attempts = sv.attempts
 	resp := &ctx.Response
 	if resp.IsBodyStream() {
-		if s, ok := resp.BodyStream().(*streamedBody); ok {
+		if s := streamOf(resp.BodyStream()); s != nil {
 			s.logAtEnd(&e)
 			return
 		}

@@ -148,7 +148,7 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		// Streamed: the body stream owns the connection from here on.
 		s := acquireStreamedBody()
 		s.init(p, b, up, cc, br, bc, env.client, mode, size)
-		resp.SetBodyStream(s, size)
+		resp.SetBodyStream(s.stream(), size)
 		return 0, nil
 	}
 
@@ -188,6 +188,8 @@ func (p *Proxy) bodyFraming(resp *fasthttp.Response, br *bufio.Reader) (mode fra
 	switch cl := resp.Header.ContentLength(); {
 	case cl > maxBufferedResponse:
 		return frameFixed, cl
+	case cl > 0 && p.cfg.FlushInterval != 0 && br.Buffered() < cl:
+		return frameFixed, cl // still arriving: streamed, to be flushed as it comes
 	case cl >= 0:
 		return frameNone, 0
 	case cl == -1:

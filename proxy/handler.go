@@ -39,6 +39,13 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if p.https != nil {
 		p.https.addHSTS(ctx)
 	}
+	if p.cfg.FlushInterval != 0 {
+		if _, ok := ctx.Response.BodyStream().(*directBody); ok {
+			// The body goes to the connection itself (flush.go), after
+			// the header: which must not wait in the write buffer.
+			ctx.Response.ImmediateHeaderFlush = true
+		}
+	}
 	p.countRequest(ctx, header)
 	if p.alog != nil {
 		p.logFastHTTP(ctx, &sv)

@@ -110,6 +110,16 @@ type Config struct {
 	// response header after this long, a copy goes to another backend and
 	// the first complete answer wins. Zero disables hedging.
 	HedgeAfter time.Duration
+	// FlushInterval is how a response body of known length that streams
+	// reaches the client, as httputil.ReverseProxy's field of that name:
+	// zero, as fasthttp's write buffer fills (bodies up to 1 MiB are read
+	// whole first); negative, each piece as soon as it arrives from the
+	// backend; positive, no later than this after it arrived. With a
+	// non-zero interval a body of known length that has not fully arrived
+	// with its header streams whatever its size. Chunked bodies and event
+	// streams are flushed as each chunk arrives whatever it says; HTTP/2
+	// clients get every piece at once.
+	FlushInterval time.Duration
 	// HedgeBudget caps hedges at this percentage of eligible requests.
 	// Zero means DefaultHedgeBudget (10).
 	HedgeBudget int

@@ -57,6 +57,8 @@ type streamedBody struct {
 	logged bool
 	entry  accessEntry[[]byte]
 	keep   []byte
+
+	direct directBody // the stream when it writes itself to the client (flush.go)
 }
 
 var streamedBodyPool = sync.Pool{New: func() any { return new(streamedBody) }}

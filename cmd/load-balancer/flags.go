@@ -90,6 +90,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		ejectAfter   = fs.Int("eject-after", proxy.DefaultEjectAfter, "consecutive connect failures or try timeouts that take a backend out of rotation (0 disables)")
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
+		flushEvery   = fs.Duration("flush-interval", 0, "how often a streamed response of known length is flushed to the client: -1 at once, 0 as buffers fill (chunked and event streams are always flushed at once)")
 		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
 		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
 		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
@@ -108,7 +109,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 			{"backend-timeout", &o.proxy.BackendTimeout, proxy.DefaultBackendTimeout, "time allowed for a backend's whole response; slower gets 504"},
 			{"backend-idle-timeout", &o.proxy.BackendIdleTimeout, proxy.DefaultBackendIdleTimeout, "how long idle backend connections are kept (keep below the backends' keep-alive timeout)"},
 			{"client-idle-timeout", &o.proxy.ClientIdleTimeout, proxy.DefaultClientIdleTimeout, "how long an idle client connection is kept, and how long writing a response to it may stall"},
-			{"client-header-timeout", &o.proxy.ClientHeaderTimeout, proxy.DefaultClientHeaderTimeout, "time a client gets to send a request header (slowloris defence)"},
+			{"client-header-timeout", &o.proxy.ClientHeaderTimeout, proxy.DefaultClientHeaderTimeout, "time a client gets to send a request header, until the first byte of its body (slowloris defence)"},
 			{"client-body-timeout", &o.proxy.ClientBodyTimeout, proxy.DefaultClientBodyTimeout, "longest pause allowed while a client sends a request body"},
 			{"shutdown-timeout", &o.shutdownTimeout, 10 * time.Second, "time in-flight requests get to finish on SIGINT or SIGTERM"},
 		}
@@ -227,6 +228,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, invalid("invalid -hedge-budget %d: want 1-100", *hedgeBudget)
 	}
 	o.proxy.HedgeAfter = *hedgeAfter
+	o.proxy.FlushInterval = *flushEvery
 	o.proxy.HedgeBudget = *hedgeBudget
 
 	for _, n := range []struct {
