@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -33,9 +34,20 @@ const minChunkLineBudget = 64 << 10
 var errChunkLineTooLong = errors.New("chunk header longer than the limit (extensions too long)")
 
 // guardListener wraps the connections of the proxy's own listeners in
-// guardConn, beneath TLS where there is TLS.
+// guardConn, beneath TLS where there is TLS. byAddr, when set, finds each
+// by its remote address (see guards).
 type guardListener struct {
 	net.Listener
+	byAddr *sync.Map
+}
+
+// guardListener returns ln's guarded form.
+func (p *Proxy) guardListener(ln net.Listener) net.Listener {
+	gl := guardListener{Listener: ln}
+	if p.cfg.MaxConnsPerIP > 0 {
+		gl.byAddr = &p.guards
+	}
+	return gl
 }
 
 func (l guardListener) Accept() (net.Conn, error) {
@@ -43,7 +55,12 @@ func (l guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c}, nil
+	g := &guardConn{Conn: c}
+	if l.byAddr != nil {
+		g.byAddr = l.byAddr
+		l.byAddr.Store(c.RemoteAddr(), g)
+	}
+	return g, nil
 }
 
 // guardConn is a client connection that can bound what one read of a chunked
@@ -51,9 +68,18 @@ func (l guardListener) Accept() (net.Conn, error) {
 // touches it, one request at a time, so its fields need no atomics.
 type guardConn struct {
 	net.Conn
-	armed bool
-	left  int         // bytes the current body read may still take, while armed
-	body  guardedBody // the current request's chunked body, read through the guard
+	armed  bool
+	left   int         // bytes the current body read may still take, while armed
+	body   guardedBody // the current request's chunked body, read through the guard
+	byAddr *sync.Map   // where it is registered by remote address, or nil
+}
+
+// Close implements net.Conn.
+func (c *guardConn) Close() error {
+	if c.byAddr != nil {
+		c.byAddr.CompareAndDelete(c.Conn.RemoteAddr(), c)
+	}
+	return c.Conn.Close()
 }
 
 // Read implements net.Conn.
@@ -85,6 +111,7 @@ type guardedBody struct {
 	c      *guardConn
 	src    io.Reader
 	budget int
+	eof    bool // read to its end
 }
 
 // Read implements io.Reader.
@@ -92,7 +119,26 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	g.c.armed, g.c.left = true, len(p)+g.budget
 	n, err := g.src.Read(p)
 	g.c.armed = false
+	if err == io.EOF {
+		g.eof = true
+	}
 	return n, err
+}
+
+// endChunked ends a request whose body is chunked. A body the proxy did not
+// read to its end (answered without a backend, or an upload cut short)
+// would be drained by fasthttp before the next request, with no guard
+// armed: the connection closes instead, as nginx closes one whose body it
+// will not read.
+func (p *Proxy) endChunked(ctx *fasthttp.RequestCtx) {
+	g := p.guardOf(ctx.Conn())
+	if g == nil {
+		return
+	}
+	if !g.body.eof {
+		ctx.SetConnectionClose()
+	}
+	g.body = guardedBody{}
 }
 
 // bodyStream returns the stream of ctx's request body, or nil when it has
@@ -104,7 +150,7 @@ func (p *Proxy) bodyStream(ctx *fasthttp.RequestCtx) io.Reader {
 	if src == nil || ctx.Request.Header.ContentLength() != -1 {
 		return src
 	}
-	g := guardOf(ctx.Conn())
+	g := p.guardOf(ctx.Conn())
 	if g == nil {
 		return src
 	}
@@ -113,16 +159,24 @@ func (p *Proxy) bodyStream(ctx *fasthttp.RequestCtx) io.Reader {
 }
 
 // guardOf finds the guardConn beneath c: c itself on a plain port, beneath
-// TLS or the HTTP/2 preface check otherwise.
-func guardOf(c net.Conn) *guardConn {
+// TLS or the HTTP/2 preface check otherwise. fasthttp's per-IP wrapper
+// (MaxConnsPerIP) cannot be seen through, but it keeps the remote address
+// of the connection beneath, by which the guard was registered.
+func (p *Proxy) guardOf(c net.Conn) *guardConn {
+	from := c
 	for range 4 {
 		switch v := c.(type) {
 		case *guardConn:
 			return v
 		case interface{ NetConn() net.Conn }:
 			c = v.NetConn()
-		default:
-			return nil
+			continue
+		}
+		break
+	}
+	if p.cfg.MaxConnsPerIP > 0 {
+		if g, ok := p.guards.Load(from.RemoteAddr()); ok {
+			return g.(*guardConn)
 		}
 	}
 	return nil

@@ -28,6 +28,13 @@ func TestChunkExtensionLimit(t *testing.T) {
 		TLS:      &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
 	})
 	_, viaNet := startProxy(t, Config{Backends: []string{startH2Backend(t, "h2", nil).URL()}, Health: HealthConfig{Interval: time.Hour}})
+	// fasthttp's per-IP wrapper hides the connection beneath it.
+	perIP := startTLSProxy(t, Config{
+		Backends:      []string{startBackend(t, "b").URL()},
+		Health:        HealthConfig{Interval: -1},
+		MaxConnsPerIP: 10,
+		TLS:           &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
+	})
 
 	plain := func(addr string) func() (net.Conn, error) {
 		return func() (net.Conn, error) { return net.Dial("tcp", addr) }
@@ -44,6 +51,10 @@ func TestChunkExtensionLimit(t *testing.T) {
 		{"TLS", overTLS, ""},
 		{"Expect: 100-continue", plain(strings.TrimPrefix(tp.plainURL, "http://")), "Expect: 100-continue\r\n"},
 		{"net/http path", plain(strings.TrimPrefix(viaNet, "http://")), ""},
+		{"-max-conns-per-ip", plain(strings.TrimPrefix(perIP.plainURL, "http://")), ""},
+		{"-max-conns-per-ip, TLS", func() (net.Conn, error) {
+			return tls.Dial("tcp", perIP.tlsAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+		}, ""},
 	}
 	long := strings.Repeat("e", 1<<20)
 	for _, path := range paths {
@@ -90,5 +101,32 @@ func TestChunkExtensionLimit(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestChunkedBodyNotDrained: a chunked body the proxy answers without
+// reading (here no backend can be reached) is not drained by fasthttp
+// before the next request, where no guard would bound its chunk headers:
+// the answer says Connection: close and the connection ends.
+func TestChunkedBodyNotDrained(t *testing.T) {
+	_, url := startProxy(t, Config{Backends: []string{"http://127.0.0.1:1"}, Health: HealthConfig{Interval: -1}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5;x="+strings.Repeat("e", 8<<20)+"\r\nworld\r\n0\r\n\r\n") //nolint:errcheck // the proxy closes first
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || !resp.Close {
+		t.Fatalf("status %d, close %v; want 502 and Connection: close", resp.StatusCode, resp.Close)
+	}
+	if _, err := r.ReadByte(); err == nil {
+		t.Error("the connection is still open after the answer")
 	}
 }

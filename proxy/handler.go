@@ -28,6 +28,7 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		cc.enter(phaseHandling, p.wd.now())
 	}
 	header := 0
+	chunked := ctx.Request.Header.ContentLength() == -1
 	var sv served
 	if p.alog != nil {
 		ctx.Time() // the request's start, for the access log
@@ -38,6 +39,9 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	if p.https != nil {
 		p.https.addHSTS(ctx)
+	}
+	if chunked {
+		p.endChunked(ctx)
 	}
 	if p.cfg.FlushInterval != 0 {
 		if _, ok := ctx.Response.BodyStream().(*directBody); ok {

@@ -298,6 +298,10 @@ type Proxy struct {
 	listeners []net.Listener
 	shut      bool
 
+	// guards finds client connections' chunk guards by remote address
+	// when fasthttp's per-IP wrapper hides them (chunkguard.go).
+	guards sync.Map
+
 	// The live configuration (reload.go), changed under mu.
 	mu          sync.Mutex
 	pools       map[string]*livePool

@@ -60,7 +60,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 // With HTTP2Config.H2C, connections that open with the HTTP/2 preface are
 // served as HTTP/2.
 func (p *Proxy) Serve(ln net.Listener) error {
-	ln = guardListener{ln}
+	ln = p.guardListener(ln)
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
 		ln = &h2cListener{Listener: ln, s: p.h2}
 	}

@@ -30,9 +30,10 @@ type tunnel struct {
 
 // tunnels is the set of running tunnels.
 type tunnels struct {
-	mu   sync.Mutex
-	set  map[*tunnel]struct{}
-	idle chan struct{} // closed when the set empties, once someone waits for it
+	mu      sync.Mutex
+	set     map[*tunnel]struct{}
+	idle    chan struct{} // closed when the set empties, once someone waits for it
+	closing bool          // drain is over or out of time: tunnels are closed as they open
 }
 
 func (ts *tunnels) add(t *tunnel) {
@@ -42,6 +43,11 @@ func (ts *tunnels) add(t *tunnel) {
 		ts.set = make(map[*tunnel]struct{})
 	}
 	ts.set[t] = struct{}{}
+	if ts.closing {
+		// Its 101 was on its way while the proxy shut down: it ends at once.
+		t.client.Close()
+		t.backend.Conn.Close()
+	}
 }
 
 func (ts *tunnels) remove(t *tunnel) {
@@ -78,8 +84,13 @@ func (ts *tunnels) empty() (<-chan struct{}, bool) {
 // drain waits until every tunnel has ended or ctx is done, then closes the
 // connections of those still open. It returns ctx's error if any were.
 // A tunnel that opens while it waits (its 101 was on its way) is waited
-// for too.
+// for too; one that opens after it has returned is closed as it opens.
 func (ts *tunnels) drain(ctx context.Context) error {
+	defer func() {
+		ts.mu.Lock()
+		ts.closing = true
+		ts.mu.Unlock()
+	}()
 	for {
 		idle, done := ts.empty()
 		if done {
@@ -91,6 +102,7 @@ func (ts *tunnels) drain(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 		ts.mu.Lock()
+		ts.closing = true
 		for t := range ts.set {
 			t.client.Close()
 			t.backend.Conn.Close()

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -129,4 +132,27 @@ func TestUpgradeRefusedIsRelayed(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %d", resp.StatusCode)
 	}
+}
+
+// TestTunnelsAfterDrain: a tunnel that opens once drain has returned (its
+// 101 was on the way while the proxy shut down) is closed as it opens, not
+// left running past Shutdown.
+func TestTunnelsAfterDrain(t *testing.T) {
+	var ts tunnels
+	if err := ts.drain(context.Background()); err != nil {
+		t.Fatalf("drain with no tunnels: %v", err)
+	}
+	client, clientPeer := net.Pipe()
+	backend, backendPeer := net.Pipe()
+	defer clientPeer.Close()
+	defer backendPeer.Close()
+	tn := &tunnel{client: client, backend: &backendConn{Conn: backend}}
+	ts.add(tn)
+	for name, c := range map[string]net.Conn{"client": client, "backend": backend} {
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second)) // an open pipe would block: bound it
+		if _, err := c.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+			t.Errorf("%s connection still open after drain (write: %v)", name, err)
+		}
+	}
+	ts.remove(tn)
 }

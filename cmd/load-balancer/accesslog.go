@@ -95,6 +95,13 @@ func (l *logFile) reopen(path string) error {
 	return old.Close()
 }
 
+// name returns the path written to now.
+func (l *logFile) name() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.path
+}
+
 // close closes the file (not stdout).
 func (l *logFile) close() error {
 	l.mu.Lock()

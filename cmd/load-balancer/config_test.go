@@ -309,4 +309,11 @@ func TestCheckConfig(t *testing.T) {
 		!strings.Contains(errs.String(), "does not match") || !strings.Contains(errs.String(), key) {
 		t.Errorf("mismatched pair by flags: exit %d, %q; want 2 naming %s", code, errs.String(), key)
 	}
+	// And an access log that cannot be opened.
+	errs.Reset()
+	missing := filepath.Join(dir, "no-such-dir", "access.log")
+	if code := run([]string{"-check-config", "-backends=http://127.0.0.1:1", "-access-log=" + missing}, &out, &errs); code != 2 ||
+		!strings.Contains(errs.String(), missing) {
+		t.Errorf("access log in a missing directory: exit %d, %q; want 2 naming it", code, errs.String())
+	}
 }

@@ -60,6 +60,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "load-balancer: %v\n", err)
 			return 2
 		}
+		if o.accessLog != "" && o.accessLog != "-" {
+			// As a start would: it creates the file, as nginx -t does.
+			f, err := openAppend(o.accessLog)
+			if err != nil {
+				fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+				return 2
+			}
+			f.Close()
+		}
 		fmt.Fprintln(stdout, "load-balancer: configuration OK:", summary(o))
 		return 0
 	}
@@ -231,7 +240,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				log.Error("SIGUSR1: cannot reopen the access log: lines still go to the file open before", "error", err.Error())
 				continue
 			}
-			log.Info("SIGUSR1: access log reopened", "file", o.accessLog)
+			log.Info("SIGUSR1: access log reopened", "file", accessLog.name())
 		case <-ctx.Done():
 			running = false
 		}
