@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,6 +202,7 @@ type served struct {
 	backend  *pool.Backend // whose answer was relayed; nil for the proxy's own
 	attempts int           // backends tried, hedges included
 	http10   bool          // the client spoke HTTP/1.0 (the backend is sent HTTP/1.1)
+	client   netip.Addr    // the client as prepareRequest found it, if it ran
 }
 
 // logFastHTTP logs a request that HandleFastHTTP answered. A streamed body
@@ -211,7 +213,7 @@ func (p *Proxy) logFastHTTP(ctx *fasthttp.RequestCtx, sv *served) {
 	if ctx.UserValue(viaNetRouteKey{}) != nil {
 		return
 	}
-	e := p.fastEntry(ctx)
+	e := p.fastEntry(ctx, sv.client)
 	if sv.http10 {
 		e.proto = protoHTTP10
 	}
@@ -235,7 +237,7 @@ func (p *Proxy) logFastHTTP(ctx *fasthttp.RequestCtx, sv *served) {
 // logReadError logs a request the server could not read (handleReadError):
 // its request line shows as "-" when its header never arrived whole.
 func (p *Proxy) logReadError(ctx *fasthttp.RequestCtx) {
-	e := p.fastEntry(ctx)
+	e := p.fastEntry(ctx, netip.Addr{})
 	if len(ctx.Request.Header.RawHeaders()) == 0 {
 		e.method = nil
 	}
@@ -245,10 +247,13 @@ func (p *Proxy) logReadError(ctx *fasthttp.RequestCtx) {
 
 var protoHTTP10 = []byte("HTTP/1.0")
 
-// fastEntry reads a fasthttp request's line fields in place.
-func (p *Proxy) fastEntry(ctx *fasthttp.RequestCtx) accessEntry[[]byte] {
+// fastEntry reads a fasthttp request's line fields in place. client is the
+// client's address when the request path has found it already.
+func (p *Proxy) fastEntry(ctx *fasthttp.RequestCtx, client netip.Addr) accessEntry[[]byte] {
 	h := &ctx.Request.Header
-	client, _ := p.clientAddr(ctx)
+	if !client.IsValid() {
+		client, _ = p.clientAddr(ctx)
+	}
 	return accessEntry[[]byte]{
 		start:   ctx.Time(),
 		client:  client,

@@ -65,31 +65,11 @@ var directBufs = sync.Pool{New: func() any { b := make([]byte, directBufSize); r
 // the bytes written.
 func (d *directBody) WriteTo(io.Writer) (int64, error) {
 	s := d.s
-	conn := s.client.conn
 	bp := directBufs.Get().(*[]byte)
 	defer directBufs.Put(bp)
 	buf := *bp
-	if s.p.cfg.FlushInterval < 0 {
-		var written int64
-		for {
-			n, err := s.Read(buf)
-			if n > 0 {
-				m, werr := conn.Write(buf[:n])
-				written += int64(m)
-				if werr != nil {
-					return written, werr
-				}
-			}
-			if err == io.EOF {
-				return written, nil
-			}
-			if err != nil {
-				return written, err
-			}
-		}
-	}
 	half := len(buf) / 2
-	lw := latencyWriter{conn: conn, pending: buf[:0:half], delay: s.p.cfg.FlushInterval}
+	lw := latencyWriter{conn: s.client.conn, pending: buf[:0:half], delay: s.p.cfg.FlushInterval}
 	defer lw.stop()
 	for {
 		n, err := s.Read(buf[half:])
@@ -108,9 +88,10 @@ func (d *directBody) WriteTo(io.Writer) (int64, error) {
 	}
 }
 
-// latencyWriter holds what is written to conn for at most delay, and
-// writes it out then, or as soon as its buffer is full: the first half of
-// the direct buffer, the reads going to the second.
+// latencyWriter holds what is written to conn for at most delay (not at
+// all when delay is negative), and writes it out then, or as soon as its
+// buffer is full: the first half of the direct buffer, the reads going to
+// the second.
 type latencyWriter struct {
 	conn  net.Conn
 	delay time.Duration
@@ -136,7 +117,7 @@ func (lw *latencyWriter) write(p []byte) error {
 		}
 	}
 	lw.pending = append(lw.pending, p...) // fits: p is at most half the buffer
-	if len(lw.pending) == cap(lw.pending) {
+	if lw.delay < 0 || len(lw.pending) == cap(lw.pending) {
 		return lw.flushLocked()
 	}
 	if !lw.armed {

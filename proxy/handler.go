@@ -67,7 +67,8 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (hea
 	defer p.recoverPanic(ctx)
 	req := &ctx.Request
 	t := p.table.Load()
-	if t.viaNet && ctx.UserValue(preflightKey{}) == nil {
+	v := ctx.UserValue(preflightKey{})
+	if t.viaNet && v == nil {
 		if rt := t.match(req); rt != nil && rt.viaNet {
 			// HTTP/2 backends: only the net/http clients reach them.
 			p.proxyViaNet(ctx, cc, rt)
@@ -75,7 +76,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (hea
 		}
 	}
 	var upgrade bool
-	if v := ctx.UserValue(preflightKey{}); v != nil {
+	if v != nil {
 		// The request expected 100-continue and was prepared then.
 		if pf := v.(*preflight); pf != nil {
 			sv.backend, sv.attempts = pf.b, 1
@@ -88,6 +89,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (hea
 			refuse(ctx, status)
 			return
 		}
+		sv.client = client
 		if p.limiter != nil && !p.limiter.allow(client, p.wd.now()) {
 			writeTooMany(ctx)
 			return
