@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -32,79 +31,6 @@ const chunkLineSlack = 4
 const minChunkLineBudget = 64 << 10
 
 var errChunkLineTooLong = errors.New("chunk header longer than the limit (extensions too long)")
-
-// guardListener wraps the connections of the proxy's own listeners in
-// guardConn, beneath TLS where there is TLS. byAddr, when set, finds each
-// by its remote address (see guards).
-type guardListener struct {
-	net.Listener
-	byAddr *sync.Map
-}
-
-// guardListener returns ln's guarded form.
-func (p *Proxy) guardListener(ln net.Listener) net.Listener {
-	gl := guardListener{Listener: ln}
-	if p.cfg.MaxConnsPerIP > 0 {
-		gl.byAddr = &p.guards
-	}
-	return gl
-}
-
-func (l guardListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	g := &guardConn{Conn: c}
-	if l.byAddr != nil {
-		g.byAddr = l.byAddr
-		l.byAddr.Store(c.RemoteAddr(), g)
-	}
-	return g, nil
-}
-
-// guardConn is a client connection that can bound what one read of a chunked
-// request body takes from the socket. Only the goroutine reading the request
-// touches it, one request at a time, so its fields need no atomics.
-type guardConn struct {
-	net.Conn
-	armed  bool
-	left   int         // bytes the current body read may still take, while armed
-	body   guardedBody // the current request's chunked body, read through the guard
-	byAddr *sync.Map   // where it is registered by remote address, or nil
-}
-
-// Close implements net.Conn.
-func (c *guardConn) Close() error {
-	if c.byAddr != nil {
-		c.byAddr.CompareAndDelete(c.Conn.RemoteAddr(), c)
-	}
-	return c.Conn.Close()
-}
-
-// Read implements net.Conn.
-func (c *guardConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if c.armed {
-		c.left -= n
-		if c.left < 0 && err == nil {
-			err = errChunkLineTooLong
-		}
-	}
-	return n, err
-}
-
-// CloseWrite half-closes the connection when the one beneath can (a tunnel
-// passes a client's end of stream on).
-func (c *guardConn) CloseWrite() error {
-	if hc, ok := c.Conn.(halfCloser); ok {
-		return hc.CloseWrite()
-	}
-	return errors.ErrUnsupported
-}
-
-// NetConn returns the connection beneath.
-func (c *guardConn) NetConn() net.Conn { return c.Conn }
 
 // guardedBody reads a chunked request body with its connection's guard armed.
 type guardedBody struct {

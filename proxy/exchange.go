@@ -75,7 +75,13 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 	}
 	bw := up.conns.writer(conn)
 	err = req.Write(bw)
-	if err == nil {
+	switch {
+	case err != nil:
+	case upload == nil:
+		// The rest of the request goes out, and the answer is waited
+		// for in the same step (under the header timeout, armed above).
+		err = bc.flushAwait(bw)
+	default:
 		err = bw.Flush()
 	}
 	up.conns.releaseWriter(bw)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -61,14 +62,18 @@ func newInmemoryRigConfig(tb testing.TB, nBackends int, configure func(*Config))
 	}
 	pln := fasthttputil.NewInmemoryListener()
 	go p.Serve(pln) //nolint:errcheck // ends when pln closes
-	tb.Cleanup(func() {
-		pln.Close()
-		p.Close()
-	})
 	client := &fasthttp.HostClient{
 		Addr:                      "proxy",
 		Dial:                      func(string) (net.Conn, error) { return pln.DialWithLocalAddr(clientAddr) },
 		MaxIdemponentCallAttempts: 1,
 	}
+	tb.Cleanup(func() {
+		// Leave no connection behind: later tests count the goroutines
+		// on the request path.
+		client.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Shutdown(ctx) //nolint:errcheck // best effort at test end
+	})
 	return &inmemoryRig{proxy: p, client: client}
 }

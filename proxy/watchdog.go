@@ -26,6 +26,10 @@ type watchdog struct {
 
 	streams streamDeadlines // attempts of the net/http path: streamdeadline.go
 
+	// closing is set when the server shuts down: a connection then no
+	// longer waits for its next request inside a write (guardConn).
+	closing atomic.Bool
+
 	limits clientLimits
 	stop   chan struct{}
 	done   chan struct{}
@@ -97,6 +101,7 @@ const (
 	phaseHandling               // the handler is proxying it
 	phaseWriting                // the response is being written
 	phaseIdle                   // kept alive between requests
+	phaseAwaiting               // idle too, waiting inside the last write (guardConn.awaitRequest)
 )
 
 type clientConn struct {
@@ -118,6 +123,9 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		cc := &clientConn{conn: c}
 		cc.enter(phaseHeader, w.now())
 		w.clients.Store(c, cc)
+		if g, _ := clientOf(c); g != nil {
+			g.cc = cc
+		}
 	case fasthttp.StateActive:
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseHeader, w.now())
@@ -133,17 +141,42 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 
 // forget stops tracking a client connection whose protocol now times it
 // itself (one handed to the HTTP/2 server).
-func (w *watchdog) forget(c net.Conn) { w.clients.Delete(c) }
+func (w *watchdog) forget(c net.Conn) {
+	w.clients.Delete(c)
+	if g, _ := clientOf(c); g != nil {
+		g.cc = nil
+	}
+}
 
 // client returns the record of a tracked connection, or nil for one the
 // watchdog does not know (a handler mounted in someone else's server).
+// The connection holds it when it is one the proxy accepted; others are
+// looked up.
 func (w *watchdog) client(c net.Conn) *clientConn {
+	if g, _ := clientOf(c); g != nil {
+		return g.cc
+	}
 	v, ok := w.clients.Load(c)
 	if !ok {
 		return nil
 	}
 	return v.(*clientConn)
 }
+
+// beginShutdown stops connections from waiting for their next request
+// inside a write, and wakes those waiting: the server closes them instead.
+func (w *watchdog) beginShutdown() {
+	w.closing.Store(true)
+	w.clients.Range(func(_, v any) bool {
+		if cc := v.(*clientConn); cc.phase.Load() == phaseAwaiting {
+			cc.conn.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // a closed one needs no waking
+		}
+		return true
+	})
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 func (w *watchdog) sweepClients(now int64) {
 	w.clients.Range(func(k, v any) bool {
@@ -156,7 +189,7 @@ func (w *watchdog) sweepClients(now int64) {
 			limit = w.limits.body
 		case phaseWriting:
 			limit = w.limits.write
-		case phaseIdle:
+		case phaseIdle, phaseAwaiting:
 			limit = w.limits.idle
 		}
 		if limit > 0 && now-cc.since.Load() > int64(limit) {
@@ -192,10 +225,17 @@ type backendConn struct {
 	uses int
 	br   *bufio.Reader
 	bw   *bufio.Writer
+
+	// io reads and writes the connection when it is a TCP socket (tcp);
+	// awaitNext makes the next write wait for the answer (see flushAwait).
+	io        sockIO
+	tcp       bool
+	awaitNext bool
 }
 
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
 	bc := &backendConn{Conn: c, w: w}
+	bc.tcp = bc.io.init(c)
 	w.backendsMu.Lock()
 	w.backends[bc] = struct{}{}
 	w.backendsMu.Unlock()
@@ -215,6 +255,36 @@ func (c *backendConn) armAt(t int64) { c.deadline.Store(t) }
 
 // disarm ends the exchange.
 func (c *backendConn) disarm() { c.deadline.Store(0) }
+
+// Read implements net.Conn.
+func (c *backendConn) Read(b []byte) (int, error) {
+	if c.tcp {
+		return c.io.read(b)
+	}
+	return c.Conn.Read(b)
+}
+
+// Write implements net.Conn.
+func (c *backendConn) Write(b []byte) (int, error) {
+	switch {
+	case !c.tcp:
+		return c.Conn.Write(b)
+	case c.awaitNext:
+		c.awaitNext = false
+		return c.io.awaitWrite(b)
+	}
+	return c.io.write(b)
+}
+
+// flushAwait flushes bw, which holds the end of a request, and returns
+// once the backend's answer is readable, or the wait failed (the read that
+// follows says why): see sockIO.awaitWrite.
+func (c *backendConn) flushAwait(bw *bufio.Writer) error {
+	c.awaitNext = true
+	err := bw.Flush()
+	c.awaitNext = false
+	return err
+}
 
 // Close closes the connection and stops tracking it.
 func (c *backendConn) Close() error {
