@@ -11,12 +11,11 @@ import (
 	"time"
 )
 
-// A kept-alive client connection waits for its next request inside the
-// write that ends a response (guardConn.Write). These tests hold it to
-// fasthttp's every other way of going on after a response: pipelined
-// requests, a request split across that wait, a connection that closes,
-// HEAD, and Shutdown. The idle timeout is a minute, so a connection stuck
-// in the wait would fail a read's 5-second deadline.
+// What a client may do on a kept-alive connection besides one request after
+// another: pipeline requests (in one write, or while an answer is being
+// made), split a request across writes, close, half-close, HEAD, expect
+// 100-continue, and be idle at Shutdown. The idle timeout is a minute, so
+// a connection left waiting fails a read's 5-second deadline.
 
 // rawExchange is one step on a raw client connection: bytes to send, then
 // the responses to read, each to a request with that method.
@@ -108,6 +107,46 @@ func TestKeptAliveConnectionBetweenRequests(t *testing.T) {
 	}
 }
 
+// TestRequestsDuringAnswer: a request pipelined while the previous one is
+// being answered, and a client that closes its side right after its
+// request (as nc -N does), are served at once.
+func TestRequestsDuringAnswer(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: time.Minute, Health: HealthConfig{Interval: -1}})
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	read := func(c net.Conn, br *bufio.Reader, what string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d, %v", what, resp.StatusCode, err)
+		}
+	}
+
+	c, br := dial()
+	io.WriteString(c, "GET /delay/200ms HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, "the first request at the backend", 5*time.Second, func() bool { return be.busy.Load() == 1 })
+	io.WriteString(c, "GET /bytes/20 HTTP/1.1\r\nHost: x\r\n\r\n")
+	read(c, br, "the first response")
+	read(c, br, "the response to the request sent meanwhile")
+
+	c, br = dial()
+	io.WriteString(c, "GET /delay/50ms HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.(*net.TCPConn).CloseWrite()
+	read(c, br, "the response to a half-closed connection")
+	closedWithin(t, c, 5*time.Second)
+}
+
 // TestPipelinedHeaderTimesOut: a request header left unfinished behind a
 // pipelined one is under the header timeout, not the idle timeout.
 func TestPipelinedHeaderTimesOut(t *testing.T) {
@@ -135,8 +174,8 @@ func sendAndRead(t *testing.T, c net.Conn, req string) {
 	io.Copy(io.Discard, resp.Body)
 }
 
-// TestShutdownEndsKeptAliveConnections: Shutdown closes a connection that
-// waits for its next request, at once rather than at the idle timeout.
+// TestShutdownEndsKeptAliveConnections: Shutdown closes a connection idle
+// between requests at once rather than at the idle timeout.
 func TestShutdownEndsKeptAliveConnections(t *testing.T) {
 	be := startBackend(t, "a")
 	p, err := New(Config{Backends: []string{be.URL()}, ClientIdleTimeout: time.Minute,

@@ -74,12 +74,14 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 		start = bc.arm(p.headerTimeout)
 	}
 	bw := up.conns.writer(conn)
+	writes := bc.writes
 	err = req.Write(bw)
 	switch {
 	case err != nil:
-	case upload == nil:
-		// The rest of the request goes out, and the answer is waited
-		// for in the same step (under the header timeout, armed above).
+	case upload == nil && bc.writes == writes && bc.mayAwait():
+		// All of the request goes out in one write, and the answer is
+		// waited for in the same step (under the header timeout, armed
+		// above).
 		err = bc.flushAwait(bw)
 	default:
 		err = bw.Flush()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -48,6 +49,51 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 	}
 	client.CloseIdleConnections()
 	noRequestGoroutinesLeft(t)
+}
+
+// lingerCloser answers requests until idle for the given time, then closes
+// the way Apache does: its side first (FIN), then it reads and discards
+// whatever comes until the proxy closes, so a request sent meanwhile gets
+// no reset.
+func lingerCloser(idle time.Duration, fins *atomic.Int64) func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+	return func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		for {
+			c.SetReadDeadline(time.Now().Add(idle))
+			if _, ok := rb.readRequest(r); !ok {
+				break
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		c.(*net.TCPConn).CloseWrite()
+		fins.Add(1)
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		io.Copy(io.Discard, c)
+	}
+}
+
+// TestLingeringCloseRetried: a kept-alive connection the backend closed
+// while lingering answers a request with nothing at all, not even a reset.
+// The proxy waits for the answer in the request's write, which the end of
+// stream already there does not wake (sockio.go): the watchdog ends that
+// wait within tens of milliseconds, and the request goes again on a fresh
+// connection, long before the try timeout.
+func TestLingeringCloseRetried(t *testing.T) {
+	var fins atomic.Int64
+	rb := startRawBackend(t, lingerCloser(30*time.Millisecond, &fins))
+	_, url := startProxy(t, Config{Backends: []string{rb.URL()}, TryTimeout: time.Minute, Health: HealthConfig{Interval: -1}})
+	client := newClient(t)
+	client.Timeout = 5 * time.Second
+	for i := range 5 {
+		if status, body := get(t, client, url+"/"); status != http.StatusOK || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+		waitFor(t, "the backend to close its side of the idle connection", 5*time.Second, func() bool {
+			return fins.Load() == int64(i+1)
+		})
+	}
+	if n := rb.requests.Load(); n < 5 {
+		t.Errorf("backend answered %d requests, want 5", n)
+	}
 }
 
 // TestFaultyBackends: each misbehaving backend gives the client a clear

@@ -23,14 +23,7 @@ import (
 // It is a fasthttp.RequestHandler, so a Proxy can be mounted in any fasthttp
 // server. In steady state it allocates nothing.
 func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
-	g, plain := clientOf(ctx.Conn())
-	var cc *clientConn
-	if g != nil {
-		g.awaitNext = false
-		cc = g.cc
-	} else {
-		cc = p.wd.client(ctx.Conn())
-	}
+	cc := p.wd.client(ctx.Conn())
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
@@ -64,18 +57,6 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		cc.enter(phaseWriting, p.wd.now())
 	}
-	if plain && g != nil && g.tcp {
-		g.awaitNext = awaitable(ctx)
-	}
-}
-
-// awaitable reports whether the connection may wait for its next request
-// in the write that ends the answer in ctx (see guardConn.Write): a body
-// sent whole (a stream's writes are not told apart), no hijack, and the
-// connection kept open.
-func awaitable(ctx *fasthttp.RequestCtx) bool {
-	return !ctx.Response.IsBodyStream() && !ctx.Hijacked() &&
-		!ctx.Request.Header.ConnectionClose() && !ctx.Response.ConnectionClose()
 }
 
 // proxy answers the request from a backend, or with an error of its own. It

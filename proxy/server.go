@@ -13,9 +13,7 @@ import (
 // Server returns the fasthttp server that Serve runs, configured for
 // proxying: header names and paths pass through untouched, nothing is
 // added to responses, and limits follow the Config. It is created once.
-// Its ConnState hook must stay: it enforces the client timeouts. Shut it
-// down with Proxy.Shutdown, which also ends the waits of kept-alive
-// connections between requests (see guardConn).
+// Its ConnState hook must stay: it enforces the client timeouts.
 func (p *Proxy) Server() *fasthttp.Server {
 	p.serverOnce.Do(func() {
 		c := p.cfg
@@ -28,9 +26,6 @@ func (p *Proxy) Server() *fasthttp.Server {
 			Concurrency:    c.MaxConns,
 			MaxConnsPerIP:  c.MaxConnsPerIP,
 			ReadBufferSize: c.MaxHeaderSize,
-			// guardConn tells a flush from a write within a response
-			// by this size.
-			WriteBufferSize: serverWriteBufferSize,
 			// fasthttp reads the first min(this, length, 8 KiB) bytes of
 			// a body before calling the handler, under the header
 			// timeout: a small body sent slowly would be cut by it, and
@@ -139,7 +134,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		ln.Close() // fasthttp closes those it knows of again: harmless
 	}
 	p.lnMu.Unlock()
-	p.wd.beginShutdown() // kept-alive connections waiting in a write: see guardConn
 	err := p.Server().ShutdownWithContext(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil // the listeners closed above

@@ -14,7 +14,7 @@ import (
 // request, write it to the backend, read the answer, write it to the
 // client. Through net.Conn it takes six, because Go reads a socket before
 // asking the poller whether it is ready, and in an exchange of request and
-// answer the read after a write always comes too early (the backend has not
+// answer the read after a write comes too early (the backend has not
 // answered yet; the client sends its next request only once it has this
 // answer): it returns EAGAIN and only then does the goroutine park. nginx
 // asks epoll first and never makes that call.
@@ -22,14 +22,15 @@ import (
 // awaitWrite makes the write and the wait for the answer one step: inside
 // one RawConn.Read, which resets the poller's readiness for the connection
 // before calling back, the callback writes and reports "not ready", so the
-// goroutine parks until the answer arrives (the reset came before the write,
-// so the answer's arrival cannot be missed), and the next read finds it.
-// The caller must know that its peer answers next and that nothing but that
-// answer needs the connection meanwhile: the backend side of an exchange
-// (exchange.go) and the client side of a kept-alive connection between
-// requests (clientconn.go).
+// goroutine parks until the answer arrives, and the next read finds it.
+// The poller is edge-triggered: what arrives after the reset wakes the
+// wait, what was in the socket before it does not. So the caller must know
+// that nothing can be there yet. A backend answers a request only once it
+// has it (backendConn.mayAwait says when a kept-alive connection may
+// surprise); a client may send its next request, or close its side, while
+// its answer is being made, so client connections do not wait this way.
 //
-// Every read and write also goes through the RawConn, with syscall.RawSyscall:
+// Every read and write goes through the RawConn, with syscall.RawSyscall:
 // the socket is non-blocking, so the call cannot block, and the scheduler's
 // bookkeeping around a system call that might (entersyscall, exitsyscall:
 // about 45 ns each time here) is not needed. Deadlines, Close and the poller
@@ -150,16 +151,16 @@ func (s *sockIO) doWrite(fd uintptr) bool {
 }
 
 // awaitWrite writes b, which completes a message the peer answers, and
-// returns once the answer is readable. If the wait ends otherwise (the
-// connection closed, a read deadline passed), it returns as well: b is out,
-// and the read that follows reports why. When the socket cannot take all of
-// b at once, the rest is written as by write, and the wait is left to the
-// read.
+// returns once something arrives after the write began (the answer, an end
+// of stream, a reset). If the wait ends otherwise (the connection closed, a
+// read deadline passed), it returns as well: b is out, and the read that
+// follows reports why. When the socket cannot take all of b at once, the
+// rest is written as by write, and the wait is left to the read.
 func (s *sockIO) awaitWrite(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	s.wb, s.wn, s.werr, s.sent = b[:min(len(b), maxRW)], 0, 0, false
+	s.wb, s.wn, s.werr, s.sent = b, 0, 0, false
 	s.raw.Read(s.awaitStep) //nolint:errcheck // b is out or not: see below
 	n, sent, errno := s.wn, s.sent, s.werr
 	s.wb = nil

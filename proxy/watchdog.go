@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,10 +26,6 @@ type watchdog struct {
 	backends   map[*backendConn]struct{}
 
 	streams streamDeadlines // attempts of the net/http path: streamdeadline.go
-
-	// closing is set when the server shuts down: a connection then no
-	// longer waits for its next request inside a write (guardConn).
-	closing atomic.Bool
 
 	limits clientLimits
 	stop   chan struct{}
@@ -101,7 +98,6 @@ const (
 	phaseHandling               // the handler is proxying it
 	phaseWriting                // the response is being written
 	phaseIdle                   // kept alive between requests
-	phaseAwaiting               // idle too, waiting inside the last write (guardConn.awaitRequest)
 )
 
 type clientConn struct {
@@ -123,7 +119,7 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		cc := &clientConn{conn: c}
 		cc.enter(phaseHeader, w.now())
 		w.clients.Store(c, cc)
-		if g, _ := clientOf(c); g != nil {
+		if g := clientOf(c); g != nil {
 			g.cc = cc
 		}
 	case fasthttp.StateActive:
@@ -143,7 +139,7 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 // itself (one handed to the HTTP/2 server).
 func (w *watchdog) forget(c net.Conn) {
 	w.clients.Delete(c)
-	if g, _ := clientOf(c); g != nil {
+	if g := clientOf(c); g != nil {
 		g.cc = nil
 	}
 }
@@ -153,7 +149,7 @@ func (w *watchdog) forget(c net.Conn) {
 // The connection holds it when it is one the proxy accepted; others are
 // looked up.
 func (w *watchdog) client(c net.Conn) *clientConn {
-	if g, _ := clientOf(c); g != nil {
+	if g := clientOf(c); g != nil {
 		return g.cc
 	}
 	v, ok := w.clients.Load(c)
@@ -161,18 +157,6 @@ func (w *watchdog) client(c net.Conn) *clientConn {
 		return nil
 	}
 	return v.(*clientConn)
-}
-
-// beginShutdown stops connections from waiting for their next request
-// inside a write, and wakes those waiting: the server closes them instead.
-func (w *watchdog) beginShutdown() {
-	w.closing.Store(true)
-	w.clients.Range(func(_, v any) bool {
-		if cc := v.(*clientConn); cc.phase.Load() == phaseAwaiting {
-			cc.conn.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // a closed one needs no waking
-		}
-		return true
-	})
 }
 
 // aLongTimeAgo is a deadline that has passed.
@@ -189,7 +173,7 @@ func (w *watchdog) sweepClients(now int64) {
 			limit = w.limits.body
 		case phaseWriting:
 			limit = w.limits.write
-		case phaseIdle, phaseAwaiting:
+		case phaseIdle:
 			limit = w.limits.idle
 		}
 		if limit > 0 && now-cc.since.Load() > int64(limit) {
@@ -226,15 +210,34 @@ type backendConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
-	// io reads and writes the connection when it is a TCP socket (tcp);
-	// awaitNext makes the next write wait for the answer (see flushAwait).
-	io        sockIO
-	tcp       bool
-	awaitNext bool
+	// io reads and writes the connection when it is a TCP socket (tcp).
+	io  sockIO
+	tcp bool
+
+	// Waiting for an answer in the write of a request (flushAwait).
+	awaitNext bool         // the next write is the whole request: wait in it
+	writes    int          // writes so far, to tell a request sent whole
+	lastUse   int64        // coarse time the last exchange ended, or the connection was made
+	awaiting  atomic.Int64 // coarse time the wait began; 0: none; awaitPoking, awaitPoked
 }
 
+// The await states past a wait's start (backendConn.awaiting).
+const (
+	awaitPoking = -1 // the watchdog is ending the wait
+	awaitPoked  = -2 // it has: the read deadline is in the past
+)
+
+// awaitFresh is how recently a connection must have been used for a
+// request to wait for its answer in the write (see flushAwait), and
+// awaitPokeAfter how long such a wait goes on before the watchdog ends it
+// and leaves the wait to a read.
+const (
+	awaitFresh     = 100 * time.Millisecond
+	awaitPokeAfter = 20 * time.Millisecond
+)
+
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
-	bc := &backendConn{Conn: c, w: w}
+	bc := &backendConn{Conn: c, w: w, lastUse: w.now()}
 	bc.tcp = bc.io.init(c)
 	w.backendsMu.Lock()
 	w.backends[bc] = struct{}{}
@@ -254,7 +257,10 @@ func (c *backendConn) arm(d time.Duration) int64 {
 func (c *backendConn) armAt(t int64) { c.deadline.Store(t) }
 
 // disarm ends the exchange.
-func (c *backendConn) disarm() { c.deadline.Store(0) }
+func (c *backendConn) disarm() {
+	c.deadline.Store(0)
+	c.lastUse = c.w.now()
+}
 
 // Read implements net.Conn.
 func (c *backendConn) Read(b []byte) (int, error) {
@@ -266,6 +272,7 @@ func (c *backendConn) Read(b []byte) (int, error) {
 
 // Write implements net.Conn.
 func (c *backendConn) Write(b []byte) (int, error) {
+	c.writes++
 	switch {
 	case !c.tcp:
 		return c.Conn.Write(b)
@@ -276,14 +283,49 @@ func (c *backendConn) Write(b []byte) (int, error) {
 	return c.io.write(b)
 }
 
-// flushAwait flushes bw, which holds the end of a request, and returns
-// once the backend's answer is readable, or the wait failed (the read that
-// follows says why): see sockIO.awaitWrite.
+// mayAwait reports whether a request sent now may wait for its answer in
+// its write (flushAwait): a TCP connection used within awaitFresh.
+//
+// The wait is woken by what arrives after it begins, not by what is there
+// already, so nothing may be: a backend answers only a request it has
+// seen whole (so the request must go in that one write), and closes a
+// kept-alive connection it has just used rarely. One closed before the
+// wait gets a reset for the request, which wakes the wait, unless the
+// backend lingers (reads and discards before closing, as Apache does):
+// then the watchdog ends the wait after awaitPokeAfter, and the read after
+// it finds the end of stream.
+func (c *backendConn) mayAwait() bool {
+	return c.tcp && c.w.now()-c.lastUse < int64(awaitFresh)
+}
+
+// flushAwait flushes bw, which holds all of a request, and returns once
+// the backend's answer is readable, or the wait ended otherwise (the read
+// that follows says why): see sockIO.awaitWrite and mayAwait.
 func (c *backendConn) flushAwait(bw *bufio.Writer) error {
+	start := c.w.now()
+	c.awaiting.Store(start)
 	c.awaitNext = true
 	err := bw.Flush()
 	c.awaitNext = false
+	if !c.awaiting.CompareAndSwap(start, 0) {
+		// The watchdog ended the wait (pokeAwaiting): take its read
+		// deadline back once it is set.
+		for c.awaiting.Load() != awaitPoked {
+			runtime.Gosched()
+		}
+		c.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // a closed connection fails the read
+		c.awaiting.Store(0)
+	}
 	return err
+}
+
+// pokeAwaiting ends a wait in flushAwait that began before since, with a
+// read deadline in the past: see mayAwait.
+func (c *backendConn) pokeAwaiting(since int64) {
+	if s := c.awaiting.Load(); s > 0 && s < since && c.awaiting.CompareAndSwap(s, awaitPoking) {
+		c.Conn.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // a closed connection needs no waking
+		c.awaiting.Store(awaitPoked)
+	}
 }
 
 // Close closes the connection and stops tracking it.
@@ -303,6 +345,8 @@ func (w *watchdog) sweepBackends(now int64) {
 		if d := bc.deadline.Load(); d != 0 && now > d {
 			bc.expired.Store(true)
 			abortConn(bc.Conn) // not bc.Close: we hold backendsMu
+			continue
 		}
+		bc.pokeAwaiting(now - int64(awaitPokeAfter))
 	}
 }
