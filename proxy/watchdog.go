@@ -159,9 +159,6 @@ func (w *watchdog) client(c net.Conn) *clientConn {
 	return v.(*clientConn)
 }
 
-// aLongTimeAgo is a deadline that has passed.
-var aLongTimeAgo = time.Unix(1, 0)
-
 func (w *watchdog) sweepClients(now int64) {
 	w.clients.Range(func(k, v any) bool {
 		cc := v.(*clientConn)
@@ -318,6 +315,9 @@ func (c *backendConn) flushAwait(bw *bufio.Writer) error {
 	}
 	return err
 }
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // pokeAwaiting ends a wait in flushAwait that began before since, with a
 // read deadline in the past: see mayAwait.
