@@ -178,18 +178,9 @@ func sendAndRead(t *testing.T, c net.Conn, req string) {
 // between requests at once rather than at the idle timeout.
 func TestShutdownEndsKeptAliveConnections(t *testing.T) {
 	be := startBackend(t, "a")
-	p, err := New(Config{Backends: []string{be.URL()}, ClientIdleTimeout: time.Minute,
-		Health: HealthConfig{Interval: -1}, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln) }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	p, addr, served := serveProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: time.Minute,
+		Health: HealthConfig{Interval: -1}})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

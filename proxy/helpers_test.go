@@ -256,6 +256,26 @@ func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
 	return p, "http://" + ln.Addr().String()
 }
 
+// serveProxy runs a proxy over cfg on a loopback port, for a test that
+// shuts it down itself: Serve's result arrives on served.
+func serveProxy(t *testing.T, cfg Config) (p *Proxy, addr string, served <-chan error) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln) }()
+	return p, ln.Addr().String(), done
+}
+
 // newClient returns a keep-alive net/http client for talking to a proxy.
 func newClient(t *testing.T) *http.Client {
 	t.Helper()

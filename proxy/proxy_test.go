@@ -509,17 +509,8 @@ func TestShutdownBeforeServe(t *testing.T) {
 
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	be := startBackend(t, "a")
-	p, err := New(Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln) }()
-	url := "http://" + ln.Addr().String()
+	p, addr, served := serveProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	url := "http://" + addr
 
 	type result struct {
 		status int
@@ -552,7 +543,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve returned %v after Shutdown", err)
 	}
-	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Error("still accepting connections after Shutdown")
 	}
