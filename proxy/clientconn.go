@@ -30,7 +30,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	g := &guardConn{Conn: c}
-	g.tcp = g.io.init(c)
+	g.io.init(c)
 	if l.byAddr != nil {
 		g.byAddr = l.byAddr
 		l.byAddr.Store(c.RemoteAddr(), g)
@@ -47,8 +47,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 // need no atomics.
 type guardConn struct {
 	net.Conn
-	io  sockIO
-	tcp bool // io serves the connection (a TCP socket)
+	io sockIO // serves the connection when it is a TCP socket
 
 	cc *clientConn // the watchdog's record, once fasthttp reported the connection
 
@@ -62,7 +61,7 @@ type guardConn struct {
 func (c *guardConn) Read(b []byte) (int, error) {
 	var n int
 	var err error
-	if c.tcp {
+	if c.io.on() {
 		n, err = c.io.read(b)
 	} else {
 		n, err = c.Conn.Read(b)
@@ -84,7 +83,7 @@ func (c *guardConn) Read(b []byte) (int, error) {
 // was being made (pipelining, half-close), and what arrived before the wait
 // would not wake it.
 func (c *guardConn) Write(b []byte) (int, error) {
-	if c.tcp {
+	if c.io.on() {
 		return c.io.write(b)
 	}
 	return c.Conn.Write(b)

@@ -78,11 +78,11 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 	err = req.Write(bw)
 	switch {
 	case err != nil:
-	case upload == nil && bc.writes == writes && bc.mayAwait():
+	case upload == nil && bc.writes == writes && bc.mayAwait(start):
 		// All of the request goes out in one write, and the answer is
 		// waited for in the same step (under the header timeout, armed
-		// above).
-		err = bc.flushAwait(bw)
+		// above at start).
+		err = bc.flushAwait(bw, start)
 	default:
 		err = bw.Flush()
 	}

@@ -302,7 +302,8 @@ func TestDrainFinishesInFlight(t *testing.T) {
 	p, url := startProxy(t, reloadConfig(a, b))
 	ba := member(t, p, DefaultPool, a.URL())
 	done := slowGets(t, url+"/delay/400ms", 4) // round-robin: two on each
-	waitFor(t, "two slow requests on a", 5*time.Second, func() bool { return ba.InFlight() == 2 })
+	// At the backend too, so that hitsA below counts them.
+	waitFor(t, "two slow requests on a", 5*time.Second, func() bool { return ba.InFlight() == 2 && a.busy.Load() == 2 })
 
 	if _, err := p.DrainBackend("", a.URL()); err != nil {
 		t.Fatal(err)

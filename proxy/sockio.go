@@ -62,21 +62,23 @@ type sockIO struct {
 	sent bool // awaitStep: wb is out, and the next call is the wake-up
 }
 
-// init prepares s for c, and reports whether c is a TCP connection it can
-// serve; for any other, s stays unused.
-func (s *sockIO) init(c net.Conn) bool {
+// init prepares s for c when c is a TCP connection; for any other, s stays
+// unused (see on).
+func (s *sockIO) init(c net.Conn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return false
+		return
 	}
 	raw, err := tc.SyscallConn()
 	if err != nil {
-		return false
+		return
 	}
 	s.raw, s.conn = raw, c
 	s.readStep, s.writeStep, s.awaitStep = s.doRead, s.doWrite, s.doAwait
-	return true
 }
+
+// on reports whether s serves its connection.
+func (s *sockIO) on() bool { return s.raw != nil }
 
 // read is net.Conn's Read.
 func (s *sockIO) read(b []byte) (int, error) {

@@ -30,7 +30,7 @@ func tcpPair(t *testing.T) (*sockIO, net.Conn, net.Conn) {
 	}
 	t.Cleanup(func() { c.Close(); peer.Close() })
 	s := &sockIO{}
-	if !s.init(c) {
+	if s.init(c); !s.on() {
 		t.Fatal("sockIO does not take a *net.TCPConn")
 	}
 	return s, c, peer

@@ -207,9 +207,8 @@ type backendConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
-	// io reads and writes the connection when it is a TCP socket (tcp).
-	io  sockIO
-	tcp bool
+	// io reads and writes the connection when it is a TCP socket.
+	io sockIO
 
 	// Waiting for an answer in the write of a request (flushAwait).
 	awaitNext bool         // the next write is the whole request: wait in it
@@ -235,7 +234,7 @@ const (
 
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
 	bc := &backendConn{Conn: c, w: w, lastUse: w.now()}
-	bc.tcp = bc.io.init(c)
+	bc.io.init(c)
 	w.backendsMu.Lock()
 	w.backends[bc] = struct{}{}
 	w.backendsMu.Unlock()
@@ -261,7 +260,7 @@ func (c *backendConn) disarm() {
 
 // Read implements net.Conn.
 func (c *backendConn) Read(b []byte) (int, error) {
-	if c.tcp {
+	if c.io.on() {
 		return c.io.read(b)
 	}
 	return c.Conn.Read(b)
@@ -271,7 +270,7 @@ func (c *backendConn) Read(b []byte) (int, error) {
 func (c *backendConn) Write(b []byte) (int, error) {
 	c.writes++
 	switch {
-	case !c.tcp:
+	case !c.io.on():
 		return c.Conn.Write(b)
 	case c.awaitNext:
 		c.awaitNext = false
@@ -280,8 +279,9 @@ func (c *backendConn) Write(b []byte) (int, error) {
 	return c.io.write(b)
 }
 
-// mayAwait reports whether a request sent now may wait for its answer in
-// its write (flushAwait): a TCP connection used within awaitFresh.
+// mayAwait reports whether a request sent at the coarse time now may wait
+// for its answer in its write (flushAwait): a TCP connection used within
+// awaitFresh.
 //
 // The wait is woken by what arrives after it begins, not by what is there
 // already, so nothing may be: a backend answers only a request it has
@@ -291,15 +291,15 @@ func (c *backendConn) Write(b []byte) (int, error) {
 // backend lingers (reads and discards before closing, as Apache does):
 // then the watchdog ends the wait after awaitPokeAfter, and the read after
 // it finds the end of stream.
-func (c *backendConn) mayAwait() bool {
-	return c.tcp && c.w.now()-c.lastUse < int64(awaitFresh)
+func (c *backendConn) mayAwait(now int64) bool {
+	return c.io.on() && now-c.lastUse < int64(awaitFresh)
 }
 
 // flushAwait flushes bw, which holds all of a request, and returns once
 // the backend's answer is readable, or the wait ended otherwise (the read
-// that follows says why): see sockIO.awaitWrite and mayAwait.
-func (c *backendConn) flushAwait(bw *bufio.Writer) error {
-	start := c.w.now()
+// that follows says why): see sockIO.awaitWrite and mayAwait. start is the
+// coarse time the wait begins.
+func (c *backendConn) flushAwait(bw *bufio.Writer, start int64) error {
 	c.awaiting.Store(start)
 	c.awaitNext = true
 	err := bw.Flush()
