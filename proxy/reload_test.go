@@ -68,6 +68,10 @@ func TestReloadKeepsWhatStays(t *testing.T) {
 	hc := upstreamOf(bb).hc
 	// Health checks open a connection each; traffic reuses its own.
 	trafficConns := func() int64 { return b.opened.Load() - int64(bb.Stats().Checks) }
+	// A check counts once it is done, its connection once accepted: count
+	// while none is under way.
+	waitFor(t, "b's first health check", 5*time.Second, func() bool { return bb.Stats().Checks >= 1 })
+	checks := bb.Stats().Checks
 	bOpened, aOpen := trafficConns(), a.openConns()
 	if aOpen == 0 {
 		t.Fatal("no kept-alive connection to a")
@@ -85,6 +89,8 @@ func TestReloadKeepsWhatStays(t *testing.T) {
 	if bb.Requests() != 10 {
 		t.Errorf("b counts %d requests, want 10: its counters were lost", bb.Requests())
 	}
+	// c joined: the reload checks every member at once, b too.
+	waitFor(t, "the health checks the reload started", 5*time.Second, func() bool { return bb.Stats().Checks > checks })
 	if n := trafficConns(); n != bOpened {
 		t.Errorf("b accepted %d new connections for traffic: its kept-alive ones were not reused", n-bOpened)
 	}
