@@ -29,8 +29,8 @@ func (l guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guardConn{Conn: c}
-	g.io.init(c)
+	g := &guardConn{}
+	g.sockConn.init(c)
 	if l.byAddr != nil {
 		g.byAddr = l.byAddr
 		l.byAddr.Store(c.RemoteAddr(), g)
@@ -46,8 +46,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 // touches its fields (a tunnel's two goroutines touch none but io), so they
 // need no atomics.
 type guardConn struct {
-	net.Conn
-	io sockIO // serves the connection when it is a TCP socket
+	sockConn // reads and writes through sockIO when it is a TCP socket
 
 	cc *clientConn // the watchdog's record, once fasthttp reported the connection
 
@@ -59,13 +58,7 @@ type guardConn struct {
 
 // Read implements net.Conn.
 func (c *guardConn) Read(b []byte) (int, error) {
-	var n int
-	var err error
-	if c.io.on() {
-		n, err = c.io.read(b)
-	} else {
-		n, err = c.Conn.Read(b)
-	}
+	n, err := c.sockConn.Read(b)
 	if c.armed {
 		c.left -= n
 		if c.left < 0 && err == nil {
@@ -73,20 +66,6 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// Write implements net.Conn.
-//
-// Unlike a backend connection's, a client connection's last write of a
-// response does not wait for the next request (sockIO.awaitWrite): a
-// client may have sent it already, or closed its side, while the response
-// was being made (pipelining, half-close), and what arrived before the wait
-// would not wake it.
-func (c *guardConn) Write(b []byte) (int, error) {
-	if c.io.on() {
-		return c.io.write(b)
-	}
-	return c.Conn.Write(b)
 }
 
 // Close implements net.Conn.
@@ -120,6 +99,9 @@ func clientOf(c net.Conn) *guardConn {
 		g, _ := v.Conn.(*guardConn)
 		return g
 	case *tls.Conn:
+		g, _ := v.NetConn().(*guardConn)
+		return g
+	case *alpnConn:
 		g, _ := v.NetConn().(*guardConn)
 		return g
 	}

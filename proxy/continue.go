@@ -127,9 +127,9 @@ func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.
 	bc.disarm()
 	br := up.conns.reader(bc)
 	defer up.conns.releaseReader(br)
-	bc.Conn.SetReadDeadline(time.Now().Add(min(continueWait, p.headerTimeout)))
+	bc.SetReadDeadline(time.Now().Add(min(continueWait, p.headerTimeout))) //nolint:errcheck // closed: the read fails
 	_, err = br.Peek(1)
-	bc.Conn.SetReadDeadline(time.Time{})
+	bc.SetReadDeadline(time.Time{}) //nolint:errcheck // closed: the next use fails
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fasthttp.StatusContinue, nil

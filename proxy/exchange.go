@@ -74,16 +74,7 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 		start = bc.arm(p.headerTimeout)
 	}
 	bw := up.conns.writer(conn)
-	writes := bc.writes
-	err = req.Write(bw)
-	switch {
-	case err != nil:
-	case upload == nil && bc.writes == writes && bc.mayAwait(start):
-		// All of the request goes out in one write, and the answer is
-		// waited for in the same step (under the header timeout, armed
-		// above at start).
-		err = bc.flushAwait(bw, start)
-	default:
+	if err = req.Write(bw); err == nil {
 		err = bw.Flush()
 	}
 	up.conns.releaseWriter(bw)
@@ -153,6 +144,11 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 	}
 
 	if mode, size := p.bodyFraming(resp, br); mode != frameNone {
+		if mode == frameUntilClose {
+			// Its end of stream comes right behind the last data: read
+			// for it rather than wait for the watchdog (sockio.go).
+			bc.io.waitWith(nil)
+		}
 		// Streamed: the body stream owns the connection from here on.
 		s := acquireStreamedBody()
 		s.init(p, b, up, cc, br, bc, env.client, mode, size)

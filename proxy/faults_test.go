@@ -73,10 +73,10 @@ func lingerCloser(idle time.Duration, fins *atomic.Int64) func(c net.Conn, r *bu
 
 // TestLingeringCloseRetried: a kept-alive connection the backend closed
 // while lingering answers a request with nothing at all, not even a reset.
-// The proxy waits for the answer in the request's write, which the end of
-// stream already there does not wake (sockio.go): the watchdog ends that
-// wait within tens of milliseconds, and the request goes again on a fresh
-// connection, long before the try timeout.
+// The proxy waits for the answer without reading first, and an end of
+// stream that came behind the last answer's data does not wake that wait
+// (sockio.go): the watchdog ends it within tens of milliseconds, and the
+// request goes again on a fresh connection, long before the try timeout.
 func TestLingeringCloseRetried(t *testing.T) {
 	var fins atomic.Int64
 	rb := startRawBackend(t, lingerCloser(30*time.Millisecond, &fins))

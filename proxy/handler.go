@@ -251,6 +251,10 @@ func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEn
 	if t := env.tunnel; t != nil {
 		b.Done(false)
 		resp.Header.ResetConnectionClose() // Connection: Upgrade stays
+		if g := clientOf(ctx.Conn()); g != nil {
+			// No sweep will end a wait on a tunnel's reads (sockio.go).
+			g.io.waitWith(nil)
+		}
 		ctx.Hijack(func(c net.Conn) { p.runTunnel(t, c) })
 		return responseHeaderSize(resp)
 	}

@@ -4,7 +4,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -19,16 +23,20 @@ import (
 // answer): it returns EAGAIN and only then does the goroutine park. nginx
 // asks epoll first and never makes that call.
 //
-// awaitWrite makes the write and the wait for the answer one step: inside
-// one RawConn.Read, which resets the poller's readiness for the connection
-// before calling back, the callback writes and reports "not ready", so the
-// goroutine parks until the answer arrives, and the next read finds it.
-// The poller is edge-triggered: what arrives after the reset wakes the
-// wait, what was in the socket before it does not. So the caller must know
-// that nothing can be there yet. A backend answers a request only once it
-// has it (backendConn.mayAwait says when a kept-alive connection may
-// surprise); a client may send its next request, or close its side, while
-// its answer is being made, so client connections do not wait this way.
+// sockIO does as nginx does: a read that returned less than it asked for
+// emptied the socket of data, so the next read first waits for the poller
+// to see something arrive (pollwait.go), then reads once. Whatever arrived
+// after the short read (a pipelined request, an answer, an end of stream,
+// a reset) is there to be read or wakes the wait. One thing can be missed:
+// an end of stream that was already there behind the data the short read
+// took (nginx learns of it from EPOLLRDHUP, which Go's poller keeps to
+// itself). So the watchdog ends a wait that has gone on a while (wake):
+// the read after it finds the end of stream, or parks as any read does.
+// A backend connection's wait is ended after backendWaitLimit, so that a
+// kept-alive connection the backend closed with a lingering close (no
+// reset for the next request) costs a retry tens of milliseconds later, not
+// the try timeout; a client connection's after clientWaitLimit, so that a
+// client that half-closed right after its request sees the connection end.
 //
 // Every read and write goes through the RawConn, with syscall.RawSyscall:
 // the socket is non-blocking, so the call cannot block, and the scheduler's
@@ -40,26 +48,83 @@ import (
 // maxRW bounds one read or write, as internal/poll does.
 const maxRW = 1 << 30
 
-// sockIO does the reads and writes of one TCP connection. Reads are
-// serialized by the poller's read lock and writes by its write lock;
-// awaitWrite takes the read lock, so it must not race another write.
+// sockIO does the reads and writes of one TCP connection, for one reader
+// and one writer at a time (a read in progress is kept in its fields).
 type sockIO struct {
 	raw  syscall.RawConn // nil: not a plain TCP connection
 	conn net.Conn        // for the addresses in errors
 
 	// The steps handed to raw, bound once so that no call allocates.
-	readStep, writeStep, awaitStep func(fd uintptr) bool
+	readStep, writeStep func(fd uintptr) bool
+	waitStep            func(fd uintptr)
+
+	// Waiting for readability without a read first (pollwait.go).
+	pd      uintptr       // the runtime's poll descriptor of the socket; 0: unknown
+	drained bool          // the last read returned less than it asked: the socket was empty
+	clock   *atomic.Int64 // the coarse clock of the watchdog that wakes waits; nil: no waits
+	waiting atomic.Int64  // coarse time the wait began; 0: none; waking, woken
+	dlMu    sync.Mutex    // orders the caller's read deadlines and wake's
+	rdl     time.Time     // the read deadline the caller set, under dlMu
 
 	// The read in progress.
 	rb   []byte
 	rn   int
 	rerr syscall.Errno
 
+	empty int // reads that found nothing (EAGAIN) and had to wait: for tests
+
 	// The write in progress.
 	wb   []byte
 	wn   int
 	werr syscall.Errno
-	sent bool // awaitStep: wb is out, and the next call is the wake-up
+}
+
+// sockConn is a connection that reads and writes through sockIO when it is
+// a TCP socket, and as itself otherwise: client and backend connections
+// both embed it.
+type sockConn struct {
+	net.Conn
+	io sockIO
+}
+
+// init makes c the connection conn, read and written through sockIO when
+// it is a TCP socket.
+func (c *sockConn) init(conn net.Conn) {
+	c.Conn = conn
+	c.io.init(conn)
+}
+
+// Read implements net.Conn.
+func (c *sockConn) Read(b []byte) (int, error) {
+	if c.io.on() {
+		return c.io.read(b)
+	}
+	return c.Conn.Read(b)
+}
+
+// Write implements net.Conn.
+func (c *sockConn) Write(b []byte) (int, error) {
+	if c.io.on() {
+		return c.io.write(b)
+	}
+	return c.Conn.Write(b)
+}
+
+// SetReadDeadline implements net.Conn (see sockIO.setReadDeadline).
+func (c *sockConn) SetReadDeadline(t time.Time) error {
+	if c.io.on() {
+		return c.io.setReadDeadline(t)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline implements net.Conn.
+func (c *sockConn) SetDeadline(t time.Time) error {
+	if c.io.on() {
+		c.io.setReadDeadline(t) //nolint:errcheck // the write deadline's error is the same
+		return c.Conn.SetWriteDeadline(t)
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 // init prepares s for c when c is a TCP connection; for any other, s stays
@@ -74,7 +139,18 @@ func (s *sockIO) init(c net.Conn) {
 		return
 	}
 	s.raw, s.conn = raw, c
-	s.readStep, s.writeStep, s.awaitStep = s.doRead, s.doWrite, s.doAwait
+	s.readStep, s.writeStep, s.waitStep = s.doRead, s.doWrite, s.doWait
+	raw.Control(func(fd uintptr) { s.pd = pollCtxOf(tc, fd) }) //nolint:errcheck // closed already: pd stays 0
+}
+
+// waitWith lets reads wait without reading first, under the watchdog whose
+// coarse clock is given, which must call wake; nil reads first always.
+// Only the reading goroutine calls it, between reads.
+func (s *sockIO) waitWith(clock *atomic.Int64) {
+	if s.pd == 0 {
+		clock = nil
+	}
+	s.clock, s.drained = clock, false
 }
 
 // on reports whether s serves its connection.
@@ -85,8 +161,13 @@ func (s *sockIO) read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	if s.drained {
+		s.drained = false
+		s.wait()
+	}
 	s.rb, s.rn, s.rerr = b[:min(len(b), maxRW)], 0, 0
 	err := s.raw.Read(s.readStep)
+	s.drained = s.clock != nil && s.rn > 0 && s.rn < len(s.rb)
 	s.rb = nil
 	switch {
 	case err != nil:
@@ -99,6 +180,68 @@ func (s *sockIO) read(b []byte) (int, error) {
 	return s.rn, nil
 }
 
+// States of a wait past its start (sockIO.waiting).
+const (
+	waking = -1 // wake is ending the wait
+	woken  = -2 // it has: the read deadline is in the past
+)
+
+// Waits are ended after these (see the top of this file).
+const (
+	backendWaitLimit = 20 * time.Millisecond
+	clientWaitLimit  = clientTick
+)
+
+// wait waits, instead of a read that would find nothing yet, for what comes
+// after the short read that emptied the socket, or for wake.
+func (s *sockIO) wait() {
+	start := s.clock.Load()
+	s.waiting.Store(start)
+	s.raw.Control(s.waitStep) //nolint:errcheck // closed: the read says so
+	if !s.waiting.CompareAndSwap(start, 0) {
+		// Woken by the watchdog: once its deadline is set, put the
+		// caller's back.
+		for s.waiting.Load() != woken {
+			runtime.Gosched()
+		}
+		s.dlMu.Lock()
+		s.conn.SetReadDeadline(s.rdl) //nolint:errcheck // closed: the read says so
+		s.waiting.Store(0)
+		s.dlMu.Unlock()
+	}
+}
+
+// doWait parks until the socket is readable, has an error or is closed, or
+// the read deadline passes, unless it became so since the last read: see
+// pollwait.go.
+func (s *sockIO) doWait(uintptr) { pollWait(s.pd, 'r') }
+
+// wake ends a wait that began before the coarse time before, with a read
+// deadline in the past. The watchdog calls it.
+func (s *sockIO) wake(before int64) {
+	if w := s.waiting.Load(); w > 0 && w < before && s.waiting.CompareAndSwap(w, waking) {
+		s.dlMu.Lock()
+		s.conn.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // closed: nothing to wake
+		s.dlMu.Unlock()
+		s.waiting.Store(woken)
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// setReadDeadline is net.Conn's SetReadDeadline: while wake has the read
+// deadline, the caller's is kept for when the wait ends.
+func (s *sockIO) setReadDeadline(t time.Time) error {
+	s.dlMu.Lock()
+	defer s.dlMu.Unlock()
+	s.rdl = t
+	if w := s.waiting.Load(); w == waking || w == woken {
+		return nil
+	}
+	return s.conn.SetReadDeadline(t)
+}
+
 func (s *sockIO) doRead(fd uintptr) bool {
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rb[0])), uintptr(len(s.rb)))
@@ -108,6 +251,7 @@ func (s *sockIO) doRead(fd uintptr) bool {
 			return true
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			s.empty++
 			return false // wait until readable
 		default:
 			s.rerr = e
@@ -150,43 +294,6 @@ func (s *sockIO) doWrite(fd uintptr) bool {
 		}
 	}
 	return true
-}
-
-// awaitWrite writes b, which completes a message the peer answers, and
-// returns once something arrives after the write began (the answer, an end
-// of stream, a reset). If the wait ends otherwise (the connection closed, a
-// read deadline passed), it returns as well: b is out, and the read that
-// follows reports why. When the socket cannot take all of b at once, the
-// rest is written as by write, and the wait is left to the read.
-func (s *sockIO) awaitWrite(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	s.wb, s.wn, s.werr, s.sent = b, 0, 0, false
-	s.raw.Read(s.awaitStep) //nolint:errcheck // b is out or not: see below
-	n, sent, errno := s.wn, s.sent, s.werr
-	s.wb = nil
-	switch {
-	case errno != 0:
-		return n, s.opError("write", os.NewSyscallError("write", errno))
-	case sent:
-		return len(b), nil
-	}
-	// Not all of it went (a full socket buffer, a read deadline already
-	// past, a connection closing): the rest as any write.
-	m, err := s.write(b[n:])
-	return n + m, err
-}
-
-func (s *sockIO) doAwait(fd uintptr) bool {
-	if s.sent {
-		return true // woken: the answer is readable
-	}
-	if !s.doWrite(fd) || s.werr != 0 {
-		return true
-	}
-	s.sent = true
-	return false // out: park until the answer is readable
 }
 
 // opError gives err the form net.Conn's errors have (the RawConn names its

@@ -146,7 +146,7 @@ func TestTunnelsAfterDrain(t *testing.T) {
 	backend, backendPeer := net.Pipe()
 	defer clientPeer.Close()
 	defer backendPeer.Close()
-	tn := &tunnel{client: client, backend: &backendConn{Conn: backend}}
+	tn := &tunnel{client: client, backend: &backendConn{sockConn: sockConn{Conn: backend}}}
 	ts.add(tn)
 	for name, c := range map[string]net.Conn{"client": client, "backend": backend} {
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second)) // an open pipe would block: bound it

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +101,7 @@ const (
 
 type clientConn struct {
 	conn  net.Conn
+	io    *sockIO // the socket's I/O, whose waits the sweep ends; nil: none
 	phase atomic.Uint32
 	since atomic.Int64 // coarse unix nanoseconds the phase began
 }
@@ -118,10 +118,14 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 	case fasthttp.StateNew:
 		cc := &clientConn{conn: c}
 		cc.enter(phaseHeader, w.now())
-		w.clients.Store(c, cc)
 		if g := clientOf(c); g != nil {
 			g.cc = cc
+			if g.io.on() {
+				g.io.waitWith(&w.clock)
+				cc.io = &g.io
+			}
 		}
+		w.clients.Store(c, cc)
 	case fasthttp.StateActive:
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseHeader, w.now())
@@ -131,16 +135,20 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			cc.enter(phaseIdle, w.now())
 		}
 	case fasthttp.StateHijacked, fasthttp.StateClosed:
+		// (A hijacked connection's reads stopped waiting without a read
+		// first when it was handed over: see relay.)
 		w.clients.Delete(c)
 	}
 }
 
 // forget stops tracking a client connection whose protocol now times it
-// itself (one handed to the HTTP/2 server).
+// itself (one handed to the HTTP/2 server). Its reads no longer wait
+// without reading first: no sweep would end a wait.
 func (w *watchdog) forget(c net.Conn) {
 	w.clients.Delete(c)
 	if g := clientOf(c); g != nil {
 		g.cc = nil
+		g.io.waitWith(nil)
 	}
 }
 
@@ -173,6 +181,9 @@ func (w *watchdog) sweepClients(now int64) {
 		case phaseIdle:
 			limit = w.limits.idle
 		}
+		if cc.io != nil {
+			cc.io.wake(now - int64(clientWaitLimit))
+		}
 		if limit > 0 && now-cc.since.Load() > int64(limit) {
 			// A slow reader or writer, or an idle keep-alive connection:
 			// drop it, as nginx does on client_header_timeout,
@@ -194,7 +205,7 @@ func (w *watchdog) sweepClients(now int64) {
 // watchdog marks the connection expired and closes it, which ends any read
 // or write in progress.
 type backendConn struct {
-	net.Conn
+	sockConn // reads and writes through sockIO when it is a TCP socket
 	w        *watchdog
 	deadline atomic.Int64 // coarse unix nanoseconds; zero when idle
 	expired  atomic.Bool
@@ -206,35 +217,12 @@ type backendConn struct {
 	uses int
 	br   *bufio.Reader
 	bw   *bufio.Writer
-
-	// io reads and writes the connection when it is a TCP socket.
-	io sockIO
-
-	// Waiting for an answer in the write of a request (flushAwait).
-	awaitNext bool         // the next write is the whole request: wait in it
-	writes    int          // writes so far, to tell a request sent whole
-	lastUse   int64        // coarse time the last exchange ended, or the connection was made
-	awaiting  atomic.Int64 // coarse time the wait began; 0: none; awaitPoking, awaitPoked
 }
 
-// The await states past a wait's start (backendConn.awaiting).
-const (
-	awaitPoking = -1 // the watchdog is ending the wait
-	awaitPoked  = -2 // it has: the read deadline is in the past
-)
-
-// awaitFresh is how recently a connection must have been used for a
-// request to wait for its answer in the write (see flushAwait), and
-// awaitPokeAfter how long such a wait goes on before the watchdog ends it
-// and leaves the wait to a read.
-const (
-	awaitFresh     = 100 * time.Millisecond
-	awaitPokeAfter = 20 * time.Millisecond
-)
-
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
-	bc := &backendConn{Conn: c, w: w, lastUse: w.now()}
-	bc.io.init(c)
+	bc := &backendConn{w: w}
+	bc.sockConn.init(c)
+	bc.io.waitWith(&w.clock)
 	w.backendsMu.Lock()
 	w.backends[bc] = struct{}{}
 	w.backendsMu.Unlock()
@@ -253,80 +241,7 @@ func (c *backendConn) arm(d time.Duration) int64 {
 func (c *backendConn) armAt(t int64) { c.deadline.Store(t) }
 
 // disarm ends the exchange.
-func (c *backendConn) disarm() {
-	c.deadline.Store(0)
-	c.lastUse = c.w.now()
-}
-
-// Read implements net.Conn.
-func (c *backendConn) Read(b []byte) (int, error) {
-	if c.io.on() {
-		return c.io.read(b)
-	}
-	return c.Conn.Read(b)
-}
-
-// Write implements net.Conn.
-func (c *backendConn) Write(b []byte) (int, error) {
-	c.writes++
-	switch {
-	case !c.io.on():
-		return c.Conn.Write(b)
-	case c.awaitNext:
-		c.awaitNext = false
-		return c.io.awaitWrite(b)
-	}
-	return c.io.write(b)
-}
-
-// mayAwait reports whether a request sent at the coarse time now may wait
-// for its answer in its write (flushAwait): a TCP connection used within
-// awaitFresh.
-//
-// The wait is woken by what arrives after it begins, not by what is there
-// already, so nothing may be: a backend answers only a request it has
-// seen whole (so the request must go in that one write), and closes a
-// kept-alive connection it has just used rarely. One closed before the
-// wait gets a reset for the request, which wakes the wait, unless the
-// backend lingers (reads and discards before closing, as Apache does):
-// then the watchdog ends the wait after awaitPokeAfter, and the read after
-// it finds the end of stream.
-func (c *backendConn) mayAwait(now int64) bool {
-	return c.io.on() && now-c.lastUse < int64(awaitFresh)
-}
-
-// flushAwait flushes bw, which holds all of a request, and returns once
-// the backend's answer is readable, or the wait ended otherwise (the read
-// that follows says why): see sockIO.awaitWrite and mayAwait. start is the
-// coarse time the wait begins.
-func (c *backendConn) flushAwait(bw *bufio.Writer, start int64) error {
-	c.awaiting.Store(start)
-	c.awaitNext = true
-	err := bw.Flush()
-	c.awaitNext = false
-	if !c.awaiting.CompareAndSwap(start, 0) {
-		// The watchdog ended the wait (pokeAwaiting): take its read
-		// deadline back once it is set.
-		for c.awaiting.Load() != awaitPoked {
-			runtime.Gosched()
-		}
-		c.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // a closed connection fails the read
-		c.awaiting.Store(0)
-	}
-	return err
-}
-
-// aLongTimeAgo is a deadline that has passed.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// pokeAwaiting ends a wait in flushAwait that began before since, with a
-// read deadline in the past: see mayAwait.
-func (c *backendConn) pokeAwaiting(since int64) {
-	if s := c.awaiting.Load(); s > 0 && s < since && c.awaiting.CompareAndSwap(s, awaitPoking) {
-		c.Conn.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // a closed connection needs no waking
-		c.awaiting.Store(awaitPoked)
-	}
-}
+func (c *backendConn) disarm() { c.deadline.Store(0) }
 
 // Close closes the connection and stops tracking it.
 func (c *backendConn) Close() error {
@@ -347,6 +262,6 @@ func (w *watchdog) sweepBackends(now int64) {
 			abortConn(bc.Conn) // not bc.Close: we hold backendsMu
 			continue
 		}
-		bc.pokeAwaiting(now - int64(awaitPokeAfter))
+		bc.io.wake(now - int64(backendWaitLimit))
 	}
 }
