@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+
+	"github.com/valyala/bytebufferpool"
 )
 
 // guardListener wraps the connections of the proxy's own listeners in
@@ -48,12 +50,15 @@ func (l guardListener) Accept() (net.Conn, error) {
 type guardConn struct {
 	sockConn // reads and writes through sockIO when it is a TCP socket
 
-	cc *clientConn // the watchdog's record, once fasthttp reported the connection
+	cc       *clientConn // the watchdog's record, once fasthttp reported the connection
+	answered int         // responses written (see watchdog.connState)
 
 	armed  bool
 	left   int         // bytes the current body read may still take, while armed
 	body   guardedBody // the current request's chunked body, read through the guard
 	byAddr *sync.Map   // where it is registered by remote address, or nil
+
+	heldBody *bytebufferpool.ByteBuffer // the body of the response being written (respbody.go)
 }
 
 // Read implements net.Conn.

@@ -152,6 +152,9 @@ func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.
 		}
 	}
 	bc.armAt(start + int64(p.cfg.BackendTimeout))
+	if resp.Header.ContentLength() == -2 {
+		bc.io.waitWith(nil) // a body that ends with the connection: see receive
+	}
 	if err := readResponseBody(br, resp, p.cfg.MaxResponseBodySize); err != nil {
 		return 0, err
 	}

@@ -19,6 +19,10 @@ type exchangeEnv struct {
 	client *clientConn
 	// hooks is set only for the concurrent attempts of a hedged request.
 	hooks *attemptHooks
+	// conn is the client connection the response goes to, when it is the
+	// proxy's own: it holds a body read whole until it is written
+	// (respbody.go).
+	conn *guardConn
 	// upgrade says the request asks to switch protocols (WebSocket).
 	upgrade bool
 	// tunnel is set by exchange when the backend switched protocols: the
@@ -58,7 +62,13 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 		up.conns.release(cc)
 		return failClosed, errAborted
 	}
-	bc.uses++
+	if bc.uses++; bc.uses == 1 {
+		// Its reads wait without reading first (sockio.go): the exchanges
+		// here know each answer's framing, and turn the waits off for a
+		// body that ends with the connection. (Connections of the net/http
+		// path and the health checks read as any net.Conn.)
+		bc.io.waitWith(&p.wd.clock)
+	}
 	upload, _ := req.BodyStream().(*uploadBody)
 	var start int64
 	if upload != nil {
@@ -157,7 +167,11 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 	}
 
 	bc.armAt(start + int64(p.cfg.BackendTimeout))
-	err := readResponseBody(br, resp, p.cfg.MaxResponseBodySize)
+	var g *guardConn
+	if env.hooks == nil {
+		g = env.conn // the response is the client's own, not a hedged attempt's
+	}
+	err := p.readBody(br, resp, g)
 	up.conns.releaseReader(br)
 	if err != nil {
 		up.conns.close(cc)
@@ -237,8 +251,7 @@ func readResponseHeader(br *bufio.Reader, resp *fasthttp.Response) error {
 // readResponseBody reads the body that the header announces, and the
 // trailer of a chunked one.
 func readResponseBody(br *bufio.Reader, resp *fasthttp.Response, limit int) error {
-	code := resp.StatusCode()
-	if resp.SkipBody || code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+	if !hasBody(resp) {
 		return nil
 	}
 	if err := resp.ReadBody(br, limit); err != nil {

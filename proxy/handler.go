@@ -127,7 +127,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (hea
 		pinned = rt.sticky.backend(&req.Header)
 	}
 
-	env := exchangeEnv{client: cc, upgrade: upgrade}
+	env := exchangeEnv{client: cc, conn: clientOf(ctx.Conn()), upgrade: upgrade}
 	var tried pool.Tried
 	var last failure
 	var b *pool.Backend

@@ -35,8 +35,13 @@ import (
 // A backend connection's wait is ended after backendWaitLimit, so that a
 // kept-alive connection the backend closed with a lingering close (no
 // reset for the next request) costs a retry tens of milliseconds later, not
-// the try timeout; a client connection's after clientWaitLimit, so that a
-// client that half-closed right after its request sees the connection end.
+// the try timeout; a client connection's after clientWaitLimit. Where the
+// end of stream is expected behind the data, reads read first: a backend's
+// body that ends with its connection, a client connection until it comes
+// back for a second request (a client that sends its request and closes its
+// side at once, as `nc -N` does, sees its connection end at once), and
+// connections whose framing the proxy does not follow itself (the net/http
+// path's, health checks', tunnels', HTTP/2 clients').
 //
 // Every read and write goes through the RawConn, with syscall.RawSyscall:
 // the socket is non-blocking, so the call cannot block, and the scheduler's

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
 // tcpPair returns both ends of a loopback TCP connection, the first served
@@ -274,8 +278,8 @@ func TestSockIOWake(t *testing.T) {
 		return s, c
 	}
 	t.Run("end of stream behind the data", func(t *testing.T) {
-		s, c := dataThenEOF(t)
-		c.SetReadDeadline(time.Now().Add(5 * time.Second)) // not through s: a bound for the test only
+		s, _ := dataThenEOF(t)
+		s.setReadDeadline(time.Now().Add(5 * time.Second)) // through s, so that the wake-up keeps it
 		done := make(chan struct{})
 		go wakeUntil(s, done)
 		_, err := s.read(make([]byte, 64))
@@ -397,5 +401,45 @@ func TestSockIOAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per exchange, want 0", allocs)
+	}
+}
+
+// TestBodyEndingWithConnection: a backend's body framed by the end of its
+// connection ends as soon as the backend closes, over HTTP/1.1 and from an
+// HTTP/2 client (the net/http path): reads for it read first rather than
+// wait, since the end of stream comes right behind the data, where a wait
+// would see it only once the watchdog ended the wait (put out of reach
+// here).
+func TestBodyEndingWithConnection(t *testing.T) {
+	const body = "the body runs until the connection ends"
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		if _, ok := rb.readRequest(r); ok {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"+body)
+		}
+	})
+	ca := testpki.NewCA(t, "test CA")
+	tp := h2Proxy(t, ca, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+	tp.wd.wakeBackend.Store(int64(time.Hour))
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+	}{
+		{"HTTP/1.1", newClient(t)},
+		{"h2c", newH2Client(t, nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.client.Timeout = 5 * time.Second
+			for i := range 3 {
+				resp, err := tc.client.Get(tp.plainURL + "/")
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(b) != body {
+					t.Fatalf("request %d: %q, %v", i, b, err)
+				}
+			}
+		})
 	}
 }

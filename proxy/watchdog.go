@@ -27,8 +27,14 @@ type watchdog struct {
 	streams streamDeadlines // attempts of the net/http path: streamdeadline.go
 
 	limits clientLimits
-	stop   chan struct{}
-	done   chan struct{}
+
+	// How long a wait without a read first goes on before the sweep ends
+	// it (sockio.go), in nanoseconds: backendWaitLimit and clientWaitLimit
+	// (atomics only so that tests may change them).
+	wakeBackend, wakeClient atomic.Int64
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 // clientLimits bounds each phase of a client connection; zero is no limit.
@@ -54,6 +60,8 @@ func newWatchdog(limits clientLimits) *watchdog {
 		done:     make(chan struct{}),
 	}
 	w.clock.Store(time.Now().UnixNano())
+	w.wakeBackend.Store(int64(backendWaitLimit))
+	w.wakeClient.Store(int64(clientWaitLimit))
 	go w.run()
 	return w
 }
@@ -121,7 +129,6 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		if g := clientOf(c); g != nil {
 			g.cc = cc
 			if g.io.on() {
-				g.io.waitWith(&w.clock)
 				cc.io = &g.io
 			}
 		}
@@ -131,10 +138,27 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			cc.enter(phaseHeader, w.now())
 		}
 	case fasthttp.StateIdle:
-		if cc := w.client(c); cc != nil {
+		// The response is written: its body's buffer goes back.
+		if g := clientOf(c); g != nil {
+			g.releaseBody()
+			if g.cc != nil {
+				g.cc.enter(phaseIdle, w.now())
+				if g.answered++; g.answered == 2 {
+					// A client that came back for a second request
+					// keeps its connection alive: from here on its reads
+					// wait without reading first (sockio.go). One that
+					// sends a request and half-closes at once sees the
+					// end of its connection at once.
+					g.io.waitWith(&w.clock)
+				}
+			}
+		} else if cc := w.client(c); cc != nil {
 			cc.enter(phaseIdle, w.now())
 		}
 	case fasthttp.StateHijacked, fasthttp.StateClosed:
+		if g := clientOf(c); g != nil {
+			g.releaseBody()
+		}
 		// (A hijacked connection's reads stopped waiting without a read
 		// first when it was handed over: see relay.)
 		w.clients.Delete(c)
@@ -168,6 +192,7 @@ func (w *watchdog) client(c net.Conn) *clientConn {
 }
 
 func (w *watchdog) sweepClients(now int64) {
+	waitedSince := now - w.wakeClient.Load()
 	w.clients.Range(func(k, v any) bool {
 		cc := v.(*clientConn)
 		var limit time.Duration
@@ -182,7 +207,7 @@ func (w *watchdog) sweepClients(now int64) {
 			limit = w.limits.idle
 		}
 		if cc.io != nil {
-			cc.io.wake(now - int64(clientWaitLimit))
+			cc.io.wake(waitedSince)
 		}
 		if limit > 0 && now-cc.since.Load() > int64(limit) {
 			// A slow reader or writer, or an idle keep-alive connection:
@@ -222,7 +247,6 @@ type backendConn struct {
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
 	bc := &backendConn{w: w}
 	bc.sockConn.init(c)
-	bc.io.waitWith(&w.clock)
 	w.backendsMu.Lock()
 	w.backends[bc] = struct{}{}
 	w.backendsMu.Unlock()
@@ -254,6 +278,7 @@ func (c *backendConn) Close() error {
 }
 
 func (w *watchdog) sweepBackends(now int64) {
+	waitedSince := now - w.wakeBackend.Load()
 	w.backendsMu.Lock()
 	defer w.backendsMu.Unlock()
 	for bc := range w.backends {
@@ -262,6 +287,6 @@ func (w *watchdog) sweepBackends(now int64) {
 			abortConn(bc.Conn) // not bc.Close: we hold backendsMu
 			continue
 		}
-		bc.io.wake(now - int64(backendWaitLimit))
+		bc.io.wake(waitedSince)
 	}
 }
