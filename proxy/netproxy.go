@@ -81,6 +81,7 @@ type netState struct {
 	headerTO   failure       // the failure a header wait ends in: try or backend timeout
 	inBytes    int
 	answered   bool // the proxy answered with its own error
+	bodyless   bool // the relayed response has no body at all (see netWriter.FlushError)
 	keyScratch []byte
 }
 
@@ -264,6 +265,9 @@ func (f *netFront) rewrite(pr *httputil.ProxyRequest) {
 func (f *netFront) modifyResponse(resp *http.Response) error {
 	p := f.p
 	st := stateOf(resp.Request.Context())
+	// A response whose HEADERS frame ended the stream (a gRPC error sent
+	// as trailers only) comes with a length of 0, as one that says so.
+	st.bodyless = resp.ContentLength == 0
 	if sk := st.rt.sticky; sk != nil && st.served != nil && st.served != st.pinned {
 		if c := sk.cookie(st.served, st.in.TLS != nil); c != nil {
 			resp.Header.Add("Set-Cookie", string(c))
@@ -348,8 +352,16 @@ func (w *netWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // fills and the rest, with the header, when the handler returns, so a small
 // answer leaves in one write instead of three (header, data, end of
 // stream), and a large one in full frames.
+//
+// Nor is a response without a body: ReverseProxy also flushes the header at
+// once from a timer of its own, racing the handler's return, and a header
+// flushed before it goes out without the end of the stream, which follows
+// in an empty DATA frame. A gRPC error sent as trailers only (its status in
+// the one HEADERS frame, which ends the stream) then reaches the client as
+// a header block and a stream without trailers: "server closed the stream
+// without sending trailers" instead of the backend's status.
 func (w *netWriter) FlushError() error {
-	if w.length >= 0 {
+	if w.length >= 0 || w.st.bodyless {
 		return nil
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
