@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/valyala/bytebufferpool"
@@ -31,7 +32,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guardConn{}
+	g := &guardConn{peer: addrOf(c.RemoteAddr())}
 	g.sockConn.init(c)
 	if l.byAddr != nil {
 		g.byAddr = l.byAddr
@@ -50,6 +51,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 type guardConn struct {
 	sockConn // reads and writes through sockIO when it is a TCP socket
 
+	peer     netip.Addr  // the peer's address (see peerAddr)
 	cc       *clientConn // the watchdog's record, once fasthttp reported the connection
 	answered int         // responses written (see watchdog.connState)
 

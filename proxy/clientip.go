@@ -59,10 +59,18 @@ func (t trustedNets) contains(a netip.Addr) bool {
 }
 
 // peerAddr returns the connection's peer address, or the zero Addr for a
-// connection that is not IP.
+// connection that is not IP. A connection the proxy accepted found it once.
 func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if g := clientOf(ctx.Conn()); g != nil {
+		return g.peer
+	}
+	return addrOf(ctx.RemoteAddr())
+}
+
+// addrOf returns the IP address of a, or the zero Addr.
+func addrOf(a net.Addr) netip.Addr {
 	var ip net.IP
-	switch a := ctx.RemoteAddr().(type) {
+	switch a := a.(type) {
 	case *net.TCPAddr:
 		ip = a.IP
 	case *net.UDPAddr:
@@ -70,8 +78,8 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	default:
 		return netip.Addr{}
 	}
-	a, _ := netip.AddrFromSlice(ip)
-	return a.Unmap()
+	addr, _ := netip.AddrFromSlice(ip)
+	return addr.Unmap()
 }
 
 // clientAddr returns the client's address: the peer, or for a trusted peer

@@ -46,7 +46,9 @@ import (
 // Every read and write goes through the RawConn, with syscall.RawSyscall:
 // the socket is non-blocking, so the call cannot block, and the scheduler's
 // bookkeeping around a system call that might (entersyscall, exitsyscall:
-// about 45 ns each time here) is not needed. Deadlines, Close and the poller
+// about 45 ns each time here) is not needed. They are recvfrom(2) and
+// sendto(2), as nginx's are, rather than read(2) and write(2), which pass
+// through the file layer first (about 0.25 µs a call here, profiled). Deadlines, Close and the poller
 // work as for any net.Conn: the RawConn is the same file descriptor, under
 // the same locks.
 
@@ -249,7 +251,7 @@ func (s *sockIO) setReadDeadline(t time.Time) error {
 
 func (s *sockIO) doRead(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rb[0])), uintptr(len(s.rb)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.rb[0])), uintptr(len(s.rb)), 0, 0, 0)
 		switch e {
 		case 0:
 			s.rn = int(n)
@@ -286,7 +288,7 @@ func (s *sockIO) write(b []byte) (int, error) {
 func (s *sockIO) doWrite(fd uintptr) bool {
 	for s.wn < len(s.wb) {
 		p := s.wb[s.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(min(len(p), maxRW)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(min(len(p), maxRW)), syscall.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
 			s.wn += int(n)
