@@ -20,6 +20,15 @@ import (
 // end-to-end test of the binaries moves 1 GiB.
 const bigTransfer = 96 << 20
 
+// bigClient is a client for bigTransfer: its timeout guards against a
+// hang, and leaves room for the race detector on a slow machine (one took
+// 11 s each way, past newClient's 10).
+func bigClient(t *testing.T) *http.Client {
+	c := newClient(t)
+	c.Timeout = 2 * time.Minute
+	return c
+}
+
 // upload POSTs size zero bytes to url (chunked unless announced) with the
 // extra header fields given, and returns what the backend's /upload saw.
 func upload(t *testing.T, client *http.Client, url string, size int64, announced bool, header map[string]string) backend.Upload {
@@ -52,7 +61,7 @@ func TestStreamedDownload(t *testing.T) {
 			if chunked {
 				u += "?chunked=1"
 			}
-			resp, err := newClient(t).Get(u)
+			resp, err := bigClient(t).Get(u)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +86,7 @@ func TestStreamedUpload(t *testing.T) {
 	_, url := startProxy(t, Config{Backends: []string{be.URL()}, MaxBodySize: -1, Health: HealthConfig{Interval: -1}})
 	for _, chunked := range []bool{false, true} {
 		t.Run("chunked="+strconv.FormatBool(chunked), func(t *testing.T) {
-			up := upload(t, newClient(t), url+"/upload", bigTransfer, !chunked, nil)
+			up := upload(t, bigClient(t), url+"/upload", bigTransfer, !chunked, nil)
 			if up.Bytes != bigTransfer || up.SHA256 != backend.ZerosSHA256(bigTransfer) {
 				t.Errorf("backend got %d bytes with sha256 %s", up.Bytes, up.SHA256)
 			}
