@@ -169,7 +169,7 @@ func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.
 // now started sending, then reads the response as any exchange does.
 // It returns the size of the response's header block, or 0 for an answer of
 // the proxy's own.
-func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientConn) (header int) {
+func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientConn, g *guardConn) (header int) {
 	b, up, bc := pf.b, pf.up, pf.bc
 	req := &ctx.Request
 	if src := p.bodyStream(ctx); src != nil {
@@ -181,7 +181,7 @@ func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientCon
 		}
 	}
 	start := bc.arm(p.headerTimeout)
-	env := exchangeEnv{client: cc}
+	env := exchangeEnv{client: cc, conn: g}
 	if f, err := p.receive(b, up, pf.cc, bc, start, req, &ctx.Response, &env); err != nil {
 		b.Done(true)
 		p.attemptFailed(b, f, err)

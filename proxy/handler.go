@@ -23,7 +23,15 @@ import (
 // It is a fasthttp.RequestHandler, so a Proxy can be mounted in any fasthttp
 // server. In steady state it allocates nothing.
 func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
-	cc := p.wd.client(ctx.Conn())
+	// The connection as the proxy accepted it, or nil (one that came
+	// through someone else's listener, or fasthttp's per-IP wrapper).
+	g := clientOf(ctx.Conn())
+	var cc *clientConn
+	if g != nil {
+		cc = g.cc
+	} else {
+		cc = p.wd.client(ctx.Conn())
+	}
 	if cc != nil {
 		cc.enter(phaseHandling, p.wd.now())
 	}
@@ -35,7 +43,7 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		sv.http10 = !ctx.Request.Header.IsHTTP11()
 	}
 	if p.https == nil || !p.https.redirect(ctx) {
-		header = p.proxy(ctx, cc, &sv)
+		header = p.proxy(ctx, cc, g, &sv)
 	}
 	if p.https != nil {
 		p.https.addHSTS(ctx)
@@ -63,7 +71,7 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 // returns the size of a relayed response's header block, or 0 for an answer
 // of the proxy's own, and says in sv which backend answered after how many
 // attempts.
-func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (header int) {
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv *served) (header int) {
 	defer p.recoverPanic(ctx)
 	req := &ctx.Request
 	t := p.table.Load()
@@ -80,7 +88,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (hea
 		// The request expected 100-continue and was prepared then.
 		if pf := v.(*preflight); pf != nil {
 			sv.backend, sv.attempts = pf.b, 1
-			return p.continued(ctx, pf, cc)
+			return p.continued(ctx, pf, cc, g)
 		}
 	} else {
 		var status int
@@ -127,7 +135,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, sv *served) (hea
 		pinned = rt.sticky.backend(&req.Header)
 	}
 
-	env := exchangeEnv{client: cc, conn: clientOf(ctx.Conn()), upgrade: upgrade}
+	env := exchangeEnv{client: cc, conn: g, upgrade: upgrade}
 	var tried pool.Tried
 	var last failure
 	var b *pool.Backend

@@ -48,9 +48,9 @@ import (
 // bookkeeping around a system call that might (entersyscall, exitsyscall:
 // about 45 ns each time here) is not needed. They are recvfrom(2) and
 // sendto(2), as nginx's are, rather than read(2) and write(2), which pass
-// through the file layer first (about 0.25 µs a call here, profiled). Deadlines, Close and the poller
-// work as for any net.Conn: the RawConn is the same file descriptor, under
-// the same locks.
+// through the file layer first (about 0.25 µs a call here, profiled).
+// Deadlines, Close and the poller work as for any net.Conn: the RawConn is
+// the same file descriptor, under the same locks.
 
 // maxRW bounds one read or write, as internal/poll does.
 const maxRW = 1 << 30
