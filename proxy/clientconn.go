@@ -52,7 +52,8 @@ type guardConn struct {
 	sockConn // reads and writes through sockIO when it is a TCP socket
 
 	peer     netip.Addr  // the peer's address (see peerAddr)
-	cc       *clientConn // the watchdog's record, once fasthttp reported the connection
+	cc       *clientConn // the watchdog's record (rec) while it tracks the connection, else nil
+	rec      clientConn  // the record, carried by the connection: no allocation, no lookup
 	answered int         // responses written (see watchdog.connState)
 
 	armed  bool

@@ -61,7 +61,8 @@ type sockIO struct {
 	raw  syscall.RawConn // nil: not a plain TCP connection
 	conn net.Conn        // for the addresses in errors
 
-	// The steps handed to raw, bound once so that no call allocates.
+	// The steps handed to raw, bound once so that no call allocates
+	// (waitStep once waits are let: many connections never wait).
 	readStep, writeStep func(fd uintptr) bool
 	waitStep            func(fd uintptr)
 
@@ -146,7 +147,7 @@ func (s *sockIO) init(c net.Conn) {
 		return
 	}
 	s.raw, s.conn = raw, c
-	s.readStep, s.writeStep, s.waitStep = s.doRead, s.doWrite, s.doWait
+	s.readStep, s.writeStep = s.doRead, s.doWrite
 	raw.Control(func(fd uintptr) { s.pd = pollCtxOf(tc, fd) }) //nolint:errcheck // closed already: pd stays 0
 }
 
@@ -156,6 +157,9 @@ func (s *sockIO) init(c net.Conn) {
 func (s *sockIO) waitWith(clock *atomic.Int64) {
 	if s.pd == 0 {
 		clock = nil
+	}
+	if clock != nil && s.waitStep == nil {
+		s.waitStep = s.doWait
 	}
 	s.clock, s.drained = clock, false
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +18,9 @@ import (
 type watchdog struct {
 	clock atomic.Int64 // unix nanoseconds, advanced every backendTick
 
-	clients sync.Map // net.Conn -> *clientConn
+	clients clientSet
 
-	backendsMu sync.Mutex
-	backends   map[*backendConn]struct{}
+	backends connSet[*backendConn]
 
 	streams streamDeadlines // attempts of the net/http path: streamdeadline.go
 
@@ -54,10 +52,9 @@ const (
 
 func newWatchdog(limits clientLimits) *watchdog {
 	w := &watchdog{
-		backends: make(map[*backendConn]struct{}),
-		limits:   limits,
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		limits: limits,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	w.clock.Store(time.Now().UnixNano())
 	w.wakeBackend.Store(int64(backendWaitLimit))
@@ -112,7 +109,10 @@ type clientConn struct {
 	io    *sockIO // the socket's I/O, whose waits the sweep ends; nil: none
 	phase atomic.Uint32
 	since atomic.Int64 // coarse unix nanoseconds the phase began
+	inSet int          // its place in the watchdog's clientSet (see connSet)
 }
+
+func (c *clientConn) slot() *int { return &c.inSet }
 
 func (c *clientConn) enter(phase uint32, now int64) {
 	c.since.Store(now)
@@ -124,15 +124,22 @@ func (c *clientConn) enter(phase uint32, now int64) {
 func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 	switch state {
 	case fasthttp.StateNew:
-		cc := &clientConn{conn: c}
-		cc.enter(phaseHeader, w.now())
 		if g := clientOf(c); g != nil {
-			g.cc = cc
+			// The connection carries its record: no allocation, and the
+			// handler finds it without a lookup.
+			g.rec = clientConn{conn: c}
+			cc := &g.rec
+			cc.enter(phaseHeader, w.now())
 			if g.io.on() {
 				cc.io = &g.io
 			}
+			g.cc = cc
+			w.clients.add(cc)
+			return
 		}
-		w.clients.Store(c, cc)
+		cc := &clientConn{conn: c}
+		cc.enter(phaseHeader, w.now())
+		w.clients.addConn(cc)
 	case fasthttp.StateActive:
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseHeader, w.now())
@@ -156,12 +163,16 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			cc.enter(phaseIdle, w.now())
 		}
 	case fasthttp.StateHijacked, fasthttp.StateClosed:
-		if g := clientOf(c); g != nil {
-			g.releaseBody()
-		}
 		// (A hijacked connection's reads stopped waiting without a read
 		// first when it was handed over: see relay.)
-		w.clients.Delete(c)
+		if g := clientOf(c); g != nil {
+			g.releaseBody()
+			if g.cc != nil {
+				w.clients.remove(g.cc)
+			}
+			return
+		}
+		w.clients.removeConn(c)
 	}
 }
 
@@ -169,11 +180,15 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 // itself (one handed to the HTTP/2 server). Its reads no longer wait
 // without reading first: no sweep would end a wait.
 func (w *watchdog) forget(c net.Conn) {
-	w.clients.Delete(c)
 	if g := clientOf(c); g != nil {
+		if g.cc != nil {
+			w.clients.remove(g.cc)
+		}
 		g.cc = nil
 		g.io.waitWith(nil)
+		return
 	}
+	w.clients.removeConn(c)
 }
 
 // client returns the record of a tracked connection, or nil for one the
@@ -184,17 +199,12 @@ func (w *watchdog) client(c net.Conn) *clientConn {
 	if g := clientOf(c); g != nil {
 		return g.cc
 	}
-	v, ok := w.clients.Load(c)
-	if !ok {
-		return nil
-	}
-	return v.(*clientConn)
+	return w.clients.lookup(c)
 }
 
 func (w *watchdog) sweepClients(now int64) {
 	waitedSince := now - w.wakeClient.Load()
-	w.clients.Range(func(k, v any) bool {
-		cc := v.(*clientConn)
+	for _, cc := range w.clients.snapshot() {
 		var limit time.Duration
 		switch cc.phase.Load() {
 		case phaseHeader:
@@ -217,10 +227,47 @@ func (w *watchdog) sweepClients(now int64) {
 			// Once is enough: the connection's reads and writes fail
 			// now. (A connection an HTTP/2 server took over through a
 			// per-IP wrapper is not closed by it: the server ends it.)
-			w.clients.Delete(k)
+			w.clients.remove(cc)
+			w.clients.removeConn(cc.conn)
 		}
-		return true
-	})
+	}
+}
+
+// clientSet holds the client connections the sweep visits. Connections the
+// proxy did not accept itself have no guardConn to carry their record, so
+// others finds those by connection.
+type clientSet struct {
+	connSet[*clientConn]
+	others map[net.Conn]*clientConn // under connSet.mu
+}
+
+// addConn puts cc in the set, found by lookup.
+func (s *clientSet) addConn(cc *clientConn) {
+	s.mu.Lock()
+	s.addLocked(cc)
+	if s.others == nil {
+		s.others = make(map[net.Conn]*clientConn)
+	}
+	s.others[cc.conn] = cc
+	s.mu.Unlock()
+}
+
+// removeConn takes the record addConn put in for c out of the set.
+func (s *clientSet) removeConn(c net.Conn) {
+	s.mu.Lock()
+	if cc, ok := s.others[c]; ok {
+		delete(s.others, c)
+		s.removeLocked(cc)
+	}
+	s.mu.Unlock()
+}
+
+// lookup returns the record addConn put in for c, or nil.
+func (s *clientSet) lookup(c net.Conn) *clientConn {
+	s.mu.Lock()
+	cc := s.others[c]
+	s.mu.Unlock()
+	return cc
 }
 
 // Backend connections.
@@ -242,14 +289,16 @@ type backendConn struct {
 	uses int
 	br   *bufio.Reader
 	bw   *bufio.Writer
+
+	inSet int // its place in the watchdog's backends (see connSet)
 }
+
+func (c *backendConn) slot() *int { return &c.inSet }
 
 func (w *watchdog) trackBackend(c net.Conn) *backendConn {
 	bc := &backendConn{w: w}
 	bc.sockConn.init(c)
-	w.backendsMu.Lock()
-	w.backends[bc] = struct{}{}
-	w.backendsMu.Unlock()
+	w.backends.add(bc)
 	return bc
 }
 
@@ -270,21 +319,17 @@ func (c *backendConn) disarm() { c.deadline.Store(0) }
 // Close closes the connection and stops tracking it.
 func (c *backendConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.w.backendsMu.Lock()
-		delete(c.w.backends, c)
-		c.w.backendsMu.Unlock()
+		c.w.backends.remove(c)
 	}
 	return c.Conn.Close()
 }
 
 func (w *watchdog) sweepBackends(now int64) {
 	waitedSince := now - w.wakeBackend.Load()
-	w.backendsMu.Lock()
-	defer w.backendsMu.Unlock()
-	for bc := range w.backends {
+	for _, bc := range w.backends.snapshot() {
 		if d := bc.deadline.Load(); d != 0 && now > d {
 			bc.expired.Store(true)
-			abortConn(bc.Conn) // not bc.Close: we hold backendsMu
+			abortConn(bc.Conn)
 			continue
 		}
 		bc.io.wake(waitedSince)
