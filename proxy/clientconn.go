@@ -34,6 +34,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 	}
 	g := &guardConn{peer: addrOf(c.RemoteAddr())}
 	g.sockConn.init(c)
+	g.io.waitFirst()
 	if l.byAddr != nil {
 		g.byAddr = l.byAddr
 		l.byAddr.Store(c.RemoteAddr(), g)

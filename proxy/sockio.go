@@ -41,7 +41,10 @@ import (
 // back for a second request (a client that sends its request and closes its
 // side at once, as `nc -N` does, sees its connection end at once), and
 // connections whose framing the proxy does not follow itself (the net/http
-// path's, health checks', tunnels', HTTP/2 clients').
+// path's, health checks', tunnels', HTTP/2 clients'). The first read of a
+// client connection waits, though (waitFirst): nothing has been read that
+// an end of stream could hide behind, and the request is seldom there yet
+// when the connection is accepted.
 //
 // Every read and write goes through the RawConn, with syscall.RawSyscall:
 // the socket is non-blocking, so the call cannot block, and the scheduler's
@@ -164,6 +167,21 @@ func (s *sockIO) waitWith(clock *atomic.Int64) {
 	s.clock, s.drained = clock, false
 }
 
+// waitFirst makes the first read wait for the poller before it reads, as
+// nginx waits for the first event of a connection it accepted: a client's
+// request arrives a moment after the connection is accepted, so reading at
+// once finds nothing. No end of stream can hide behind data nobody has
+// read, so this wait needs no watchdog. Call it before the first read.
+func (s *sockIO) waitFirst() {
+	if s.pd == 0 {
+		return
+	}
+	if s.waitStep == nil {
+		s.waitStep = s.doWait
+	}
+	s.drained = true
+}
+
 // on reports whether s serves its connection.
 func (s *sockIO) on() bool { return s.raw != nil }
 
@@ -204,8 +222,13 @@ const (
 )
 
 // wait waits, instead of a read that would find nothing yet, for what comes
-// after the short read that emptied the socket, or for wake.
+// after the short read that emptied the socket, or for wake; or, before
+// the first read (waitFirst), for what comes first.
 func (s *sockIO) wait() {
+	if s.clock == nil {
+		s.raw.Control(s.waitStep) //nolint:errcheck // closed: the read says so
+		return
+	}
 	start := s.clock.Load()
 	s.waiting.Store(start)
 	s.raw.Control(s.waitStep) //nolint:errcheck // closed: the read says so

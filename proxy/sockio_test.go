@@ -146,6 +146,48 @@ func TestSockIOWaitsBeforeReading(t *testing.T) {
 	}
 }
 
+// TestAcceptedConnectionWaitsFirst: the proxy's listener hands out client
+// connections whose first read waits for the poller instead of reading
+// first (waitFirst): a read that times out before the client sends
+// anything has made no read that found nothing, and what the client sends
+// then is read whole.
+func TestAcceptedConnectionWaitsFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gl := guardListener{Listener: ln}
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := gl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g := c.(*guardConn)
+	if !g.io.on() || g.io.pd == 0 {
+		t.Fatal("an accepted TCP connection reads without sockIO or without its poll descriptor")
+	}
+	buf := make([]byte, 64)
+	g.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := g.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("first read before the client sent anything: %d bytes, %v; want the deadline", n, err)
+	}
+	if g.io.empty != 0 {
+		t.Errorf("the first read read before waiting: %d reads found nothing", g.io.empty)
+	}
+	g.SetReadDeadline(time.Time{})
+	io.WriteString(client, "GET / HTTP/1.1\r\n\r\n")
+	n, err := io.ReadAtLeast(g, buf, len("GET / HTTP/1.1\r\n\r\n"))
+	if err != nil || string(buf[:n]) != "GET / HTTP/1.1\r\n\r\n" {
+		t.Fatalf("read %q, %v after the client wrote", buf[:n], err)
+	}
+}
+
 // TestSockIOWaitLosesNothing: what arrives between a short read and the
 // next read is read, however the poller learnt of it in between, and the
 // wait ends the way a read's wait does.
