@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -16,11 +17,12 @@ import (
 type guardListener struct {
 	net.Listener
 	byAddr *sync.Map
+	log    *slog.Logger // for accepts that wait (acceptWaiting)
 }
 
 // guardListener returns ln's guarded form.
 func (p *Proxy) guardListener(ln net.Listener) net.Listener {
-	gl := guardListener{Listener: ln}
+	gl := guardListener{Listener: ln, log: p.log}
 	if p.cfg.MaxConnsPerIP > 0 {
 		gl.byAddr = &p.guards
 	}
@@ -28,7 +30,7 @@ func (p *Proxy) guardListener(ln net.Listener) net.Listener {
 }
 
 func (l guardListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+	c, err := acceptWaiting(l.Listener, l.log)
 	if err != nil {
 		return nil, err
 	}

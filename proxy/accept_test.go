@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+)
+
+// failingListener fails its first accepts with err, then accepts from the
+// listener beneath.
+type failingListener struct {
+	net.Listener
+	fails int
+	err   error
+	tries int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.tries++
+	if l.tries <= l.fails {
+		return nil, l.err
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptWaitsOutResourceShortage: an accept that fails for want of file
+// descriptors or memory is tried again until it succeeds; any other error
+// ends the accept at once, as the listener's end.
+func TestAcceptWaitsOutResourceShortage(t *testing.T) {
+	syscallErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}
+	}
+	for _, tc := range []struct {
+		err   error
+		waits bool
+	}{
+		{syscallErr(syscall.EMFILE), true},
+		{syscallErr(syscall.ENFILE), true},
+		{syscallErr(syscall.ENOBUFS), true},
+		{syscallErr(syscall.ENOMEM), true},
+		{syscallErr(syscall.EINVAL), false},
+		{&net.OpError{Op: "accept", Net: "tcp", Err: net.ErrClosed}, false},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			fl := &failingListener{Listener: ln, fails: 3, err: tc.err}
+			c, err := acceptWaiting(fl, nil)
+			if !tc.waits {
+				if !errors.Is(err, tc.err) || c != nil || fl.tries != 1 {
+					t.Fatalf("got %v, %v after %d tries; want the error at once", c, err, fl.tries)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("accept: %v after %d tries; want the connection", err, fl.tries)
+			}
+			defer c.Close()
+			if fl.tries != 4 || c.RemoteAddr().String() != client.LocalAddr().String() {
+				t.Fatalf("accepted %v after %d tries; want %v after 4", c.RemoteAddr(), fl.tries, client.LocalAddr())
+			}
+		})
+	}
+}
