@@ -16,13 +16,14 @@ import (
 // by its remote address (see guards).
 type guardListener struct {
 	net.Listener
+	acc    *acceptor // accepts fdConns from a TCP listener (fdconn.go); nil: net does
 	byAddr *sync.Map
 	log    *slog.Logger // for accepts that wait (acceptWaiting)
 }
 
 // guardListener returns ln's guarded form.
 func (p *Proxy) guardListener(ln net.Listener) net.Listener {
-	gl := guardListener{Listener: ln, log: p.log}
+	gl := guardListener{Listener: ln, acc: newAcceptor(ln), log: p.log}
 	if p.cfg.MaxConnsPerIP > 0 {
 		gl.byAddr = &p.guards
 	}
@@ -30,11 +31,20 @@ func (p *Proxy) guardListener(ln net.Listener) net.Listener {
 }
 
 func (l guardListener) Accept() (net.Conn, error) {
-	c, err := acceptWaiting(l.Listener, l.log)
+	var src net.Listener = l.Listener
+	if l.acc != nil {
+		src = rawListener{l.acc}
+	}
+	c, err := acceptWaiting(src, l.log)
 	if err != nil {
 		return nil, err
 	}
-	g := &guardConn{peer: addrOf(c.RemoteAddr())}
+	g := &guardConn{}
+	if fc, ok := c.(*fdConn); ok {
+		g.peer = fc.peer.Addr().Unmap().WithZone("") // as addrOf gives it
+	} else {
+		g.peer = addrOf(c.RemoteAddr())
+	}
 	g.sockConn.init(c)
 	g.io.waitFirst()
 	if l.byAddr != nil {

@@ -31,7 +31,9 @@ import (
 // library (go.dev/issue/67401). The descriptor is a field of the
 // connection's internal/poll.FD, found by its name through reflect when the
 // package starts; if the standard library ever lays those structures out
-// otherwise, pollCtxOf finds nothing and sockIO reads as before.
+// otherwise, pollCtxOf finds nothing and sockIO reads as before. A TCP
+// listener's descriptor is found the same way (listenerPollCtx), for the
+// acceptor of fdaccept.go; without it, net accepts as before.
 
 //go:linkname pollWait internal/poll.runtime_pollWait
 func pollWait(ctx uintptr, mode int) int
@@ -42,10 +44,32 @@ func pollWait(ctx uintptr, mode int) int
 var (
 	pollFDOffset, pollSysfdOffset, pollCtxOffset uintptr
 	pollOK                                       bool
+
+	// Offset of net.TCPListener's *netFD (the same netFD as a TCPConn's);
+	// listenerOK says it was found too.
+	listenerFDOffset uintptr
+	listenerOK       bool
 )
 
 func init() {
 	pollFDOffset, pollSysfdOffset, pollCtxOffset, pollOK = pollLayout()
+	if f, ok := reflect.TypeFor[net.TCPListener]().FieldByName("fd"); pollOK && ok && len(f.Index) == 1 &&
+		f.Type == fieldType(reflect.TypeFor[net.TCPConn](), "conn", "fd") {
+		listenerFDOffset, listenerOK = f.Offset, true
+	}
+}
+
+// fieldType is the type of t.outer.inner, or nil.
+func fieldType(t reflect.Type, outer, inner string) reflect.Type {
+	o, ok := t.FieldByName(outer)
+	if !ok || o.Type.Kind() != reflect.Struct {
+		return nil
+	}
+	i, ok := o.Type.FieldByName(inner)
+	if !ok {
+		return nil
+	}
+	return i.Type
 }
 
 // pollLayout finds, by name and kind, net.TCPConn.conn.fd (*netFD),
@@ -89,7 +113,20 @@ func pollCtxOf(c *net.TCPConn, fd uintptr) uintptr {
 	if !pollOK {
 		return 0
 	}
-	nfd := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(c), pollFDOffset))
+	return netFDPollCtx(*(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(c), pollFDOffset)), fd)
+}
+
+// listenerPollCtx is pollCtxOf for a listener.
+func listenerPollCtx(l *net.TCPListener, fd uintptr) uintptr {
+	if !listenerOK {
+		return 0
+	}
+	return netFDPollCtx(*(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(l), listenerFDOffset)), fd)
+}
+
+// netFDPollCtx returns the poll descriptor of the netFD at nfd if its file
+// descriptor is fd, else 0.
+func netFDPollCtx(nfd unsafe.Pointer, fd uintptr) uintptr {
 	if nfd == nil || uintptr(*(*int)(unsafe.Add(nfd, pollSysfdOffset))) != fd {
 		return 0
 	}

@@ -138,9 +138,14 @@ func (c *sockConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// init prepares s for c when c is a TCP connection; for any other, s stays
-// unused (see on).
+// init prepares s for c when c is a TCP connection (an fdConn the proxy
+// accepted, or a net.TCPConn); for any other, s stays unused (see on).
 func (s *sockIO) init(c net.Conn) {
+	if fc, ok := c.(*fdConn); ok {
+		s.raw, s.conn, s.pd = fc.raw(), c, fc.pd
+		s.readStep, s.writeStep = s.doRead, s.doWrite
+		return
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return
@@ -277,19 +282,38 @@ func (s *sockIO) setReadDeadline(t time.Time) error {
 }
 
 func (s *sockIO) doRead(fd uintptr) bool {
+	n, e := recvOnce(fd, s.rb)
+	switch e {
+	case 0:
+		s.rn = n
+	case syscall.EAGAIN:
+		s.empty++
+		return false // wait until readable
+	default:
+		s.rerr = e
+	}
+	return true
+}
+
+// recvOnce reads what the socket fd holds into b, up to len(b): n bytes, 0
+// at the end of the stream, or an errno (EAGAIN: nothing yet). An
+// interrupted call is made again.
+func recvOnce(fd uintptr, b []byte) (int, syscall.Errno) {
 	for {
-		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.rb[0])), uintptr(len(s.rb)), 0, 0, 0)
-		switch e {
-		case 0:
-			s.rn = int(n)
-			return true
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			s.empty++
-			return false // wait until readable
-		default:
-			s.rerr = e
-			return true
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(min(len(b), maxRW)), 0, 0, 0)
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
+}
+
+// sendOnce writes to the socket fd as much of b as it takes: n bytes, or
+// an errno (EAGAIN: no room yet). An interrupted call is made again.
+func sendOnce(fd uintptr, b []byte) (int, syscall.Errno) {
+	for {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(min(len(b), maxRW)), syscall.MSG_NOSIGNAL, 0, 0)
+		if e != syscall.EINTR {
+			return int(n), e
 		}
 	}
 }
@@ -314,12 +338,10 @@ func (s *sockIO) write(b []byte) (int, error) {
 
 func (s *sockIO) doWrite(fd uintptr) bool {
 	for s.wn < len(s.wb) {
-		p := s.wb[s.wn:]
-		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(min(len(p), maxRW)), syscall.MSG_NOSIGNAL, 0, 0)
+		n, e := sendOnce(fd, s.wb[s.wn:])
 		switch e {
 		case 0:
-			s.wn += int(n)
-		case syscall.EINTR:
+			s.wn += n
 		case syscall.EAGAIN:
 			return false // wait until writable
 		default:

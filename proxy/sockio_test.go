@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -152,12 +153,23 @@ func TestSockIOWaitsBeforeReading(t *testing.T) {
 // anything has made no read that found nothing, and what the client sends
 // then is read whole.
 func TestAcceptedConnectionWaitsFirst(t *testing.T) {
+	for _, raw := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fdConn %v", raw), func(t *testing.T) { acceptedConnectionWaitsFirst(t, raw) })
+	}
+}
+
+func acceptedConnectionWaitsFirst(t *testing.T, raw bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	gl := guardListener{Listener: ln}
+	if raw {
+		if gl.acc = newAcceptor(ln); gl.acc == nil {
+			t.Fatal("no acceptor for a TCP listener")
+		}
+	}
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +183,9 @@ func TestAcceptedConnectionWaitsFirst(t *testing.T) {
 	g := c.(*guardConn)
 	if !g.io.on() || g.io.pd == 0 {
 		t.Fatal("an accepted TCP connection reads without sockIO or without its poll descriptor")
+	}
+	if _, isFD := g.Conn.(*fdConn); isFD != raw {
+		t.Fatalf("accepted a %T", g.Conn)
 	}
 	buf := make([]byte, 64)
 	g.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
