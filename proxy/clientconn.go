@@ -23,7 +23,7 @@ type guardListener struct {
 
 // guardListener returns ln's guarded form.
 func (p *Proxy) guardListener(ln net.Listener) net.Listener {
-	gl := guardListener{Listener: ln, acc: newAcceptor(ln), log: p.log}
+	gl := guardListener{Listener: ln, acc: acceptorFor(ln), log: p.log}
 	if p.cfg.MaxConnsPerIP > 0 {
 		gl.byAddr = &p.guards
 	}

@@ -29,11 +29,36 @@ type acceptor struct {
 	waitRes  int
 }
 
+// acceptors holds the acceptor of each listener Listen made, so that every
+// guardListener over one listener shares one acceptor, whose mutex keeps
+// its accepts one at a time: the poller allows one waiter.
+var acceptors sync.Map // *net.TCPListener -> *acceptor
+
+// ownAcceptor gives ln, made by Listen, its acceptor.
+func ownAcceptor(ln net.Listener) {
+	if a := newAcceptor(ln); a != nil {
+		acceptors.Store(ln, a)
+	}
+}
+
+// acceptorFor returns the acceptor of a listener Listen made, or nil for
+// any other listener, whose own Accept is used: its keep-alive settings are
+// the caller's, and only the proxy must accept from ours.
+func acceptorFor(ln net.Listener) *acceptor {
+	if !rawAccept {
+		return nil
+	}
+	if a, ok := acceptors.Load(ln); ok {
+		return a.(*acceptor)
+	}
+	return nil
+}
+
 // newAcceptor returns an acceptor for ln, or nil when ln is not a TCP
 // listener whose connections can be taken over (then net accepts them).
 func newAcceptor(ln net.Listener) *acceptor {
 	tl, ok := ln.(*net.TCPListener)
-	if !ok || !rawAccept {
+	if !ok {
 		return nil
 	}
 	raw, err := tl.SyscallConn()
@@ -48,8 +73,8 @@ func newAcceptor(ln net.Listener) *acceptor {
 	return a
 }
 
-// rawAccept lets the proxy's listeners accept fdConns; tests turn it off to
-// run the net.TCPConn path.
+// rawAccept lets the proxy accept fdConns from its listeners; tests turn
+// it off to run the net.TCPConn path.
 var rawAccept = true
 
 // accept returns the next connection, as net.TCPListener.Accept would,
@@ -74,6 +99,7 @@ func (a *acceptor) accept() (net.Conn, error) {
 	nfd, errno, rsa := a.nfd, a.errno, a.rsa
 	a.mu.Unlock()
 	if err != nil {
+		acceptors.CompareAndDelete(a.ln, a) // closed: served no more
 		if oe, ok := err.(*net.OpError); ok {
 			oe.Op = "accept"
 			return nil, oe
@@ -84,9 +110,9 @@ func (a *acceptor) accept() (net.Conn, error) {
 		return nil, a.opError(os.NewSyscallError("accept4", errno))
 	}
 	peer, ok := addrPortOf(&rsa)
-	if !ok {
-		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(nfd), 0, 0) //nolint:errcheck // not TCP over IP: refused
-		return nil, a.opError(os.NewSyscallError("accept4", syscall.EAFNOSUPPORT))
+	if !ok { // not IP, which a TCP listener cannot give: dropped, as an aborted connection
+		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(nfd), 0, 0) //nolint:errcheck // never handed out
+		return a.accept()
 	}
 	pd, e := pollOpen(uintptr(nfd))
 	if e != 0 {

@@ -145,13 +145,12 @@ func (c *fdConn) Close() error {
 
 // Read implements net.Conn.
 func (c *fdConn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
 	var n int
 	var errno syscall.Errno
 	err := c.raw().Read(func(fd uintptr) bool {
-		n, errno = 0, 0
-		if len(b) == 0 {
-			return true
-		}
 		n, errno = recvOnce(fd, b)
 		if errno == syscall.EAGAIN {
 			n, errno = 0, 0
@@ -164,7 +163,7 @@ func (c *fdConn) Read(b []byte) (int, error) {
 		return 0, c.opError("read", err)
 	case errno != 0:
 		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0 && len(b) > 0:
+	case n == 0:
 		return 0, io.EOF
 	}
 	return n, nil
@@ -227,7 +226,7 @@ func (c *fdConn) setDeadline(t time.Time, mode int) error {
 		}
 	}
 	if !c.incref() {
-		return &net.OpError{Op: "set", Net: "tcp", Addr: c.LocalAddr(), Err: net.ErrClosed}
+		return &net.OpError{Op: "set", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: net.ErrClosed}
 	}
 	pollSetDeadline(c.pd, d, mode)
 	c.decref()
@@ -362,10 +361,18 @@ func addrPortOf(rsa *syscall.RawSockaddrAny) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// zoneName names the interface of an IPv6 scope, or gives its number.
+// zoneName names the interface of an IPv6 scope, or gives its number;
+// names found are kept, as net keeps them.
 func zoneName(index int) string {
-	if ifi, err := net.InterfaceByIndex(index); err == nil {
-		return ifi.Name
+	if name, ok := zoneNames.Load(index); ok {
+		return name.(string)
 	}
-	return strconv.Itoa(index)
+	ifi, err := net.InterfaceByIndex(index)
+	if err != nil {
+		return strconv.Itoa(index)
+	}
+	zoneNames.Store(index, ifi.Name)
+	return ifi.Name
 }
+
+var zoneNames sync.Map // scope index -> interface name

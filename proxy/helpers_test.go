@@ -238,7 +238,7 @@ func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("127.0.0.1:0") // as the binary listens
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func serveProxy(t *testing.T, cfg Config) (p *Proxy, addr string, served <-chan 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("127.0.0.1:0") // as the binary listens
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,13 +105,18 @@ func (p *Proxy) ListenAndServe(addr string) error {
 // Listen returns a TCP listener on addr set up for the proxy: accepted
 // connections get no TCP keep-alive probes (the watchdog's idle timeout ends
 // idle connections, as nginx's keepalive_timeout does, without the four
-// setsockopt calls per connection that Go's default costs).
+// setsockopt calls per connection that Go's default costs), and when the
+// proxy serves it (Serve, ServeTLS) it accepts them itself, cheaper than
+// net does (fdaccept.go). Accept from it only through the proxy: an Accept
+// of its own alongside would compete for the same wait. A listener from
+// elsewhere is served through its own Accept.
 func Listen(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	ownAcceptor(ln)
 	return ln, nil
 }
 
