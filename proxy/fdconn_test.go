@@ -231,7 +231,11 @@ func TestProxyOverNetConnections(t *testing.T) {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
 		if i == 0 { // the kept-alive connection is tracked: see what it is
-			for _, cc := range p.wd.clients.snapshot() {
+			set := &p.wd.clients
+			set.mu.Lock() // not snapshot: that is the sweep's
+			tracked := append([]*clientConn(nil), set.list...)
+			set.mu.Unlock()
+			for _, cc := range tracked {
 				if g, ok := cc.conn.(*guardConn); !ok || g.io.pd == 0 {
 					t.Fatalf("client connection %T, want a guardConn reading through sockIO", cc.conn)
 				} else if _, ok := g.Conn.(*net.TCPConn); !ok {
