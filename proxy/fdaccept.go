@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync"
@@ -99,7 +100,9 @@ func (a *acceptor) accept() (net.Conn, error) {
 	nfd, errno, rsa := a.nfd, a.errno, a.rsa
 	a.mu.Unlock()
 	if err != nil {
-		acceptors.CompareAndDelete(a.ln, a) // closed: served no more
+		if errors.Is(err, net.ErrClosed) {
+			acceptors.CompareAndDelete(a.ln, a) // served no more
+		}
 		if oe, ok := err.(*net.OpError); ok {
 			oe.Op = "accept"
 			return nil, oe
