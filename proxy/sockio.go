@@ -64,8 +64,7 @@ type sockIO struct {
 	raw  syscall.RawConn // nil: not a plain TCP connection
 	conn net.Conn        // for the addresses in errors
 
-	// The steps handed to raw, bound once so that no call allocates
-	// (waitStep once waits are let: many connections never wait).
+	// The steps handed to raw, bound once so that no call allocates.
 	readStep, writeStep func(fd uintptr) bool
 	waitStep            func(fd uintptr)
 
@@ -141,22 +140,21 @@ func (c *sockConn) SetDeadline(t time.Time) error {
 // init prepares s for c when c is a TCP connection (an fdConn the proxy
 // accepted, or a net.TCPConn); for any other, s stays unused (see on).
 func (s *sockIO) init(c net.Conn) {
-	if fc, ok := c.(*fdConn); ok {
-		s.raw, s.conn, s.pd = fc.raw(), c, fc.pd
-		s.readStep, s.writeStep = s.doRead, s.doWrite
+	switch tc := c.(type) {
+	case *fdConn:
+		s.raw, s.pd = tc.raw(), tc.pd
+	case *net.TCPConn:
+		raw, err := tc.SyscallConn()
+		if err != nil {
+			return
+		}
+		s.raw = raw
+		raw.Control(func(fd uintptr) { s.pd = pollCtxOf(tc, fd) }) //nolint:errcheck // closed already: pd stays 0
+	default:
 		return
 	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return
-	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return
-	}
-	s.raw, s.conn = raw, c
-	s.readStep, s.writeStep = s.doRead, s.doWrite
-	raw.Control(func(fd uintptr) { s.pd = pollCtxOf(tc, fd) }) //nolint:errcheck // closed already: pd stays 0
+	s.conn = c
+	s.readStep, s.writeStep, s.waitStep = s.doRead, s.doWrite, s.doWait
 }
 
 // waitWith lets reads wait without reading first, under the watchdog whose
@@ -165,9 +163,6 @@ func (s *sockIO) init(c net.Conn) {
 func (s *sockIO) waitWith(clock *atomic.Int64) {
 	if s.pd == 0 {
 		clock = nil
-	}
-	if clock != nil && s.waitStep == nil {
-		s.waitStep = s.doWait
 	}
 	s.clock, s.drained = clock, false
 }
@@ -178,13 +173,7 @@ func (s *sockIO) waitWith(clock *atomic.Int64) {
 // once finds nothing. No end of stream can hide behind data nobody has
 // read, so this wait needs no watchdog. Call it before the first read.
 func (s *sockIO) waitFirst() {
-	if s.pd == 0 {
-		return
-	}
-	if s.waitStep == nil {
-		s.waitStep = s.doWait
-	}
-	s.drained = true
+	s.drained = s.pd != 0
 }
 
 // on reports whether s serves its connection.
