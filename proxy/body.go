@@ -4,7 +4,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,8 +18,8 @@ const maxBufferedRequest = 1 << 20
 
 // requestBody holds what a request's body needs while it is proxied.
 type requestBody struct {
-	buf    *bytebufferpool.ByteBuffer // the whole body, when it was read whole
-	upload uploadBody                 // the stream, when it streams
+	buf    *bodyBuf   // the whole body, when it was read whole
+	upload uploadBody // the stream, when it streams
 }
 
 var requestBodyPool = sync.Pool{New: func() any { return new(requestBody) }}
@@ -42,11 +41,11 @@ func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx, cc *clientConn) (rb *requestB
 	}
 	rb = requestBodyPool.Get().(*requestBody)
 	if size >= 0 && size <= maxBufferedRequest {
-		rb.buf = bytebufferpool.Get()
+		rb.buf = getBodyBuf(size)
 		if cc != nil {
 			cc.enter(phaseBody, p.wd.now())
 		}
-		err := p.readFull(rb.buf, src, size, cc)
+		err := p.readFull(rb.buf.B, src, cc)
 		if cc != nil {
 			cc.enter(phaseHandling, p.wd.now())
 		}
@@ -62,13 +61,9 @@ func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx, cc *clientConn) (rb *requestB
 	return rb, true, 0
 }
 
-// readFull reads exactly n bytes of src into buf, without allocating once
-// buf has grown to the sizes it sees, and tells the watchdog of progress.
-func (p *Proxy) readFull(buf *bytebufferpool.ByteBuffer, src io.Reader, n int, cc *clientConn) error {
-	if cap(buf.B) < n {
-		buf.B = make([]byte, 0, n)
-	}
-	b := buf.B[:n]
+// readFull fills b from src, telling the watchdog of progress.
+func (p *Proxy) readFull(b []byte, src io.Reader, cc *clientConn) error {
+	n := len(b)
 	for off := 0; off < n; {
 		m, err := src.Read(b[off:])
 		off += m
@@ -82,7 +77,6 @@ func (p *Proxy) readFull(buf *bytebufferpool.ByteBuffer, src io.Reader, n int, c
 			return err
 		}
 	}
-	buf.B = b
 	return nil
 }
 
@@ -91,7 +85,7 @@ func (p *Proxy) releaseBody(rb *requestBody) {
 		return
 	}
 	if rb.buf != nil {
-		bytebufferpool.Put(rb.buf)
+		putBodyBuf(rb.buf)
 	}
 	*rb = requestBody{}
 	requestBodyPool.Put(rb)

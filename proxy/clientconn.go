@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-
-	"github.com/valyala/bytebufferpool"
 )
 
 // guardListener wraps the connections of the proxy's own listeners in
@@ -74,7 +72,7 @@ type guardConn struct {
 	body   guardedBody // the current request's chunked body, read through the guard
 	byAddr *sync.Map   // where it is registered by remote address, or nil
 
-	heldBody *bytebufferpool.ByteBuffer // the body of the response being written (respbody.go)
+	heldBody *bodyBuf // the body of the response being written (respbody.go)
 }
 
 // Read implements net.Conn.

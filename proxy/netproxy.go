@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -71,9 +70,9 @@ type netState struct {
 	clientIP string // what X-Real-IP says; hashing on "ip" uses it
 	chain    string // a trusted proxy's X-Forwarded-For to extend, or ""
 
-	body       *bytebufferpool.ByteBuffer // the whole body, when read whole
-	upload     *netUpload                 // the body, when it streams
-	replay     bool                       // attempts may be repeated elsewhere
+	body       *bodyBuf   // the whole body, when read whole
+	upload     *netUpload // the body, when it streams
+	replay     bool       // attempts may be repeated elsewhere
 	hedge      bool
 	pinned     *pool.Backend
 	served     *pool.Backend // the backend whose response is relayed
@@ -113,7 +112,7 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		t.NetPathRequest(st.h2)
 		if st.body != nil {
-			bytebufferpool.Put(st.body)
+			putBodyBuf(st.body)
 		}
 	}()
 	st.inBytes = len(r.Method) + len(r.RequestURI) + requestLineFraming + headerSize(r.Header)
@@ -210,8 +209,8 @@ func (p *Proxy) netBody(st *netState, r *http.Request) failure {
 		return 0
 	}
 	if r.ContentLength > 0 && r.ContentLength <= maxBufferedRequest && !st.grpc {
-		st.body = bytebufferpool.Get()
-		if _, err := io.CopyN(st.body, r.Body, r.ContentLength); err != nil {
+		st.body = getBodyBuf(int(r.ContentLength))
+		if _, err := io.ReadFull(r.Body, st.body.B); err != nil {
 			return failClientGone
 		}
 		st.inBytes += len(st.body.B)

@@ -4,12 +4,11 @@ import (
 	"bufio"
 	"io"
 
-	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 )
 
 // Response bodies read whole (those of known length up to
-// maxBufferedResponse) go into a buffer from a pool that the client
+// maxBufferedResponse) go into a buffer from bodyBufs that the client
 // connection holds until the response is written, rather than into the
 // fasthttp response's own body buffer. fasthttp keeps that buffer with the
 // connection for its life, as large as the largest body it has carried: 512
@@ -17,9 +16,6 @@ import (
 // and written out of memory gone cold since that connection's last request.
 // Given back as each response goes out, a few buffers serve every
 // connection, and stay in the CPU's cache.
-
-// responseBodies lends the buffers.
-var responseBodies bytebufferpool.Pool
 
 // readBody reads the body of the response whose header is in resp. A body
 // of known length relayed to g, the proxy's own client connection, goes into
@@ -31,13 +27,9 @@ func (p *Proxy) readBody(br *bufio.Reader, resp *fasthttp.Response, g *guardConn
 	if limit := p.cfg.MaxResponseBodySize; g == nil || n <= 0 || (limit > 0 && n > limit) || !hasBody(resp) {
 		return readResponseBody(br, resp, p.cfg.MaxResponseBodySize)
 	}
-	bb := responseBodies.Get()
-	if cap(bb.B) < n {
-		bb.B = make([]byte, n)
-	}
-	bb.B = bb.B[:n]
+	bb := getBodyBuf(n)
 	if _, err := io.ReadFull(br, bb.B); err != nil {
-		responseBodies.Put(bb)
+		putBodyBuf(bb)
 		return err
 	}
 	g.holdBody(bb)
@@ -54,7 +46,7 @@ func hasBody(resp *fasthttp.Response) bool {
 
 // holdBody keeps bb, the body of the response being relayed, until the
 // response is written.
-func (c *guardConn) holdBody(bb *bytebufferpool.ByteBuffer) {
+func (c *guardConn) holdBody(bb *bodyBuf) {
 	c.releaseBody()
 	c.heldBody = bb
 }
@@ -63,7 +55,7 @@ func (c *guardConn) holdBody(bb *bytebufferpool.ByteBuffer) {
 // has written it (the connection is idle again, or closed).
 func (c *guardConn) releaseBody() {
 	if c.heldBody != nil {
-		responseBodies.Put(c.heldBody)
+		putBodyBuf(c.heldBody)
 		c.heldBody = nil
 	}
 }
