@@ -73,11 +73,17 @@ type guardConn struct {
 	byAddr *sync.Map   // where it is registered by remote address, or nil
 
 	heldBody *bodyBuf // the body of the response being written (respbody.go)
+
+	plain bool     // fasthttp reads the connection in plain text (not through TLS)
+	head  headScan // the request head being read, while plain (headscan.go)
 }
 
 // Read implements net.Conn.
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.sockConn.Read(b)
+	if c.head.on && c.head.scan(b[:n]) {
+		err = errBareLF
+	}
 	if c.armed {
 		c.left -= n
 		if c.left < 0 && err == nil {

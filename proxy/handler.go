@@ -29,6 +29,8 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	var cc *clientConn
 	if g != nil {
 		cc = g.cc
+		// The head is whole; what is read from here on is its body.
+		g.head.on = false
 	} else {
 		cc = p.wd.client(ctx.Conn())
 	}

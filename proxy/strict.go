@@ -20,6 +20,12 @@ import (
 // header is present).
 func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 	h := &ctx.Request.Header
+	if g := clientOf(ctx.Conn()); g != nil && g.head.bare {
+		// A line of the head, the request line included, ended in a
+		// bare LF (headscan.go; fasthttp accepts one after the request
+		// line, and the raw header block below starts after it).
+		return fasthttp.StatusBadRequest, false
+	}
 	if proto := h.Protocol(); !bytes.HasPrefix(proto, strHTTP1) {
 		// HTTP/2.0 or 3.0 in an HTTP/1 request line (HTTP/0.9 and the h2
 		// preface fasthttp refuses itself).

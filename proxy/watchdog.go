@@ -135,6 +135,11 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			}
 			g.cc = cc
 			w.clients.add(cc)
+			switch c.(type) {
+			case *guardConn, *h2cConn:
+				g.plain = true
+				g.head.start()
+			}
 			return
 		}
 		cc := &clientConn{conn: c}
@@ -148,6 +153,9 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		// The response is written: its body's buffer goes back.
 		if g := clientOf(c); g != nil {
 			g.releaseBody()
+			if g.plain {
+				g.head.start()
+			}
 			if g.cc != nil {
 				g.cc.enter(phaseIdle, w.now())
 				if g.answered++; g.answered == 2 {
