@@ -29,10 +29,18 @@ const (
 )
 
 // acceptWaiting accepts a connection on ln, waiting out errors that a
-// freed resource ends (see above); any other error is returned.
-func acceptWaiting(ln net.Listener, log *slog.Logger) (net.Conn, error) {
+// freed resource ends (see above); any other error is returned. A wait
+// ends early, with net.ErrClosed, when stop is closed (the listener is, as
+// at Shutdown); a nil stop never is.
+func acceptWaiting(ln net.Listener, stop <-chan struct{}, log *slog.Logger) (net.Conn, error) {
 	var delay time.Duration
 	var logged time.Time
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
 	for {
 		c, err := ln.Accept()
 		if err == nil || !resourceShortage(err) {
@@ -47,7 +55,16 @@ func acceptWaiting(ln net.Listener, log *slog.Logger) (net.Conn, error) {
 			logged = now
 			log.Warn("cannot accept connections; retrying", "listener", ln.Addr().String(), "error", err.Error(), "retry_in", delay)
 		}
-		time.Sleep(delay)
+		if wait == nil {
+			wait = time.NewTimer(delay)
+		} else {
+			wait.Reset(delay)
+		}
+		select {
+		case <-wait.C:
+		case <-stop:
+			return nil, &net.OpError{Op: "accept", Net: ln.Addr().Network(), Addr: ln.Addr(), Err: net.ErrClosed}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // failingListener fails its first accepts with err, then accepts from the
@@ -55,7 +56,7 @@ func TestAcceptWaitsOutResourceShortage(t *testing.T) {
 			}
 			defer client.Close()
 			fl := &failingListener{Listener: ln, fails: 3, err: tc.err}
-			c, err := acceptWaiting(fl, nil)
+			c, err := acceptWaiting(fl, nil, nil)
 			if !tc.waits {
 				if !errors.Is(err, tc.err) || c != nil || fl.tries != 1 {
 					t.Fatalf("got %v, %v after %d tries; want the error at once", c, err, fl.tries)
@@ -70,5 +71,33 @@ func TestAcceptWaitsOutResourceShortage(t *testing.T) {
 				t.Fatalf("accepted %v after %d tries; want %v after 4", c.RemoteAddr(), fl.tries, client.LocalAddr())
 			}
 		})
+	}
+}
+
+// TestAcceptWaitEndsAtClose: closing the proxy's listener (as Shutdown
+// does) ends an accept that is waiting out a shortage of descriptors at
+// once, not after its back-off.
+func TestAcceptWaitEndsAtClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	fl := &failingListener{Listener: ln, fails: 1 << 30, err: emfile}
+	p := &Proxy{log: discardLogger()}
+	gl := p.guardListener(fl)
+	done := make(chan error, 1)
+	go func() {
+		_, err := gl.Accept()
+		done <- err
+	}()
+	gl.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("accept ended with %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("accept still waiting after the listener closed")
 	}
 }

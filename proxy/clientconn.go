@@ -17,11 +17,32 @@ type guardListener struct {
 	acc    *acceptor // accepts fdConns from a TCP listener (fdconn.go); nil: net does
 	byAddr *sync.Map
 	log    *slog.Logger // for accepts that wait (acceptWaiting)
+	closed *closeOnce   // closed with the listener: ends an accept's wait
+}
+
+// closeOnce is a channel closed once, however many times Close is called.
+type closeOnce struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (c *closeOnce) close() {
+	if c != nil {
+		c.once.Do(func() { close(c.ch) })
+	}
+}
+
+// done is the channel, or nil (never closed) without a closeOnce.
+func (c *closeOnce) done() <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	return c.ch
 }
 
 // guardListener returns ln's guarded form.
 func (p *Proxy) guardListener(ln net.Listener) net.Listener {
-	gl := guardListener{Listener: ln, acc: acceptorFor(ln), log: p.log}
+	gl := guardListener{Listener: ln, acc: acceptorFor(ln), log: p.log, closed: &closeOnce{ch: make(chan struct{})}}
 	if p.cfg.MaxConnsPerIP > 0 {
 		gl.byAddr = &p.guards
 	}
@@ -33,7 +54,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 	if l.acc != nil {
 		src = rawListener{l.acc}
 	}
-	c, err := acceptWaiting(src, l.log)
+	c, err := acceptWaiting(src, l.closed.done(), l.log)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +71,13 @@ func (l guardListener) Accept() (net.Conn, error) {
 		l.byAddr.Store(c.RemoteAddr(), g)
 	}
 	return g, nil
+}
+
+// Close implements net.Listener; an accept waiting for file descriptors
+// (acceptWaiting) returns at once.
+func (l guardListener) Close() error {
+	l.closed.close()
+	return l.Listener.Close()
 }
 
 // guardConn is a client connection as the proxy accepted it, beneath TLS
