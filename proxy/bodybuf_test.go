@@ -55,7 +55,7 @@ func TestBodyBufRareSizes(t *testing.T) {
 		b.B[len(b.B)-1] = 1
 		putBodyBuf(b)
 	}
-	if n := allocsPerRun(10_000, next); n > strayAllocs {
+	if n := allocsPerRun(t, 10_000, next); n > strayAllocs {
 		t.Errorf("%.2f allocations per body with one in twenty of 64 KiB, want 0", n)
 	}
 }

@@ -109,7 +109,7 @@ type guardConn struct {
 // Read implements net.Conn.
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.sockConn.Read(b)
-	if c.head.on && c.head.scan(b[:n]) {
+	if c.plain && c.head.read(b[:n]) && err == nil {
 		err = errBareLF
 	}
 	if c.armed {

@@ -29,8 +29,11 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	var cc *clientConn
 	if g != nil {
 		cc = g.cc
-		// The head is whole; what is read from here on is its body.
-		g.head.on = false
+		if g.head.on {
+			// The head is whole, and the scan missed its end: it
+			// cannot follow this connection's heads any more.
+			g.head.stop()
+		}
 	} else {
 		cc = p.wd.client(ctx.Conn())
 	}

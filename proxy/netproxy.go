@@ -111,9 +111,6 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.Request(nw.status, st.inBytes, nw.header+nw.written)
 		}
 		t.NetPathRequest(st.h2)
-		if st.body != nil {
-			putBodyBuf(st.body)
-		}
 	}()
 	st.inBytes = len(r.Method) + len(r.RequestURI) + requestLineFraming + headerSize(r.Header)
 
@@ -209,7 +206,11 @@ func (p *Proxy) netBody(st *netState, r *http.Request) failure {
 		return 0
 	}
 	if r.ContentLength > 0 && r.ContentLength <= maxBufferedRequest && !st.grpc {
-		st.body = getBodyBuf(int(r.ContentLength))
+		// Allocated, not pooled: the transport may go on reading an
+		// attempt's body after the response is relayed (a backend that
+		// answered before taking it all, a hedge that lost), so no point
+		// is known where the bytes are free for another request.
+		st.body = &bodyBuf{B: make([]byte, r.ContentLength)}
 		if _, err := io.ReadFull(r.Body, st.body.B); err != nil {
 			return failClientGone
 		}

@@ -153,9 +153,7 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 		// The response is written: its body's buffer goes back.
 		if g := clientOf(c); g != nil {
 			g.releaseBody()
-			if g.plain {
-				g.head.start()
-			}
+			g.head.next()
 			if g.cc != nil {
 				g.cc.enter(phaseIdle, w.now())
 				if g.answered++; g.answered == 2 {
