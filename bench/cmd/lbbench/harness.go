@@ -186,6 +186,9 @@ func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) 
 		URL: "http://" + p.addr + sc.Path(), Method: sc.Method,
 		Body: make([]byte, sc.BodySize), Conns: sc.Conns, KeepAlive: sc.KeepAlive,
 	}
+	if sc.MixEvery > 0 {
+		spec.MixPath, spec.MixEvery = sc.MixPath(), sc.MixEvery
+	}
 	load := h.load
 	if sc.TLS {
 		spec.URL = "https://" + p.tlsAddr + sc.Path()

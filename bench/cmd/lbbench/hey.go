@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,6 +30,9 @@ func (h *hey) Non2xxMeaning() string {
 }
 
 func (h *hey) Run(ctx context.Context, spec loadSpec) (loadResult, error) {
+	if spec.MixEvery > 0 {
+		return loadResult{}, errors.New("a mixed load needs wrk: hey asks for one URL only")
+	}
 	args := []string{
 		"-z", spec.Duration.String(), "-c", strconv.Itoa(spec.Conns), "-t", "5",
 		"-disable-compression", "-disable-redirects",

@@ -15,6 +15,10 @@ type loadSpec struct {
 	Streams   int // HTTP/2: requests in flight on each connection
 	KeepAlive bool
 	Duration  time.Duration
+	// MixPath, when set, is asked for by every MixEvery-th request on a
+	// connection instead of URL's path.
+	MixPath  string
+	MixEvery int
 }
 
 // loadResult is what a load generator reports about one run.

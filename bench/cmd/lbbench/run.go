@@ -83,6 +83,9 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	var sizes []int
 	for _, sc := range scs {
 		sizes = append(sizes, sc.RespSize)
+		if sc.MixEvery > 0 {
+			sizes = append(sizes, sc.MixSize)
+		}
 	}
 	if err := h.startBackends(sizes); err != nil {
 		return nil, fmt.Errorf("backends: %v", err)

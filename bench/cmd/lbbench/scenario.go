@@ -27,7 +27,13 @@ type scenario struct {
 	// TLS scenarios send HTTP/1.1 over TLS to the peers' HTTPS listener
 	// (with KeepAlive false, a full handshake per request).
 	TLS bool
+	// Mixed scenarios make every MixEvery-th request on a connection ask
+	// for MixSize bytes instead of RespSize (wrk only).
+	MixSize, MixEvery int
 }
+
+// MixPath is what a mixed scenario's every MixEvery-th request asks for.
+func (s scenario) MixPath() string { return "/bytes/" + strconv.Itoa(s.MixSize) }
 
 // secure reports whether the scenario goes to the peers' HTTPS listener.
 func (s scenario) secure() bool { return s.TLS || s.HTTP2 }
@@ -50,6 +56,7 @@ var scenarios = []scenario{
 	{Name: "post-4k", Description: "POST 4 KiB body, 20 B answer, 64 keep-alive connections", Method: "POST", RespSize: 20, BodySize: 4096, Conns: 64, KeepAlive: true, Default: true},
 	{Name: "tls", Description: "GET 20 B over HTTPS (HTTP/1.1, TLS 1.3), 64 keep-alive connections", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: true, TLS: true},
 	{Name: "tls-close", Description: "GET 20 B over HTTPS, a new connection and full TLS handshake per request, 64 at a time", Method: "GET", RespSize: 20, Conns: 64, KeepAlive: false, TLS: true},
+	{Name: "mix", Description: "GET 20 B, one request in fifty 64 KiB, 64 keep-alive connections", Method: "GET", RespSize: 20, MixSize: 65536, MixEvery: 50, Conns: 64, KeepAlive: true},
 	{Name: "1m", Description: "GET 1 MiB, 16 keep-alive connections", Method: "GET", RespSize: 1 << 20, Conns: 16, KeepAlive: true},
 	{Name: "h2", Description: "GET 20 B over HTTP/2 with TLS, 64 connections x 10 streams", Method: "GET", RespSize: 20, Conns: 64, Streams: 10, KeepAlive: true, HTTP2: true},
 	{Name: "ws", Description: "WebSocket echo of 128 B messages, 64 WebSockets", Method: "GET", RespSize: 128, Conns: 64, KeepAlive: true, WebSocket: true},

@@ -14,7 +14,7 @@ func TestSelectScenarios(t *testing.T) {
 	}{
 		{"", "small small-512 64k close post-4k", ""},
 		{"default", "small small-512 64k close post-4k", ""},
-		{"all", "small small-512 64k 64k-512 close post-4k tls tls-close 1m h2 ws", ""},
+		{"all", "small small-512 64k 64k-512 close post-4k tls tls-close mix 1m h2 ws", ""},
 		{"small", "small", ""},
 		{"post-4k, small", "small post-4k", ""}, // report order, spaces allowed
 		{"64k-512,default", "small small-512 64k 64k-512 close post-4k", ""},

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -45,7 +46,7 @@ func (w *wrk) Run(ctx context.Context, spec loadSpec) (loadResult, error) {
 	if !spec.KeepAlive {
 		args = append(args, "-H", "Connection: close")
 	}
-	if spec.Method != "" && spec.Method != "GET" {
+	if (spec.Method != "" && spec.Method != "GET") || spec.MixEvery > 0 {
 		script, err := w.script(spec)
 		if err != nil {
 			return loadResult{}, err
@@ -65,12 +66,26 @@ func wrkDuration(d time.Duration) string {
 	return strconv.Itoa(max(1, int((d+time.Second/2)/time.Second))) + "s"
 }
 
-// script writes a Lua script that sets the method and body of every request.
+// script writes a Lua script that sets the method and body of every request
+// and, for a mixed load, the path of every MixEvery-th one.
 func (w *wrk) script(spec loadSpec) (string, error) {
-	name := filepath.Join(w.dir, fmt.Sprintf("wrk-%s-%d.lua", strings.ToLower(spec.Method), len(spec.Body)))
-	lua := fmt.Sprintf("wrk.method = %q\nwrk.body = %s\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n",
-		spec.Method, luaString(spec.Body))
-	return name, os.WriteFile(name, []byte(lua), 0o644)
+	name := filepath.Join(w.dir, fmt.Sprintf("wrk-%s-%d-%d.lua", strings.ToLower(spec.Method), len(spec.Body), spec.MixEvery))
+	return name, os.WriteFile(name, []byte(wrkScript(spec)), 0o644)
+}
+
+// wrkScript is the Lua script of script. wrk runs a copy of it for each
+// thread, so the count is per thread (the harness runs one).
+func wrkScript(spec loadSpec) string {
+	method := cmp.Or(spec.Method, "GET")
+	lua := fmt.Sprintf("wrk.method = %q\n", method)
+	if method != "GET" {
+		lua += fmt.Sprintf("wrk.body = %s\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n", luaString(spec.Body))
+	}
+	if spec.MixEvery > 0 {
+		lua += fmt.Sprintf("local n = 0\nrequest = function()\n  n = n + 1\n  if n %% %d == 0 then\n    return wrk.format(nil, %q)\n  end\n  return wrk.format()\nend\n",
+			spec.MixEvery, spec.MixPath)
+	}
+	return lua
 }
 
 // luaString quotes b as a Lua long string literal.

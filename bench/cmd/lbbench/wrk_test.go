@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -130,5 +135,57 @@ func TestLuaString(t *testing.T) {
 		if got := luaString([]byte(tc.in)); got != tc.want {
 			t.Errorf("luaString(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestWrkScript(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec loadSpec
+		has  []string
+		not  []string
+	}{
+		{"POST", loadSpec{Method: "POST", Body: []byte("abc")}, []string{`wrk.method = "POST"`, "wrk.body = [[\nabc]]", "Content-Type"}, []string{"request ="}},
+		{"mixed GET", loadSpec{Method: "GET", MixPath: "/bytes/65536", MixEvery: 50}, []string{`wrk.method = "GET"`, "n % 50 == 0", `wrk.format(nil, "/bytes/65536")`, "return wrk.format()"}, []string{"wrk.body"}},
+	} {
+		lua := wrkScript(tc.spec)
+		for _, s := range tc.has {
+			if !strings.Contains(lua, s) {
+				t.Errorf("%s: script lacks %q:\n%s", tc.name, s, lua)
+			}
+		}
+		for _, s := range tc.not {
+			if strings.Contains(lua, s) {
+				t.Errorf("%s: script has %q:\n%s", tc.name, s, lua)
+			}
+		}
+	}
+}
+
+// TestWrkMixedLoad runs a mixed load with the real wrk (skipped where it
+// is missing): one request in fifty asks for the other path.
+func TestWrkMixedLoad(t *testing.T) {
+	path, err := exec.LookPath("wrk")
+	if err != nil {
+		t.Skip("wrk not installed")
+	}
+	var small, large atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/large" {
+			large.Add(1)
+		} else {
+			small.Add(1)
+		}
+	}))
+	defer srv.Close()
+	w := &wrk{path: path, dir: t.TempDir()}
+	res, err := w.Run(context.Background(), loadSpec{URL: srv.URL + "/small", Method: "GET", Conns: 4, KeepAlive: true,
+		Duration: time.Second, MixPath: "/large", MixEvery: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, l := small.Load(), large.Load()
+	if l == 0 || s < 40*l || s > 60*l || res.Requests == 0 {
+		t.Errorf("%d small and %d large requests (wrk counted %d), want one in fifty large", s, l, res.Requests)
 	}
 }
