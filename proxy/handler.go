@@ -265,8 +265,9 @@ func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEn
 		b.Done(false)
 		resp.Header.ResetConnectionClose() // Connection: Upgrade stays
 		if g := clientOf(ctx.Conn()); g != nil {
-			// No sweep will end a wait on a tunnel's reads (sockio.go).
-			g.io.waitWith(nil)
+			// The watchdog keeps its record for the tunnel's waits
+			// (runTunnel).
+			g.tunnel = true
 		}
 		ctx.Hijack(func(c net.Conn) { p.runTunnel(t, c) })
 		return responseHeaderSize(resp)

@@ -41,7 +41,8 @@ import (
 // back for a second request (a client that sends its request and closes its
 // side at once, as `nc -N` does, sees its connection end at once), and
 // connections whose framing the proxy does not follow itself (the net/http
-// path's, health checks', tunnels', HTTP/2 clients'). The first read of a
+// path's, health checks', HTTP/2 clients'). A tunnel's reads wait, under
+// the same limits (see runTunnel). The first read of a
 // client connection waits, though (waitFirst): nothing has been read that
 // an end of stream could hide behind, and the request is seldom there yet
 // when the connection is accepted.

@@ -156,3 +156,39 @@ func TestTunnelsAfterDrain(t *testing.T) {
 	}
 	ts.remove(tn)
 }
+
+// TestTunnelReadsWait: a tunnel's reads wait for the poller after a short
+// read, on both connections, instead of reading and finding nothing: a
+// WebSocket echoed message by message leaves its reads' EAGAIN count near
+// zero (before, every message cost one on each side).
+func TestTunnelReadsWait(t *testing.T) {
+	if raceEnabled {
+		t.Skip("reads the tunnel's counters while its goroutines run")
+	}
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	c := dialWS(t, url)
+	defer c.Close()
+	const messages = 200
+	for i := range messages {
+		echo(t, c, fmt.Sprintf("message %d", i))
+	}
+	p.tunnels.mu.Lock()
+	var tn *tunnel
+	for tn = range p.tunnels.set {
+	}
+	p.tunnels.mu.Unlock()
+	if tn == nil {
+		t.Fatal("no tunnel")
+	}
+	g := clientOf(tn.client)
+	if g == nil || !g.io.on() || !tn.backend.io.on() {
+		t.Skip("the tunnel's connections are not plain TCP sockets here")
+	}
+	if n := tn.backend.io.empty; n > messages/10 {
+		t.Errorf("backend side: %d of %d reads found nothing, want few", n, messages)
+	}
+	if n := g.io.empty; n > messages/10 {
+		t.Errorf("client side: %d of %d reads found nothing, want few", n, messages)
+	}
+}

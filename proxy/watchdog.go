@@ -102,6 +102,7 @@ const (
 	phaseHandling               // the handler is proxying it
 	phaseWriting                // the response is being written
 	phaseIdle                   // kept alive between requests
+	phaseTunnel                 // carried by a tunnel (tunnel.go), which times itself
 )
 
 type clientConn struct {
@@ -169,11 +170,12 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			cc.enter(phaseIdle, w.now())
 		}
 	case fasthttp.StateHijacked, fasthttp.StateClosed:
-		// (A hijacked connection's reads stopped waiting without a read
-		// first when it was handed over: see relay.)
 		if g := clientOf(c); g != nil {
 			g.releaseBody()
-			if g.cc != nil {
+			// A tunnel's connection stays in the set, in a phase no
+			// limit times, so that the sweep still ends its reads'
+			// waits; runTunnel takes it out.
+			if g.cc != nil && (state == fasthttp.StateClosed || !g.tunnel) {
 				w.clients.remove(g.cc)
 			}
 			return
