@@ -85,8 +85,8 @@ func (l guardListener) Close() error {
 // bounds what one read of a chunked request body takes from the socket
 // (chunkguard.go); and it holds the watchdog's record of the connection,
 // found without a map lookup. Only the goroutine serving the connection
-// touches its fields (a tunnel's two goroutines touch none but io), so they
-// need no atomics.
+// touches its fields (a tunnel's goroutines touch only io, and cc, whose
+// record has atomics of its own), so they need no atomics.
 type guardConn struct {
 	sockConn // reads and writes through sockIO when it is a TCP socket
 
