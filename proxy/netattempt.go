@@ -150,7 +150,7 @@ func (f *netFront) start(req *http.Request, st *netState, b *pool.Backend, done 
 	}
 	switch {
 	case st.body != nil:
-		body := st.body.B
+		body := st.body
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		out.ContentLength = int64(len(body))

@@ -70,7 +70,7 @@ type netState struct {
 	clientIP string // what X-Real-IP says; hashing on "ip" uses it
 	chain    string // a trusted proxy's X-Forwarded-For to extend, or ""
 
-	body       *bodyBuf   // the whole body, when read whole
+	body       []byte     // the whole body, when read whole
 	upload     *netUpload // the body, when it streams
 	replay     bool       // attempts may be repeated elsewhere
 	hedge      bool
@@ -210,11 +210,11 @@ func (p *Proxy) netBody(st *netState, r *http.Request) failure {
 		// attempt's body after the response is relayed (a backend that
 		// answered before taking it all, a hedge that lost), so no point
 		// is known where the bytes are free for another request.
-		st.body = &bodyBuf{B: make([]byte, r.ContentLength)}
-		if _, err := io.ReadFull(r.Body, st.body.B); err != nil {
+		st.body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, st.body); err != nil {
 			return failClientGone
 		}
-		st.inBytes += len(st.body.B)
+		st.inBytes += len(st.body)
 		r.Body = http.NoBody // each attempt reads st.body afresh
 		return 0
 	}
