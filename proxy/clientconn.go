@@ -102,7 +102,7 @@ type guardConn struct {
 
 	heldBody *bodyBuf // the body of the response being written (respbody.go)
 
-	tunnel bool // hijacked for a tunnel: its record stays with the watchdog until the tunnel ends
+	tunnel *tunnel // the tunnel a 101 hands the connection to: its record stays with the watchdog until it ends
 
 	plain bool     // fasthttp reads the connection in plain text (not through TLS)
 	head  headScan // the request head being read, while plain (headscan.go)

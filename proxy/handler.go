@@ -267,7 +267,7 @@ func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEn
 		if g := clientOf(ctx.Conn()); g != nil {
 			// The watchdog keeps its record for the tunnel's waits
 			// (runTunnel).
-			g.tunnel = true
+			g.tunnel = t
 		}
 		ctx.Hijack(func(c net.Conn) { p.runTunnel(t, c) })
 		return responseHeaderSize(resp)

@@ -121,6 +121,17 @@ func (ts *tunnels) drain(ctx context.Context) error {
 // other has ended cleanly.
 const tunnelLinger = 10 * time.Second
 
+// release closes the tunnel's backend connection, which spoke another
+// protocol and cannot go back to its pool: when the tunnel ends, or when
+// it never ran because the server closed the client connection instead of
+// handing it over (a 101 written during a graceful shutdown goes out with
+// Connection: close; a write failed), which fasthttp reports as closed,
+// not hijacked.
+func (t *tunnel) release() {
+	t.up.conns.releaseReader(t.br)
+	t.up.conns.close(t.cc)
+}
+
 // halfCloser is a connection that can stop sending while still receiving.
 type halfCloser interface{ CloseWrite() error }
 
@@ -138,10 +149,7 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 	defer p.tunnels.remove(t)
 	// The server stopped counting the connection when it was hijacked.
 	defer p.traffic.ConnClosed()
-	defer func() {
-		t.up.conns.releaseReader(t.br)
-		t.up.conns.close(t.cc)
-	}()
+	defer t.release()
 	defer raw.Close()
 
 	// Reads and writes go through the connections' sockIO (t.backend,

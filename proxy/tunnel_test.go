@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -190,5 +191,84 @@ func TestTunnelReadsWait(t *testing.T) {
 	}
 	if n := g.io.empty; n > messages/10 {
 		t.Errorf("client side: %d of %d reads found nothing, want few", n, messages)
+	}
+}
+
+// TestTunnelNeverRunReleasesBackend: a 101 that reaches the proxy once a
+// graceful shutdown has begun goes out with Connection: close, and the
+// server closes the client connection instead of handing it to a tunnel;
+// the backend connection that answered is closed too, not left open.
+func TestTunnelNeverRunReleasesBackend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gotRequest, answer, backendEOF := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := http.ReadRequest(r); err != nil {
+			backendEOF <- err
+			return
+		}
+		close(gotRequest)
+		<-answer
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = r.ReadByte()
+		backendEOF <- err
+	}()
+	p, url := startProxy(t, Config{Backends: []string{"http://" + ln.Addr().String()}, Health: HealthConfig{Interval: -1}})
+	client, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	io.WriteString(client, "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n")
+	select {
+	case <-gotRequest:
+	case err := <-backendEOF:
+		t.Fatalf("backend: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upgrade request never reached the backend")
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- p.Shutdown(ctx)
+	}()
+	// The shutdown has begun once the listener refuses connections.
+	waitFor(t, "the listener to close", 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(answer)
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil {
+		t.Fatalf("no answer to the upgrade: %v", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || !resp.Close {
+		t.Fatalf("answer %d, close %v; want 101 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	select {
+	case err := <-backendEOF:
+		if err != io.EOF {
+			t.Errorf("backend connection: %v, want it closed by the proxy", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("backend connection still open")
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
 	}
 }

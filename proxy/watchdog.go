@@ -175,8 +175,11 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			// A tunnel's connection stays in the set, in a phase no
 			// limit times, so that the sweep still ends its reads'
 			// waits; runTunnel takes it out.
-			if g.cc != nil && (state == fasthttp.StateClosed || !g.tunnel) {
+			if g.cc != nil && (state == fasthttp.StateClosed || g.tunnel == nil) {
 				w.clients.remove(g.cc)
+			}
+			if state == fasthttp.StateClosed && g.tunnel != nil {
+				g.tunnel.release() // its 101 went out, but no tunnel will run
 			}
 			return
 		}
