@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -129,6 +130,15 @@ func (c *h2cConn) Close() error {
 		return nil
 	}
 	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection underneath: a tunnel passes a
+// backend's end of stream on this way.
+func (c *h2cConn) CloseWrite() error {
+	if hc, ok := c.Conn.(halfCloser); ok {
+		return hc.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // NetConn returns the connection underneath, for the tunnel's splice.

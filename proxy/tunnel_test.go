@@ -199,31 +199,20 @@ func TestTunnelReadsWait(t *testing.T) {
 // server closes the client connection instead of handing it to a tunnel;
 // the backend connection that answered is closed too, not left open.
 func TestTunnelNeverRunReleasesBackend(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	gotRequest, answer, backendEOF := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
+	be := upgradeBackend(t, func(c net.Conn, r *bufio.Reader, err error) {
 		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		if _, err := http.ReadRequest(r); err != nil {
 			backendEOF <- err
 			return
 		}
 		close(gotRequest)
 		<-answer
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n")
+		io.WriteString(c, switched)
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, err = r.ReadByte()
 		backendEOF <- err
-	}()
-	p, url := startProxy(t, Config{Backends: []string{"http://" + ln.Addr().String()}, Health: HealthConfig{Interval: -1}})
+	})
+	p, url := startProxy(t, Config{Backends: []string{be}, Health: HealthConfig{Interval: -1}})
 	client, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -272,3 +261,77 @@ func TestTunnelNeverRunReleasesBackend(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// TestTunnelHalfClose: a backend that finishes sending is half-closed on
+// the client, which can still send; what it sends reaches the backend.
+// With H2C on, the client connection is the prior-knowledge sniffer's.
+func TestTunnelHalfClose(t *testing.T) {
+	for _, h2c := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2c %v", h2c), func(t *testing.T) {
+			got := make(chan string, 1)
+			be := upgradeBackend(t, func(c net.Conn, r *bufio.Reader, err error) {
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				io.WriteString(c, switched+"bye")
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				rest, err := io.ReadAll(r)
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				got <- string(rest)
+			})
+			_, url := startProxy(t, Config{Backends: []string{be}, Health: HealthConfig{Interval: -1},
+				HTTP2: HTTP2Config{H2C: h2c}})
+			client, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			client.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(client, "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n")
+			r := bufio.NewReader(client)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("upgrade: %v, %v", resp, err)
+			}
+			if b, err := io.ReadAll(r); err != nil || string(b) != "bye" {
+				t.Fatalf("read %q, %v; want the backend's bye, then its end of stream", b, err)
+			}
+			io.WriteString(client, "still here")
+			client.(*net.TCPConn).CloseWrite()
+			if s := <-got; s != "still here" {
+				t.Errorf("backend got %q after its half-close, want the client's last words", s)
+			}
+		})
+	}
+}
+
+// upgradeBackend is a backend of one connection: once it has read an
+// upgrade request, answer takes over the connection (r holds what follows
+// the request). It returns the backend's URL.
+func upgradeBackend(t *testing.T, answer func(c net.Conn, r *bufio.Reader, err error)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		_, err = http.ReadRequest(r)
+		answer(c, r, err)
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// switched is a 101 for the test protocol.
+const switched = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n"
