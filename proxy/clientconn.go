@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -134,10 +133,7 @@ func (c *guardConn) Close() error {
 // CloseWrite half-closes the connection when the one beneath can (a tunnel
 // passes a client's end of stream on).
 func (c *guardConn) CloseWrite() error {
-	if hc, ok := c.Conn.(halfCloser); ok {
-		return hc.CloseWrite()
-	}
-	return errors.ErrUnsupported
+	return closeWrite(c.Conn)
 }
 
 // NetConn returns the connection beneath.

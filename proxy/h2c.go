@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -135,10 +134,7 @@ func (c *h2cConn) Close() error {
 // CloseWrite half-closes the connection underneath: a tunnel passes a
 // backend's end of stream on this way.
 func (c *h2cConn) CloseWrite() error {
-	if hc, ok := c.Conn.(halfCloser); ok {
-		return hc.CloseWrite()
-	}
-	return errors.ErrUnsupported
+	return closeWrite(c.Conn)
 }
 
 // NetConn returns the connection underneath, for the tunnel's splice.

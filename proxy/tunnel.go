@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -135,6 +136,14 @@ func (t *tunnel) release() {
 // halfCloser is a connection that can stop sending while still receiving.
 type halfCloser interface{ CloseWrite() error }
 
+// closeWrite half-closes c if it can, or says it cannot.
+func closeWrite(c net.Conn) error {
+	if hc, ok := c.(halfCloser); ok {
+		return hc.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 // run splices client and backend until both directions have ended. It is
 // the hijack handler: fasthttp closes client when it returns.
 func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
@@ -230,7 +239,7 @@ func pump(dst io.Writer, src io.Reader) error {
 // sides are closed.
 func endDirection(dst net.Conn, err error, abort func()) (halfClosed bool) {
 	if err == nil {
-		if hc, ok := dst.(halfCloser); ok && hc.CloseWrite() == nil {
+		if closeWrite(dst) == nil {
 			return true
 		}
 	}
