@@ -85,7 +85,7 @@ func TestAcceptWaitEndsAtClose(t *testing.T) {
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
 	fl := &failingListener{Listener: ln, fails: 1 << 30, err: emfile}
 	p := &Proxy{log: discardLogger()}
-	gl := p.guardListener(fl)
+	gl := p.guardListener(fl, false)
 	done := make(chan error, 1)
 	go func() {
 		_, err := gl.Accept()

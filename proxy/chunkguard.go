@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
 
 	"github.com/valyala/fasthttp"
 )
@@ -57,7 +56,7 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 // armed: the connection closes instead, as nginx closes one whose body it
 // will not read.
 func (p *Proxy) endChunked(ctx *fasthttp.RequestCtx) {
-	g := p.guardOf(ctx.Conn())
+	g := clientOf(ctx.Conn())
 	if g == nil {
 		return
 	}
@@ -76,34 +75,10 @@ func (p *Proxy) bodyStream(ctx *fasthttp.RequestCtx) io.Reader {
 	if src == nil || ctx.Request.Header.ContentLength() != -1 {
 		return src
 	}
-	g := p.guardOf(ctx.Conn())
+	g := clientOf(ctx.Conn())
 	if g == nil {
 		return src
 	}
 	g.body = guardedBody{c: g, src: src, budget: max(chunkLineSlack*p.cfg.MaxHeaderSize, minChunkLineBudget)}
 	return &g.body
-}
-
-// guardOf finds the guardConn beneath c: c itself on a plain port, beneath
-// TLS or the HTTP/2 preface check otherwise. fasthttp's per-IP wrapper
-// (MaxConnsPerIP) cannot be seen through, but it keeps the remote address
-// of the connection beneath, by which the guard was registered.
-func (p *Proxy) guardOf(c net.Conn) *guardConn {
-	from := c
-	for range 4 {
-		switch v := c.(type) {
-		case *guardConn:
-			return v
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-			continue
-		}
-		break
-	}
-	if p.cfg.MaxConnsPerIP > 0 {
-		if g, ok := p.guards.Load(from.RemoteAddr()); ok {
-			return g.(*guardConn)
-		}
-	}
-	return nil
 }

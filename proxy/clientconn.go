@@ -6,15 +6,17 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // guardListener wraps the connections of the proxy's own listeners in
-// guardConn, beneath TLS where there is TLS. byAddr, when set, finds each
-// by its remote address (see guards).
+// guardConn, beneath TLS where there is TLS, and refuses those over the
+// per-address limit (iplimit.go).
 type guardListener struct {
 	net.Listener
-	acc    *acceptor // accepts fdConns from a TCP listener (fdconn.go); nil: net does
-	byAddr *sync.Map
+	acc    *acceptor    // accepts fdConns from a TCP listener (fdconn.go); nil: net does
+	limit  *ipLimit     // nil: no per-address limit
+	tls    bool         // TLS is spoken above: a refusal cannot be answered
 	log    *slog.Logger // for accepts that wait (acceptWaiting)
 	closed *closeOnce   // closed with the listener: ends an accept's wait
 }
@@ -39,13 +41,13 @@ func (c *closeOnce) done() <-chan struct{} {
 	return c.ch
 }
 
-// guardListener returns ln's guarded form.
-func (p *Proxy) guardListener(ln net.Listener) net.Listener {
-	gl := guardListener{Listener: ln, acc: acceptorFor(ln), log: p.log, closed: &closeOnce{ch: make(chan struct{})}}
-	if p.cfg.MaxConnsPerIP > 0 {
-		gl.byAddr = &p.guards
+// guardListener returns ln's guarded form; tls says that ln's connections
+// will speak TLS.
+func (p *Proxy) guardListener(ln net.Listener, tls bool) net.Listener {
+	return guardListener{
+		Listener: ln, acc: acceptorFor(ln), limit: p.ipLimit, tls: tls,
+		log: p.log, closed: &closeOnce{ch: make(chan struct{})},
 	}
-	return gl
 }
 
 func (l guardListener) Accept() (net.Conn, error) {
@@ -53,23 +55,30 @@ func (l guardListener) Accept() (net.Conn, error) {
 	if l.acc != nil {
 		src = rawListener{l.acc}
 	}
-	c, err := acceptWaiting(src, l.closed.done(), l.log)
-	if err != nil {
-		return nil, err
+	for {
+		c, err := acceptWaiting(src, l.closed.done(), l.log)
+		if err != nil {
+			return nil, err
+		}
+		var peer netip.Addr
+		if fc, ok := c.(*fdConn); ok {
+			peer = fc.peer.Addr().Unmap().WithZone("") // as addrOf gives it
+		} else {
+			peer = addrOf(c.RemoteAddr())
+		}
+		g := &guardConn{peer: peer}
+		if l.limit != nil {
+			if !l.limit.take(peer) {
+				l.limit.refuse(c, peer, l.tls)
+				continue
+			}
+			g.limit = l.limit
+			g.counted.Store(true)
+		}
+		g.sockConn.init(c)
+		g.io.waitFirst()
+		return g, nil
 	}
-	g := &guardConn{}
-	if fc, ok := c.(*fdConn); ok {
-		g.peer = fc.peer.Addr().Unmap().WithZone("") // as addrOf gives it
-	} else {
-		g.peer = addrOf(c.RemoteAddr())
-	}
-	g.sockConn.init(c)
-	g.io.waitFirst()
-	if l.byAddr != nil {
-		g.byAddr = l.byAddr
-		l.byAddr.Store(c.RemoteAddr(), g)
-	}
-	return g, nil
 }
 
 // Close implements net.Listener; an accept waiting for file descriptors
@@ -94,10 +103,12 @@ type guardConn struct {
 	rec      clientConn  // the record, carried by the connection: no allocation, no lookup
 	answered int         // responses written (see watchdog.connState)
 
-	armed  bool
-	left   int         // bytes the current body read may still take, while armed
-	body   guardedBody // the current request's chunked body, read through the guard
-	byAddr *sync.Map   // where it is registered by remote address, or nil
+	armed bool
+	left  int         // bytes the current body read may still take, while armed
+	body  guardedBody // the current request's chunked body, read through the guard
+
+	limit   *ipLimit    // counts the connection by peer while counted, or nil
+	counted atomic.Bool // Close may come from the watchdog and the server both
 
 	heldBody *bodyBuf // the body of the response being written (respbody.go)
 
@@ -124,8 +135,8 @@ func (c *guardConn) Read(b []byte) (int, error) {
 
 // Close implements net.Conn.
 func (c *guardConn) Close() error {
-	if c.byAddr != nil {
-		c.byAddr.CompareAndDelete(c.Conn.RemoteAddr(), c)
+	if c.limit != nil && c.counted.CompareAndSwap(true, false) {
+		c.limit.put(c.peer)
 	}
 	return c.Conn.Close()
 }
@@ -140,8 +151,7 @@ func (c *guardConn) CloseWrite() error {
 func (c *guardConn) NetConn() net.Conn { return c.Conn }
 
 // clientOf returns the guardConn beneath a connection fasthttp serves, or
-// nil: a connection behind fasthttp's per-IP wrapper, or one accepted by
-// someone else's server.
+// nil for one accepted by someone else's server.
 func clientOf(c net.Conn) *guardConn {
 	switch v := c.(type) {
 	case *guardConn:
@@ -150,9 +160,6 @@ func clientOf(c net.Conn) *guardConn {
 		g, _ := v.Conn.(*guardConn)
 		return g
 	case *tls.Conn:
-		g, _ := v.NetConn().(*guardConn)
-		return g
-	case *alpnConn:
 		g, _ := v.NetConn().(*guardConn)
 		return g
 	}

@@ -277,9 +277,9 @@ func TestHTTP2ShutdownDeadline(t *testing.T) {
 	}
 }
 
-// TestHTTP2WithMaxConnsPerIP: fasthttp's per-IP wrapper hides the TLS
-// connection from its NextProto dispatch, so the proxy dispatches on the
-// first read; HTTP/2 and HTTP/1.1 both still work over TLS.
+// TestHTTP2WithMaxConnsPerIP: with a per-address limit (kept by the
+// proxy's listener, beneath TLS), HTTP/2 and HTTP/1.1 both still work over
+// TLS.
 func TestHTTP2WithMaxConnsPerIP(t *testing.T) {
 	ca := testpki.NewCA(t, "test CA")
 	be := startBackend(t, "a")

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"net"
 	"sync/atomic"
@@ -15,9 +14,9 @@ import (
 // in the same worker (so fasthttp's connection limit and Shutdown count it),
 // and fasthttp then reads end-of-file and lets go of it. If not, the bytes
 // go to fasthttp as if read directly, and every later Read is passed
-// through. Listeners get such a wrapper only when needed: plain listeners
-// with H2C on, and TLS listeners with MaxConnsPerIP set (fasthttp's per-IP
-// wrapper hides the TLS connection from its NextProto dispatch).
+// through. Only plain listeners with H2C on get such a wrapper: on TLS
+// listeners, fasthttp's NextProto dispatch hands over the connections that
+// negotiated h2.
 
 // h2Preface opens every HTTP/2 connection (RFC 9113 §3.4).
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -153,59 +152,4 @@ func (c *replayConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(b)
-}
-
-// alpnListener wraps a TLS listener's connections so that those that
-// negotiated h2 are served as HTTP/2 from the first read. It is used only
-// with MaxConnsPerIP, where fasthttp's NextProto dispatch cannot see the
-// TLS connection.
-type alpnListener struct {
-	net.Listener
-	s *h2Server
-}
-
-func (l *alpnListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		return c, nil
-	}
-	return &alpnConn{Conn: tc, s: l.s}, nil
-}
-
-// alpnConn is a TLS connection that may negotiate h2. It keeps the
-// *tls.Conn's methods, so fasthttp still sees a TLS connection.
-type alpnConn struct {
-	*tls.Conn
-	s *h2Server
-	d dispatch
-}
-
-func (c *alpnConn) Read(b []byte) (int, error) {
-	if c.d.state.Load() != dispatchPending {
-		return c.Conn.Read(b)
-	}
-	if err := c.Conn.Handshake(); err != nil {
-		c.d.state.Store(dispatchHTTP1)
-		return 0, err
-	}
-	if c.Conn.ConnectionState().NegotiatedProtocol != "h2" {
-		c.d.state.Store(dispatchHTTP1)
-		return c.Conn.Read(b)
-	}
-	c.d.state.Store(dispatchH2)
-	c.s.serve(c.Conn, c)
-	c.d.state.Store(dispatchDone)
-	return 0, io.EOF
-}
-
-// Close implements net.Conn; see dispatch.closing.
-func (c *alpnConn) Close() error {
-	if !c.d.closing() {
-		return nil
-	}
-	return c.Conn.Close()
 }

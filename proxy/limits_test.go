@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 func TestRateLimit(t *testing.T) {
@@ -201,5 +205,112 @@ func TestSlowloris(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := bufio.NewReader(c).ReadByte(); err != io.EOF && !strings.Contains(err.Error(), "reset") {
 		t.Errorf("slowloris connection not closed after the header timeout: %v", err)
+	}
+}
+
+// TestConnectionsPerAddress: -max-conns-per-ip counts a client address's
+// connections over both ports. One over the limit is refused as it is
+// accepted (a 429 on the plain port, a bare close on the TLS one, where
+// nothing can be said before a handshake) and counted; closing one makes
+// room again; and the connections let through keep their guard beneath
+// them: a head of bare LFs is answered at once, not at the header timeout.
+func TestConnectionsPerAddress(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	be := startBackend(t, "a")
+	tp := startTLSProxy(t, Config{
+		Backends:            []string{be.URL()},
+		Health:              HealthConfig{Interval: -1},
+		MaxConnsPerIP:       2,
+		ClientHeaderTimeout: time.Hour,
+		TLS:                 &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
+	})
+	plainAddr := strings.TrimPrefix(tp.plainURL, "http://")
+	dialTLS := func() (*tls.Conn, error) {
+		return tls.Dial("tcp", tp.tlsAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	}
+	held := holdConns(t, plainAddr, 1)
+	tc, err := dialTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	waitFor(t, "both connections to be served", 5*time.Second, func() bool {
+		return tp.Traffic().Snapshot().Conns == 2
+	})
+
+	c, err := net.Dial("tcp", plainAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	answer, err := io.ReadAll(c)
+	c.Close()
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 429 ") || !strings.Contains(string(answer), "too many connections from your address") {
+		t.Errorf("third connection, plain: %q (%v), want a 429 naming the cause", answer, err)
+	}
+	if c, err := dialTLS(); err == nil {
+		c.Close()
+		t.Error("third connection, TLS: handshake completed, want the connection closed")
+	}
+	if got := tp.Traffic().Snapshot().ConnsRefused; got != 2 {
+		t.Errorf("%d connections counted as refused, want 2", got)
+	}
+
+	held[0].Close()
+	var bare net.Conn
+	waitFor(t, "a connection to be let through again", 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", plainAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /echo HTTP/1.1\nHost: x\n\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil && resp.StatusCode == http.StatusBadRequest {
+			bare = c
+			return true
+		}
+		c.Close()
+		if err == nil && resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("a head of bare LFs got %d, want 400 (or 429 while the closed connection is not yet counted out)", resp.StatusCode)
+		}
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			// A read that timed out: the head waited for the header
+			// timeout instead of meeting the scan.
+			t.Fatalf("a head of bare LFs: %v, want 400 at once", err)
+		}
+		return false
+	})
+	bare.Close()
+}
+
+func TestIPLimit(t *testing.T) {
+	l := newIPLimit(2, pool.NewTraffic(), discardLogger())
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	for _, step := range []struct {
+		op   string
+		addr netip.Addr
+		want bool
+	}{
+		{"take", a, true}, {"take", a, true}, {"take", a, false},
+		{"take", b, true}, {"take", b, true}, {"take", b, false},
+		{"put", a, true}, {"take", a, true}, {"take", a, false},
+		{"put", b, true}, {"put", b, true}, {"take", b, true},
+	} {
+		switch step.op {
+		case "take":
+			if got := l.take(step.addr); got != step.want {
+				t.Fatalf("take(%v) = %v, want %v (counts %v)", step.addr, got, step.want, l.open)
+			}
+		case "put":
+			l.put(step.addr)
+		}
+	}
+	if n := l.open[b]; n != 1 {
+		t.Errorf("%v counted %d times, want 1", b, n)
+	}
+	l.put(b)
+	if _, ok := l.open[b]; ok || len(l.open) != 1 {
+		t.Errorf("counts %v after the last of %v closed, want only %v", l.open, b, a)
 	}
 }

@@ -167,8 +167,10 @@ type Config struct {
 	// ones are refused at once with a 503. Zero means no limit of ours
 	// (fasthttp's 262,144).
 	MaxConns int
-	// MaxConnsPerIP caps the connections from one client address; beyond
-	// it new ones get a 429. Zero means no limit.
+	// MaxConnsPerIP caps the connections open at once from one client
+	// address, across the listeners the proxy serves (Serve, ServeTLS);
+	// beyond it a new one is refused as it is accepted: a plain one with a
+	// 429 answer, a TLS one by closing it. Zero means no limit.
 	MaxConnsPerIP int
 	// RateLimit, when positive, is how many requests per second each
 	// client address may make on average; more get a 429. RateBurst is how
@@ -298,9 +300,7 @@ type Proxy struct {
 	listeners []net.Listener
 	shut      bool
 
-	// guards finds client connections' chunk guards by remote address
-	// when fasthttp's per-IP wrapper hides them (chunkguard.go).
-	guards sync.Map
+	ipLimit *ipLimit // nil: no per-address connection limit (iplimit.go)
 
 	// The live configuration (reload.go), changed under mu.
 	mu          sync.Mutex
@@ -360,6 +360,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.trusted = trustedNets(cfg.TrustedProxies)
 	if cfg.RateLimit > 0 {
 		p.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	if cfg.MaxConnsPerIP > 0 {
+		p.ipLimit = newIPLimit(cfg.MaxConnsPerIP, p.traffic, p.log)
 	}
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout

@@ -23,8 +23,9 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ExpectHandler: p.expectContinue,
 			Logger:        fasthttpLogger{p.log},
 
-			Concurrency:    c.MaxConns,
-			MaxConnsPerIP:  c.MaxConnsPerIP,
+			Concurrency: c.MaxConns,
+			// Not MaxConnsPerIP: the proxy's listeners keep that limit
+			// (iplimit.go).
 			ReadBufferSize: c.MaxHeaderSize,
 			// fasthttp reads the first min(this, length, 8 KiB) bytes of
 			// a body before calling the handler, under the header
@@ -60,7 +61,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 // With HTTP2Config.H2C, connections that open with the HTTP/2 preface are
 // served as HTTP/2.
 func (p *Proxy) Serve(ln net.Listener) error {
-	ln = p.guardListener(ln)
+	ln = p.guardListener(ln, false)
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
 		ln = &h2cListener{Listener: ln, s: p.h2}
 	}

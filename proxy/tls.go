@@ -140,13 +140,7 @@ func (p *Proxy) ServeTLS(ln net.Listener) error {
 	}
 	// Not fasthttp's own ServeTLS: it clones the configuration, and the
 	// clone would not follow certificate reloads.
-	var tl net.Listener = tls.NewListener(p.guardListener(ln), p.tlsConfig)
-	if p.h2 != nil && p.cfg.MaxConnsPerIP > 0 {
-		// fasthttp's per-IP wrapper hides the TLS connection from its
-		// NextProto dispatch: dispatch on the first read instead.
-		tl = &alpnListener{Listener: tl, s: p.h2}
-	}
-	return p.serve(tl)
+	return p.serve(tls.NewListener(p.guardListener(ln, true), p.tlsConfig))
 }
 
 // ListenAndServeTLS listens on the TCP address addr and calls ServeTLS.

@@ -282,10 +282,15 @@ func TestTunnelNeverRunReleasesBackend(t *testing.T) {
 
 // TestTunnelHalfClose: a backend that finishes sending is half-closed on
 // the client, which can still send; what it sends reaches the backend.
-// With H2C on, the client connection is the prior-knowledge sniffer's.
+// With H2C on, the client connection is the prior-knowledge sniffer's; with
+// a per-address limit, the listener that counts it.
 func TestTunnelHalfClose(t *testing.T) {
-	for _, h2c := range []bool{false, true} {
-		t.Run(fmt.Sprintf("h2c %v", h2c), func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		h2c       bool
+		perIPConn int
+	}{{"plain", false, 0}, {"h2c", true, 0}, {"-max-conns-per-ip", false, 4}} {
+		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan string, 1)
 			be := upgradeBackend(t, func(c net.Conn, r *bufio.Reader, err error) {
 				if err != nil {
@@ -303,7 +308,7 @@ func TestTunnelHalfClose(t *testing.T) {
 				got <- string(rest)
 			})
 			_, url := startProxy(t, Config{Backends: []string{be}, Health: HealthConfig{Interval: -1},
-				HTTP2: HTTP2Config{H2C: h2c}})
+				HTTP2: HTTP2Config{H2C: tc.h2c}, MaxConnsPerIP: tc.perIPConn})
 			client, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 			if err != nil {
 				t.Fatal(err)

@@ -106,6 +106,7 @@ type trafficJSON struct {
 	NoBackend        uint64            `json:"no_backend"`
 	Connections      int64             `json:"connections"`
 	ConnectionsTotal uint64            `json:"connections_total"`
+	ConnsRefused     uint64            `json:"connections_refused"` // too many from one address
 	BytesIn          uint64            `json:"received_bytes"`
 	BytesOut         uint64            `json:"sent_bytes"`
 	HTTP2Requests    uint64            `json:"http2_requests"`    // of the requests, those over HTTP/2
@@ -305,6 +306,7 @@ func (s *Server) serveStatus(ctx *fasthttp.RequestCtx) {
 			NoBackend:        t.NoBackend,
 			Connections:      t.Conns,
 			ConnectionsTotal: t.ConnsTotal,
+			ConnsRefused:     t.ConnsRefused,
 			BytesIn:          t.BytesIn,
 			BytesOut:         t.BytesOut,
 			HTTP2Requests:    t.HTTP2Requests,

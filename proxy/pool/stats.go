@@ -209,6 +209,7 @@ type Traffic struct {
 	noBackend   atomic.Uint64
 	conns       atomic.Int64
 	connsTotal  atomic.Uint64
+	refused     atomic.Uint64
 	startedUnix int64
 
 	// The net/http path (HTTP/2 clients, and HTTP/1.1 clients of pools with
@@ -253,6 +254,10 @@ func (t *Traffic) ConnOpened() {
 	t.connsTotal.Add(1)
 }
 
+// ConnRefused records a client connection refused as it was accepted, for
+// coming from an address with too many open already.
+func (t *Traffic) ConnRefused() { t.refused.Add(1) }
+
 // ConnClosed records a client connection closed (or handed over to another
 // owner, as a hijacked one is).
 func (t *Traffic) ConnClosed() { t.conns.Add(-1) }
@@ -280,13 +285,14 @@ func (t *Traffic) HTTP2ConnClosed() { t.h2Conns.Add(-1) }
 
 // TrafficStats is a snapshot of Traffic.
 type TrafficStats struct {
-	Requests    [StatusClasses]uint64 // by status class sent to the client
-	NoBackend   uint64                // requests that found no usable backend
-	Conns       int64                 // client connections open now
-	ConnsTotal  uint64                // client connections accepted
-	BytesIn     uint64                // received from clients
-	BytesOut    uint64                // sent to clients
-	StartedUnix int64                 // when counting began, unix seconds
+	Requests     [StatusClasses]uint64 // by status class sent to the client
+	NoBackend    uint64                // requests that found no usable backend
+	Conns        int64                 // client connections open now
+	ConnsTotal   uint64                // client connections accepted
+	ConnsRefused uint64                // client connections refused: too many from one address
+	BytesIn      uint64                // received from clients
+	BytesOut     uint64                // sent to clients
+	StartedUnix  int64                 // when counting began, unix seconds
 
 	HTTP2Requests   uint64 // of Requests, those that came over HTTP/2
 	HTTP1ViaNet     uint64 // HTTP/1.1 requests proxied by the net/http path (pools with HTTP/2 backends)
@@ -297,12 +303,13 @@ type TrafficStats struct {
 // Snapshot returns the counters' current values.
 func (t *Traffic) Snapshot() TrafficStats {
 	s := TrafficStats{
-		NoBackend:   t.noBackend.Load(),
-		Conns:       t.conns.Load(),
-		ConnsTotal:  t.connsTotal.Load(),
-		BytesIn:     t.bytesIn.Load(),
-		BytesOut:    t.bytesOut.Load(),
-		StartedUnix: t.startedUnix,
+		NoBackend:    t.noBackend.Load(),
+		Conns:        t.conns.Load(),
+		ConnsTotal:   t.connsTotal.Load(),
+		ConnsRefused: t.refused.Load(),
+		BytesIn:      t.bytesIn.Load(),
+		BytesOut:     t.bytesOut.Load(),
+		StartedUnix:  t.startedUnix,
 
 		HTTP2Requests:   t.h2Requests.Load(),
 		HTTP1ViaNet:     t.h1ViaNet.Load(),
