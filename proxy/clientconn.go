@@ -72,8 +72,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 				l.limit.refuse(c, peer, l.tls)
 				continue
 			}
-			g.limit = l.limit
-			g.counted.Store(true)
+			g.limit.Store(l.limit)
 		}
 		g.sockConn.init(c)
 		g.io.waitFirst()
@@ -107,8 +106,9 @@ type guardConn struct {
 	left  int         // bytes the current body read may still take, while armed
 	body  guardedBody // the current request's chunked body, read through the guard
 
-	limit   *ipLimit    // counts the connection by peer while counted, or nil
-	counted atomic.Bool // Close may come from the watchdog and the server both
+	// limit counts the connection by peer until its first Close (which
+	// may come from the watchdog and the server both), or is nil.
+	limit atomic.Pointer[ipLimit]
 
 	heldBody *bodyBuf // the body of the response being written (respbody.go)
 
@@ -135,8 +135,8 @@ func (c *guardConn) Read(b []byte) (int, error) {
 
 // Close implements net.Conn.
 func (c *guardConn) Close() error {
-	if c.limit != nil && c.counted.CompareAndSwap(true, false) {
-		c.limit.put(c.peer)
+	if l := c.limit.Swap(nil); l != nil {
+		l.put(c.peer)
 	}
 	return c.Conn.Close()
 }
