@@ -39,6 +39,7 @@ const (
 	DefaultMaxConnsPerBackend  = 1024
 	DefaultHealthPath          = "/"
 	DefaultTryTimeout          = time.Second
+	DefaultTunnelIdleTimeout   = time.Hour
 	DefaultEjectAfter          = 2
 	DefaultMaxEjectedPercent   = 50
 	DefaultHedgeBudget         = 10
@@ -145,6 +146,12 @@ type Config struct {
 	// ClientBodyTimeout bounds the gap between two reads of a request body.
 	// Zero means DefaultClientBodyTimeout (60s).
 	ClientBodyTimeout time.Duration
+	// TunnelIdleTimeout closes a tunnel (a WebSocket, or any connection
+	// that switched protocols) that has carried nothing either way for
+	// this long, or whose write to one side has stalled for this long, as
+	// HAProxy's timeout tunnel does. Zero means DefaultTunnelIdleTimeout
+	// (1h); a negative value disables it.
+	TunnelIdleTimeout time.Duration
 	// MaxHeaderSize caps a request's header block (larger gets 431) and a
 	// response's. Zero means DefaultMaxHeaderSize (16 KiB).
 	MaxHeaderSize int
@@ -275,7 +282,6 @@ type Proxy struct {
 	headerTimeoutFailure failure
 	ejectAfter           int32
 	hedgeBudget          hedgeBudget
-	tunnels              tunnels
 	trusted              trustedNets
 	limiter              *rateLimiter // nil: no rate limit
 	wd                   *watchdog
@@ -337,6 +343,7 @@ func New(cfg Config) (*Proxy, error) {
 		body:   cfg.ClientBodyTimeout,
 		write:  cfg.ClientIdleTimeout,
 		idle:   cfg.ClientIdleTimeout,
+		tunnel: max(cfg.TunnelIdleTimeout, 0),
 	})
 	p := &Proxy{
 		cfg:       cfg,
@@ -414,6 +421,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Retries = 0
 	case c.Retries >= pool.MaxTries:
 		return c, fmt.Errorf("retries %d: at most %d", c.Retries, pool.MaxTries-1)
+	}
+	if c.TunnelIdleTimeout == 0 {
+		c.TunnelIdleTimeout = DefaultTunnelIdleTimeout
 	}
 	if c.TryTimeout == 0 {
 		c.TryTimeout = DefaultTryTimeout

@@ -150,7 +150,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		}
 	}
 	// The server does not wait for hijacked connections: tunnels.
-	if terr := p.tunnels.drain(ctx); err == nil {
+	if terr := p.wd.tunnels.drain(ctx); err == nil {
 		err = terr
 	}
 	p.Close()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +19,8 @@ import (
 // terms, and the other direction then has tunnelLinger to finish before
 // both are closed; an error on either side closes both at once. Tunnels
 // are tracked so that a graceful shutdown can wait for them, then close
-// what is left.
+// what is left, and so that the watchdog can close those idle or stalled
+// past the tunnel limit (sweep).
 type tunnel struct {
 	up      *upstream
 	cc      any // the backend connection's handle in its pool
@@ -26,7 +28,20 @@ type tunnel struct {
 	br      *bufio.Reader // the backend's reader: may hold bytes after the 101
 
 	client net.Conn
+
+	// clock is the watchdog's coarse clock; on it, moved is when bytes last
+	// moved either way, and writing when each direction's write in
+	// progress began (zero: none).
+	clock   *atomic.Int64
+	moved   atomic.Int64
+	writing [2]atomic.Int64
 }
+
+// Directions of a tunnel, indexing tunnel.writing.
+const (
+	toBackend = iota
+	toClient
+)
 
 // tunnels is the set of running tunnels.
 type tunnels struct {
@@ -118,6 +133,38 @@ func (ts *tunnels) drain(ctx context.Context) error {
 	}
 }
 
+// sweep closes the tunnels that have carried nothing either way for
+// longer than limit, or whose write to one side has stalled that long (a
+// peer that stopped reading while the other side still talks); zero is no
+// limit. Their copy loops then fail and end the tunnel as any error does.
+func (ts *tunnels) sweep(now int64, limit time.Duration) {
+	if limit <= 0 {
+		return
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for t := range ts.set {
+		if t.expired(now, int64(limit)) {
+			t.client.Close()
+			t.backend.Conn.Close()
+		}
+	}
+}
+
+// expired reports whether t has been idle, or one of its writes stalled,
+// for longer than limit nanoseconds at now.
+func (t *tunnel) expired(now, limit int64) bool {
+	if now-t.moved.Load() > limit {
+		return true
+	}
+	for i := range t.writing {
+		if w := t.writing[i].Load(); w != 0 && now-w > limit {
+			return true
+		}
+	}
+	return false
+}
+
 // tunnelLinger is how long one direction of a tunnel may go on after the
 // other has ended cleanly.
 const tunnelLinger = 10 * time.Second
@@ -154,8 +201,10 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 		raw = u.UnsafeConn()
 	}
 	t.client = raw
-	p.tunnels.add(t)
-	defer p.tunnels.remove(t)
+	t.clock = &p.wd.clock
+	t.moved.Store(t.clock.Load())
+	p.wd.tunnels.add(t)
+	defer p.wd.tunnels.remove(t)
 	// The server stopped counting the connection when it was hijacked.
 	defer p.traffic.ConnClosed()
 	defer t.release()
@@ -185,17 +234,17 @@ func (p *Proxy) runTunnel(t *tunnel, client net.Conn) {
 		var err error
 		if n := t.br.Buffered(); n > 0 {
 			b, _ := t.br.Peek(n)
-			_, err = raw.Write(b)
+			err = t.write(toClient, raw, b)
 			t.br.Discard(n) //nolint:errcheck // peeked
 		}
 		if err == nil {
-			err = pump(raw, t.backend)
+			err = t.pump(toClient, raw, t.backend)
 		}
 		if endDirection(raw, err, abort) {
 			client.SetReadDeadline(time.Now().Add(tunnelLinger))
 		}
 	}()
-	err := pump(t.backend, client)
+	err := t.pump(toBackend, t.backend, client)
 	if endDirection(backendRaw, err, abort) {
 		t.backend.SetReadDeadline(time.Now().Add(tunnelLinger))
 	}
@@ -207,21 +256,21 @@ const pumpBufferSize = 16 << 10
 
 var pumpBuffers = sync.Pool{New: func() any { b := make([]byte, pumpBufferSize); return &b }}
 
-// pump copies src to dst until src ends (nil) or either side fails. It is
-// a plain read-write loop rather than io.Copy, whose splice(2) between two
-// TCP connections costs more than it saves for the small messages
-// WebSockets carry. Its reads wait for the poller after a short one
-// (runTunnel), so it no longer yields before each read to find the next
-// message there: 16.2 µs of CPU per echoed message without the yield,
-// 16.6 with it, 20 before the waits (nginx 14).
-func pump(dst io.Writer, src io.Reader) error {
+// pump copies src to dst, direction dir of the tunnel, until src ends
+// (nil) or either side fails. It is a plain read-write loop rather than
+// io.Copy, whose splice(2) between two TCP connections costs more than it
+// saves for the small messages WebSockets carry. Its reads wait for the
+// poller after a short one (runTunnel), so it no longer yields before each
+// read to find the next message there: 16.2 µs of CPU per echoed message
+// without the yield, 16.6 with it, 20 before the waits (nginx 14).
+func (t *tunnel) pump(dir int, dst io.Writer, src io.Reader) error {
 	bp := pumpBuffers.Get().(*[]byte)
 	defer pumpBuffers.Put(bp)
 	buf := *bp
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if werr := t.write(dir, dst, buf[:n]); werr != nil {
 				return werr
 			}
 		}
@@ -232,6 +281,18 @@ func pump(dst io.Writer, src io.Reader) error {
 			return err
 		}
 	}
+}
+
+// write writes b to dst, direction dir of the tunnel, telling the
+// watchdog when bytes moved and how long the write has been waiting.
+func (t *tunnel) write(dir int, dst io.Writer, b []byte) error {
+	now := t.clock.Load()
+	t.moved.Store(now)
+	t.writing[dir].Store(now)
+	_, err := dst.Write(b)
+	t.writing[dir].Store(0)
+	t.moved.Store(t.clock.Load())
+	return err
 }
 
 // endDirection finishes one direction of a tunnel: at a clean end of input

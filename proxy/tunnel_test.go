@@ -63,7 +63,7 @@ func TestWebSocketEcho(t *testing.T) {
 		t.Errorf("requests beside the WebSocket went %v, want 10 each", seen)
 	}
 	echo(t, c, "still here")
-	if n := p.tunnels.Len(); n != 1 {
+	if n := p.wd.tunnels.Len(); n != 1 {
 		t.Errorf("%d tunnels open, want 1", n)
 	}
 
@@ -78,7 +78,7 @@ func TestWebSocketEcho(t *testing.T) {
 	}
 	c.Close()
 	waitFor(t, "the tunnel to end", 5*time.Second, func() bool {
-		return p.tunnels.Len() == 0 && goroutinesIn("runTunnel") == 0
+		return p.wd.tunnels.Len() == 0 && goroutinesIn("runTunnel") == 0
 	})
 }
 
@@ -95,7 +95,7 @@ func TestWebSocketClosedByBackend(t *testing.T) {
 	}
 	c.Close() // RFC 6455: the client closes TCP after the server's close
 	waitFor(t, "the tunnel to end", 5*time.Second, func() bool {
-		return p.tunnels.Len() == 0 && goroutinesIn("runTunnel") == 0
+		return p.wd.tunnels.Len() == 0 && goroutinesIn("runTunnel") == 0
 	})
 }
 
@@ -174,11 +174,11 @@ func TestTunnelReadsWait(t *testing.T) {
 	for i := range messages {
 		echo(t, c, fmt.Sprintf("message %d", i))
 	}
-	p.tunnels.mu.Lock()
+	p.wd.tunnels.mu.Lock()
 	var tn *tunnel
-	for tn = range p.tunnels.set {
+	for tn = range p.wd.tunnels.set {
 	}
-	p.tunnels.mu.Unlock()
+	p.wd.tunnels.mu.Unlock()
 	if tn == nil {
 		t.Fatal("no tunnel")
 	}
@@ -358,3 +358,123 @@ func upgradeBackend(t *testing.T, answer func(c net.Conn, r *bufio.Reader, err e
 
 // switched is a 101 for the test protocol.
 const switched = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n"
+
+// TestTunnelIdleTimeout: a tunnel that carries nothing either way for the
+// tunnel limit is closed, one that keeps talking is not; and one whose
+// write to a client that stopped reading has stalled that long is closed
+// even while the client still sends.
+func TestTunnelIdleTimeout(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		const limit = time.Second
+		be := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}, TunnelIdleTimeout: limit})
+		c := dialWS(t, url)
+		defer c.Close()
+		// Messages a tenth of the limit apart, for over twice the limit.
+		tick := time.NewTicker(limit / 10)
+		defer tick.Stop()
+		for i := range 25 {
+			echo(t, c, fmt.Sprintf("message %d", i))
+			<-tick.C
+		}
+		quiet := time.Now()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := c.ReadMessage(); err == nil {
+			t.Fatal("read a message on an idle tunnel, want it closed")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("idle tunnel still open after 10s, limit %v", limit)
+		}
+		if idle := time.Since(quiet); idle < limit {
+			t.Errorf("tunnel closed after %v idle, before its limit %v", idle, limit)
+		}
+		waitFor(t, "the tunnel to end", 5*time.Second, func() bool { return p.wd.tunnels.Len() == 0 })
+	})
+	t.Run("stalled write", func(t *testing.T) {
+		t.Parallel()
+		const limit = 500 * time.Millisecond
+		flooded := make(chan error, 1)
+		be := upgradeBackend(t, func(c net.Conn, r *bufio.Reader, err error) {
+			if err != nil {
+				flooded <- err
+				return
+			}
+			go io.Copy(io.Discard, r) // the client's bytes keep arriving
+			io.WriteString(c, switched)
+			chunk := make([]byte, 64<<10)
+			for {
+				if _, err := c.Write(chunk); err != nil {
+					flooded <- err
+					return
+				}
+			}
+		})
+		p, url := startProxy(t, Config{Backends: []string{be}, Health: HealthConfig{Interval: -1}, TunnelIdleTimeout: limit})
+		client, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(client, "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(client), nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v, %v", resp, err)
+		}
+		start := time.Now()
+		// The client reads nothing more, but keeps sending.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			tick := time.NewTicker(limit / 10)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					client.SetWriteDeadline(time.Now().Add(time.Second))
+					if _, err := client.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		waitFor(t, "the stalled tunnel to be closed", 10*time.Second, func() bool { return p.wd.tunnels.Len() == 0 })
+		if d := time.Since(start); d < limit {
+			t.Errorf("tunnel closed after %v, before its limit %v", d, limit)
+		}
+		select {
+		case <-flooded:
+		case <-time.After(5 * time.Second):
+			t.Error("the backend's connection is still open")
+		}
+	})
+}
+
+// TestTunnelExpired: the sweep's rule, on the coarse clock.
+func TestTunnelExpired(t *testing.T) {
+	const limit = int64(time.Second)
+	for _, tc := range []struct {
+		name    string
+		moved   int64
+		writing [2]int64
+		now     int64
+		want    bool
+	}{
+		{"just moved", 100, [2]int64{}, 100, false},
+		{"at the limit", 100, [2]int64{}, 100 + limit, false},
+		{"idle past it", 100, [2]int64{}, 101 + limit, true},
+		{"writing, within it", 100 + limit, [2]int64{100 + limit, 0}, 100 + 2*limit, false},
+		{"client write stalled", 100 + limit, [2]int64{0, 100}, 101 + limit, true},
+		{"backend write stalled", 100 + limit, [2]int64{100, 0}, 101 + limit, true},
+	} {
+		var tn tunnel
+		tn.moved.Store(tc.moved)
+		for i, w := range tc.writing {
+			tn.writing[i].Store(w)
+		}
+		if got := tn.expired(tc.now, limit); got != tc.want {
+			t.Errorf("%s: expired %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

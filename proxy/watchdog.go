@@ -24,6 +24,8 @@ type watchdog struct {
 
 	streams streamDeadlines // attempts of the net/http path: streamdeadline.go
 
+	tunnels tunnels // running tunnels: tunnel.go
+
 	limits clientLimits
 
 	// How long a wait without a read first goes on before the sweep ends
@@ -41,6 +43,7 @@ type clientLimits struct {
 	body   time.Duration // between two reads of a request body
 	write  time.Duration // from the handler's return until the response is sent, or between two writes of a streamed one
 	idle   time.Duration // between requests on a keep-alive connection
+	tunnel time.Duration // a tunnel carrying nothing either way, or a write into it stalled
 }
 
 // Sweep periods. Backend deadlines are checked often, since a backend timeout
@@ -82,6 +85,7 @@ func (w *watchdog) run() {
 			w.streams.sweep(n)
 			if n >= clientsDue {
 				w.sweepClients(n)
+				w.tunnels.sweep(n, w.limits.tunnel)
 				clientsDue = n + int64(clientTick)
 			}
 		}

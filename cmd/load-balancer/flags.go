@@ -87,6 +87,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		healthFall   = fs.Int("health-fall", 2, "consecutive failed checks that take a backend down")
 		healthPath   = fs.String("health-path", proxy.DefaultHealthPath, "path requested by health checks; 2xx or 3xx is healthy")
 		tryTimeout   = fs.Duration("try-timeout", proxy.DefaultTryTimeout, "time an attempt waits for the response header before an idempotent request moves to another backend (0 disables)")
+		tunnelIdle   = fs.Duration("tunnel-idle-timeout", proxy.DefaultTunnelIdleTimeout, "how long a WebSocket or other upgraded connection may carry nothing either way, or a write into it stall, before it is closed (0 disables)")
 		ejectAfter   = fs.Int("eject-after", proxy.DefaultEjectAfter, "consecutive connect failures or try timeouts that take a backend out of rotation (0 disables)")
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
@@ -205,6 +206,14 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		o.proxy.TryTimeout = -1
 	default:
 		o.proxy.TryTimeout = *tryTimeout
+	}
+	switch {
+	case *tunnelIdle < 0:
+		return nil, invalid("invalid -tunnel-idle-timeout %v: must not be negative (0 disables)", *tunnelIdle)
+	case *tunnelIdle == 0:
+		o.proxy.TunnelIdleTimeout = -1
+	default:
+		o.proxy.TunnelIdleTimeout = *tunnelIdle
 	}
 	switch {
 	case *ejectAfter < 0:

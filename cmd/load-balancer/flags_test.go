@@ -41,6 +41,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-log-format=xml"}, `invalid -log-format "xml": want text or json`},
 		{[]string{ok, "extra"}, `unexpected argument "extra"`},
 		{[]string{ok, "-try-timeout=-1s"}, "invalid -try-timeout -1s: must not be negative"},
+		{[]string{ok, "-tunnel-idle-timeout=-1m"}, "invalid -tunnel-idle-timeout -1m0s: must not be negative"},
 		{[]string{ok, "-eject-after=-1"}, "invalid -eject-after -1"},
 		{[]string{ok, "-max-ejected-percent=101"}, "invalid -max-ejected-percent 101: want 0-100"},
 		{[]string{ok, "-hedge-after=-5ms"}, "invalid -hedge-after -5ms"},
@@ -156,7 +157,7 @@ func TestParseFlagsValues(t *testing.T) {
 		c.Health.Interval != 5*time.Second || c.Health.Timeout != 2*time.Second || c.Health.Rise != 2 ||
 		c.Health.Fall != 2 || c.DialTimeout != 3*time.Second || c.BackendTimeout != 30*time.Second ||
 		c.ClientIdleTimeout != 60*time.Second || c.MaxConnsPerBackend != 1024 || o.shutdownTimeout != 10*time.Second ||
-		c.TryTimeout != time.Second || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 ||
+		c.TryTimeout != time.Second || c.TunnelIdleTimeout != time.Hour || c.EjectAfter != 2 || c.MaxEjectedPercent != 50 || c.HedgeAfter != 0 || c.HedgeBudget != 10 ||
 		c.ClientHeaderTimeout != 10*time.Second || c.ClientBodyTimeout != 60*time.Second || c.RateLimit != 0 || c.MaxConns != 0 ||
 		c.HTTP2 != (proxy.HTTP2Config{MaxConcurrentStreams: 250}) {
 		t.Errorf("defaults %+v addr %q", c, o.addr)
@@ -346,7 +347,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, name := range []string{"backends", "port", "host", "health-interval", "health-timeout", "health-path",
 		"health-rise", "health-fall", "retries", "dial-timeout", "backend-timeout", "client-idle-timeout",
 		"max-header-size", "max-body-size", "max-conns-per-backend", "shutdown-timeout", "log-level",
-		"log-format", "version", "try-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
+		"log-format", "version", "try-timeout", "tunnel-idle-timeout", "eject-after", "max-ejected-percent", "hedge-after", "hedge-budget",
 		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
 		"trusted-proxies", "tls-cert", "tls-key", "tls-port", "tls-min-version", "redirect-https", "hsts",
 		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy", "policy", "hash-key", "sticky-cookie",
@@ -375,13 +376,13 @@ func TestRunExitCodes(t *testing.T) {
 }
 
 func TestParseFlagsDisableWithZero(t *testing.T) {
-	o, err := parseFlags([]string{"-backends=http://a:1", "-try-timeout=0", "-eject-after=0", "-hedge-after=20ms", "-max-body-size=0"}, &bytes.Buffer{})
+	o, err := parseFlags([]string{"-backends=http://a:1", "-try-timeout=0", "-tunnel-idle-timeout=0", "-eject-after=0", "-hedge-after=20ms", "-max-body-size=0"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.proxy.TryTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
-		t.Errorf("try %v eject %d hedge %v body %d: zero must disable, not select the default",
-			o.proxy.TryTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
+	if o.proxy.TryTimeout >= 0 || o.proxy.TunnelIdleTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
+		t.Errorf("try %v tunnel %v eject %d hedge %v body %d: zero must disable, not select the default",
+			o.proxy.TryTimeout, o.proxy.TunnelIdleTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
 	}
 }
 
