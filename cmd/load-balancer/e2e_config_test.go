@@ -87,7 +87,12 @@ func TestBinaryConfigReload(t *testing.T) {
 	write("pools:\n  web: {backends: [" + urls[0] + "]}\n  api: {backends: [" + urls[1] + "]}\n" + routes)
 
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"), "-config="+path)
-	waitUntil(t, "the balancer to serve", func() bool { code, _ := getHost(t, url+"/", "www.example.com"); return code == 200 })
+	// Both pools serve once their first health checks are in.
+	waitUntil(t, "the balancer to serve both pools", func() bool {
+		code, _ := getHost(t, url+"/", "www.example.com")
+		apiCode, _ := getHost(t, url+"/", "api.example.com")
+		return code == 200 && apiCode == 200
+	})
 	if _, body := getHost(t, url+"/", "api.example.com"); body != name(ports[1]) {
 		t.Errorf("api.example.com answered by %q, want the api pool's %d", body, ports[1])
 	}
