@@ -15,6 +15,7 @@ import (
 type guardListener struct {
 	net.Listener
 	acc    *acceptor    // accepts fdConns from a TCP listener (fdconn.go); nil: net does
+	parker *parker      // holds its idle connections (park.go); nil: they keep their goroutines
 	limit  *ipLimit     // nil: no per-address limit
 	tls    bool         // TLS is spoken above: a refusal cannot be answered
 	log    *slog.Logger // for accepts that wait (acceptWaiting)
@@ -43,7 +44,10 @@ func (c *closeOnce) done() <-chan struct{} {
 
 // guardListener returns ln's guarded form; tls says that ln's connections
 // will speak TLS.
-func (p *Proxy) guardListener(ln net.Listener, tls bool) net.Listener {
+func (p *Proxy) guardListener(ln net.Listener, tls bool) net.Listener { return p.guard(ln, tls) }
+
+// guard returns ln's guarded form, as guardListener does.
+func (p *Proxy) guard(ln net.Listener, tls bool) guardListener {
 	return guardListener{
 		Listener: ln, acc: acceptorFor(ln), limit: p.ipLimit, tls: tls,
 		log: p.log, closed: &closeOnce{ch: make(chan struct{})},
@@ -76,6 +80,9 @@ func (l guardListener) Accept() (net.Conn, error) {
 		}
 		g.sockConn.init(c)
 		g.io.waitFirst()
+		if _, ok := c.(*fdConn); ok {
+			g.parker = l.parker
+		}
 		return g, nil
 	}
 }
@@ -116,11 +123,26 @@ type guardConn struct {
 
 	plain bool     // fasthttp reads the connection in plain text (not through TLS)
 	head  headScan // the request head being read, while plain (headscan.go)
+
+	// Parking while idle (park.go): the parker, nil when the connection
+	// is not parked; its park state; the Closes that came while it was
+	// leaving fasthttp (under the parker's mutex); its descriptor while held.
+	parker      *parker
+	park        atomic.Int32
+	leaveCloses int
+	parkFD      int32
 }
 
 // Read implements net.Conn.
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.sockConn.Read(b)
+	for c.park.Load() == parkAsked {
+		var again bool
+		if n, again, err = c.parkRead(n, err); !again {
+			break
+		}
+		n, err = c.sockConn.Read(b)
+	}
 	if c.plain && c.head.read(b[:n]) && err == nil {
 		err = errBareLF
 	}
@@ -133,8 +155,20 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Close implements net.Conn.
+// Close implements net.Conn. The Close of a connection being parked, or
+// held, is the parker's (closeParked).
 func (c *guardConn) Close() error {
+	if c.parker != nil {
+		if st := c.park.Load(); (st == parkLeaving || st == parkHeld) && c.parker.closeParked(c) {
+			return nil
+		}
+	}
+	return c.closeConn()
+}
+
+// closeConn closes the connection and frees its place under the
+// per-address limit.
+func (c *guardConn) closeConn() error {
 	if l := c.limit.Swap(nil); l != nil {
 		l.put(c.peer)
 	}

@@ -39,7 +39,7 @@ func (quietLogger) Printf(string, ...any) {}
 // which a test can kill (listener and every connection closed at once, as
 // when the process dies) and restart on the same address.
 type testBackend struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	addr    string
 	handler *backend.Handler
@@ -56,7 +56,7 @@ type testBackend struct {
 	frozen chan struct{} // non-nil while frozen; closed to thaw
 }
 
-func startBackend(t *testing.T, name string) *testBackend {
+func startBackend(t testing.TB, name string) *testBackend {
 	t.Helper()
 	b := &testBackend{t: t, name: name, handler: backend.New(name)}
 	b.listen("127.0.0.1:0")
@@ -226,7 +226,7 @@ func (rb *rawBackend) readRequest(r *bufio.Reader) (*http.Request, bool) {
 }
 
 // startProxy runs a proxy over backends on a loopback port.
-func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
+func startProxy(t testing.TB, cfg Config) (*Proxy, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
@@ -315,7 +315,7 @@ func getWith(t *testing.T, c *http.Client, url string, header ...string) (int, s
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -376,7 +376,7 @@ func requestGoroutines() int {
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		if !strings.Contains(g, "Load-Balancee/proxy.") || strings.Contains(g, "_test.go") ||
-			strings.Contains(g, "proxy.(*watchdog).run") {
+			strings.Contains(g, "proxy.(*watchdog).run") || strings.Contains(g, "proxy.(*parker).run") {
 			continue
 		}
 		count++

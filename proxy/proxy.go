@@ -304,6 +304,7 @@ type Proxy struct {
 	// has begun (server.go: serve).
 	lnMu      sync.Mutex
 	listeners []net.Listener
+	parker    *parker // holds idle connections of the plain listeners (park.go), once one is served; under lnMu
 	shut      bool
 
 	ipLimit *ipLimit // nil: no per-address connection limit (iplimit.go)

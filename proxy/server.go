@@ -61,11 +61,16 @@ func (p *Proxy) Server() *fasthttp.Server {
 // With HTTP2Config.H2C, connections that open with the HTTP/2 preface are
 // served as HTTP/2.
 func (p *Proxy) Serve(ln net.Listener) error {
-	ln = p.guardListener(ln, false)
+	gl := p.guard(ln, false)
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
-		ln = &h2cListener{Listener: ln, s: p.h2}
+		return p.serve(&h2cListener{Listener: gl, s: p.h2})
 	}
-	return p.serve(ln)
+	if gl.acc != nil && p.cfg.MaxConns == 0 {
+		// Idle connections are parked (park.go); under -max-conns they
+		// keep their goroutines, which fasthttp counts.
+		gl.parker = p.parkerOf()
+	}
+	return p.serve(gl)
 }
 
 // serve runs the fasthttp server on ln unless Shutdown has begun. fasthttp
@@ -139,10 +144,17 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, ln := range p.listeners {
 		ln.Close() // fasthttp closes those it knows of again: harmless
 	}
+	pk := p.parker
 	p.lnMu.Unlock()
+	if pk != nil {
+		pk.close() // parked connections are idle ones: closed, as fasthttp closes its own
+	}
 	err := p.Server().ShutdownWithContext(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil // the listeners closed above
+	}
+	if pk != nil {
+		pk.closeServing()
 	}
 	if h2done != nil {
 		if herr := <-h2done; err == nil {
@@ -164,6 +176,14 @@ func (p *Proxy) connState(c net.Conn, state fasthttp.ConnState) {
 	case fasthttp.StateNew:
 		p.traffic.ConnOpened()
 	case fasthttp.StateClosed:
+		if g := clientOf(c); g != nil && g.park.Load() == parkLeaving {
+			// Its idle read ended for parking: it stays open, counted
+			// and timed, in the parker.
+			g.releaseBody()
+			if g.parker.hold(g) {
+				return
+			}
+		}
 		p.traffic.ConnClosed()
 		// A hijacked connection is a tunnel's now, and stays open and
 		// counted until the tunnel ends (runTunnel).

@@ -115,6 +115,7 @@ type clientConn struct {
 	phase atomic.Uint32
 	since atomic.Int64 // coarse unix nanoseconds the phase began
 	inSet int          // its place in the watchdog's clientSet (see connSet)
+	guard *guardConn   // the connection, when it may be parked while idle (park.go); else nil
 }
 
 func (c *clientConn) slot() *int { return &c.inSet }
@@ -134,6 +135,9 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			// handler finds it without a lookup.
 			g.rec = clientConn{conn: c}
 			cc := &g.rec
+			if g.parker != nil && c == net.Conn(g) {
+				cc.guard = g
+			}
 			cc.enter(phaseHeader, w.now())
 			if g.io.on() {
 				cc.io = &g.io
@@ -230,6 +234,9 @@ func (w *watchdog) sweepClients(now int64) {
 			limit = w.limits.write
 		case phaseIdle:
 			limit = w.limits.idle
+			if g := cc.guard; g != nil && now-cc.since.Load() > int64(parkAfter) {
+				g.askPark()
+			}
 		}
 		if cc.io != nil {
 			cc.io.wake(waitedSince)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // idleResult is a peer's memory with idle keep-alive client connections.
@@ -20,6 +21,12 @@ type idleReport struct {
 	Conns   []int        `json:"connections"`
 	Results []idleResult `json:"results"`
 }
+
+// Pacing of the connections opened for the memory figure (idleOne).
+const (
+	idleStep  = 1000
+	idlePause = 1500 * time.Millisecond
+)
 
 // idleLevels returns the connection counts to measure at: 64 and n.
 func idleLevels(n int) []int {
@@ -60,8 +67,22 @@ func (h *harness) idleOne(ctx context.Context, p *peer, levels []int, r *idleRes
 	holder := &connHolder{addr: p.addr, path: "/bytes/20"}
 	defer holder.close()
 	for _, n := range levels {
-		if err := holder.grow(ctx, n); err != nil {
-			return err
+		// Clients arrive over seconds, not in one burst: idleStep at a
+		// time, idlePause apart, and the figure is read idlePause after
+		// the last, so that a proxy that frees what an idle connection
+		// holds (the balancer parks one idle for a second) is measured
+		// as it runs, not at the peak of a burst. Every peer is paced
+		// alike.
+		for held := len(holder.conns); held < n; {
+			held = min(n, held+idleStep)
+			if err := holder.grow(ctx, held); err != nil {
+				return err
+			}
+			select {
+			case <-time.After(idlePause):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if alive := holder.alive(); alive != n {
 			return fmt.Errorf("%d of %d idle connections still open", alive, n)

@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// keptConn is a client's keep-alive connection, read and written by hand.
+type keptConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialKept(t *testing.T, url string) *keptConn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keptConn{Conn: c, r: bufio.NewReader(c)}
+}
+
+// get sends a GET and reads its answer: the status and the backend it names.
+func (k *keptConn) get(t *testing.T) (int, string) {
+	t.Helper()
+	k.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(k, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	resp, err := http.ReadResponse(k.r, nil)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.Close {
+		t.Fatalf("body %q, %v, close %v: want a whole answer on a kept connection", body, err, resp.Close)
+	}
+	return resp.StatusCode, backendOf(string(body))
+}
+
+// closed waits for the proxy to close the connection.
+func (k *keptConn) closed(t *testing.T, within time.Duration) {
+	t.Helper()
+	k.SetReadDeadline(time.Now().Add(within))
+	if b, err := k.r.ReadByte(); err != io.EOF {
+		t.Fatalf("read %q, %v: want the proxy to close the connection within %v", b, err, within)
+	}
+}
+
+func parked(p *Proxy) int {
+	if pk := p.parkerOf(); pk != nil {
+		return pk.Len()
+	}
+	return -1
+}
+
+// TestIdleConnectionParked: a keep-alive connection idle for parkAfter is
+// held without a goroutine, stays open and counted, and is served again
+// when its next request comes, as many times as it goes idle; a client's
+// close, the idle timeout and Shutdown end it as they end any.
+func TestIdleConnectionParked(t *testing.T) {
+	t.Run("served again", func(t *testing.T) { // alone: it counts goroutines
+		a := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
+		const n = 20
+		conns := make([]*keptConn, n)
+		for i := range conns {
+			conns[i] = dialKept(t, url)
+			if status, name := conns[i].get(t); status != http.StatusOK || name != "a" {
+				t.Fatalf("first request: %d from %q", status, name)
+			}
+		}
+		for round := range 2 {
+			waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
+			if open := p.Traffic().Snapshot().Conns; open != n {
+				t.Errorf("round %d: %d connections counted open, want %d", round, open, n)
+			}
+			if g := goroutinesIn("proxy.(*guardConn).Read"); g != 0 {
+				t.Errorf("round %d: %d goroutines serve parked connections, want none", round, g)
+			}
+			// All come back at once.
+			var wg sync.WaitGroup
+			for _, c := range conns {
+				wg.Go(func() {
+					if status, name := c.get(t); status != http.StatusOK || name != "a" {
+						t.Errorf("round %d: %d from %q after parking", round, status, name)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		if got := a.hits.Load(); got != 3*n {
+			t.Errorf("backend saw %d requests, want %d", got, 3*n)
+		}
+		if total := p.Traffic().Snapshot().ConnsTotal; total != n {
+			t.Errorf("%d connections opened in all, want %d: parking must not count anew", total, n)
+		}
+		// The client closes a parked connection: it is let go and no
+		// longer counted.
+		waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
+		conns[0].Close()
+		waitFor(t, "the closed connection to be let go", 5*time.Second, func() bool {
+			return parked(p) == n-1 && p.Traffic().Snapshot().Conns == n-1
+		})
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		t.Parallel()
+		a := startBackend(t, "a")
+		const idle = 2 * time.Second
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, ClientIdleTimeout: idle})
+		c := dialKept(t, url)
+		c.get(t)
+		start := time.Now()
+		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		c.closed(t, 10*time.Second)
+		if d := time.Since(start); d < idle {
+			t.Errorf("closed after %v idle, before the idle timeout %v", d, idle)
+		}
+		waitFor(t, "the connection to be let go", 5*time.Second, func() bool {
+			return parked(p) == 0 && p.Traffic().Snapshot().Conns == 0
+		})
+	})
+	t.Run("per-address limit", func(t *testing.T) {
+		t.Parallel()
+		a := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConnsPerIP: 1})
+		c := dialKept(t, url)
+		c.get(t)
+		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		// A parked connection still holds its place.
+		extra := dialKept(t, url)
+		extra.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(extra, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, err := http.ReadResponse(extra.r, nil); err != nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("a second connection from the address: %v, %v; want 429", resp, err)
+		}
+		c.Close()
+		waitFor(t, "the parked connection's place to free", 5*time.Second, func() bool {
+			return p.Traffic().Snapshot().Conns == 0
+		})
+		if status, _ := dialKept(t, url).get(t); status != http.StatusOK {
+			t.Errorf("after the parked connection closed: %d, want 200", status)
+		}
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		t.Parallel()
+		a := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
+		c := dialKept(t, url)
+		c.get(t)
+		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown with a parked connection: %v", err)
+		}
+		c.closed(t, 5*time.Second)
+		if n := p.Traffic().Snapshot().Conns; n != 0 {
+			t.Errorf("%d connections counted open after shutdown", n)
+		}
+	})
+	t.Run("request as the sweep asks", func(t *testing.T) {
+		t.Parallel()
+		// The sweep saw the connection idle a moment before its next
+		// request began: the ask comes while the header is half read.
+		a := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
+		c := dialKept(t, url)
+		c.get(t)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHo")
+		var g *guardConn
+		waitFor(t, "the request to begin", 5*time.Second, func() bool {
+			for _, cc := range p.wd.clients.snapshot() {
+				if cc.guard != nil && cc.phase.Load() == phaseHeader {
+					g = cc.guard
+					return true
+				}
+			}
+			return false
+		})
+		g.askPark()
+		io.WriteString(c, "st: x\r\n\r\n")
+		resp, err := http.ReadResponse(c.r, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("a request the sweep asked to park in the middle of: %v, %v; want 200", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if st := g.park.Load(); st != parkNone {
+			t.Errorf("park state %d after the request, want none", st)
+		}
+	})
+	t.Run("not under -max-conns", func(t *testing.T) {
+		t.Parallel()
+		a := startBackend(t, "a")
+		p, _ := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConns: 10})
+		p.lnMu.Lock()
+		pk := p.parker
+		p.lnMu.Unlock()
+		if pk != nil {
+			t.Error("a parker runs under -max-conns, whose count fasthttp keeps only of the connections it serves")
+		}
+	})
+}
+
+// BenchmarkIdleConnectionMemory reports what an idle keep-alive client
+// connection costs the proxy's heap and goroutine stacks once the runtime
+// has collected (KiB/conn), parked and, under -max-conns, not. The client
+// side of the connections, in this same process, is left out by holding
+// bare sockets, counted in the baseline.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		maxConns int
+	}{{"parked", 0}, {"with goroutine", 100000}} {
+		b.Run(tc.name, func(b *testing.B) {
+			const n = 2000
+			a := startBackend(b, "a")
+			p, url := startProxy(b, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConns: tc.maxConns})
+			addr := strings.TrimPrefix(url, "http://")
+			conns := make([]net.Conn, 0, n)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			var before, after runtime.MemStats
+			for range b.N {
+				settle(&before)
+				for range n {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						b.Fatal(err)
+					}
+					conns = append(conns, c)
+				}
+				buf := make([]byte, 4096)
+				for _, c := range conns[len(conns)-n:] {
+					io.WriteString(c, "GET /bytes/20 HTTP/1.1\r\nHost: x\r\n\r\n")
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					if m, err := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:m]), "HTTP/1.1 200") {
+						b.Fatalf("answer %q, %v", buf[:m], err)
+					}
+				}
+				if tc.maxConns == 0 {
+					waitFor(b, "the connections to be parked", 30*time.Second, func() bool { return parked(p) == len(conns) })
+				}
+				settle(&after)
+			}
+			used := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+			b.ReportMetric(used/1024/float64(n), "KiB/conn")
+		})
+	}
+}
+
+// settle collects until the heap holds only what is live, then reads the
+// memory statistics.
+func settle(m *runtime.MemStats) {
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(m)
+}
