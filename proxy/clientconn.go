@@ -125,11 +125,13 @@ type guardConn struct {
 	head  headScan // the request head being read, while plain (headscan.go)
 
 	// Parking while idle (park.go): the parker, nil when the connection
-	// is not parked; its park state; the Closes that came while it was
-	// leaving fasthttp (under the parker's mutex); its descriptor while held.
+	// is not parked; its park state; under the parker's mutex, the Closes
+	// that came while it was leaving fasthttp and whether one came while
+	// it was served; its descriptor while held.
 	parker      *parker
 	park        atomic.Int32
 	leaveCloses int
+	closed      bool
 	parkFD      int32
 }
 
@@ -158,10 +160,8 @@ func (c *guardConn) Read(b []byte) (int, error) {
 // Close implements net.Conn. The Close of a connection being parked, or
 // held, is the parker's (closeParked).
 func (c *guardConn) Close() error {
-	if c.parker != nil {
-		if st := c.park.Load(); (st == parkLeaving || st == parkHeld) && c.parker.closeParked(c) {
-			return nil
-		}
+	if c.parker != nil && c.parker.closeParked(c) {
+		return nil
 	}
 	return c.closeConn()
 }

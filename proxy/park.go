@@ -132,6 +132,12 @@ func (pk *parker) take(fd int32) *guardConn {
 		return nil
 	}
 	pk.forgetLocked(fd)
+	if g.cc != nil {
+		// No longer idle: the sweep must not ask it to park before its
+		// request is read (ServeConn reports no StateNew, and StateActive
+		// only once the first byte is in).
+		g.cc.enter(phaseHeader, pk.p.wd.now())
+	}
 	g.park.Store(parkNone)
 	g.leaveCloses = 0
 	return g
@@ -154,8 +160,12 @@ func (pk *parker) serve(g *guardConn) {
 	})
 	switch {
 	case e == syscall.EAGAIN:
-		// Nothing after all (an event for a reused descriptor): back in.
+		// Nothing after all (an event for a reused descriptor): back in,
+		// as if fasthttp had let it go (no Close of fasthttp's will come).
+		pk.mu.Lock()
 		g.park.Store(parkLeaving)
+		g.leaveCloses = 1
+		pk.mu.Unlock()
 		if !pk.hold(g) {
 			pk.p.closedParked(g)
 		}
@@ -177,7 +187,11 @@ func (pk *parker) serve(g *guardConn) {
 		return
 	}
 	g.unpark()
-	pk.srv.ServeConn(g) //nolint:errcheck // fasthttp closes the connection and reports its end (StateClosed)
+	if err := pk.srv.ServeConn(g); errors.Is(err, fasthttp.ErrConcurrencyLimit) {
+		// Refused (a 503, and closed) without the StateClosed that
+		// accounts for the end of any connection it serves.
+		pk.p.closedParked(g)
+	}
 	pk.mu.Lock()
 	delete(pk.serving, g)
 	pk.mu.Unlock()
@@ -206,7 +220,7 @@ func (pk *parker) closeServing() {
 func (pk *parker) hold(g *guardConn) bool {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
-	if pk.closed || g.leaveCloses > 1 {
+	if pk.closed || g.leaveCloses > 1 || g.closed {
 		// Someone closed it beside fasthttp's own Close.
 		g.park.Store(parkNone)
 		g.closeConn()
@@ -230,10 +244,10 @@ func (pk *parker) hold(g *guardConn) bool {
 	return true
 }
 
-// closeParked is a Close of a connection that is leaving fasthttp or held:
-// one leaving is closed by hold, as it would have been held; a held one
-// is taken out and closed here. It reports false when the connection is
-// served again meanwhile, for the caller to close it as usual.
+// closeParked is a Close of a connection the parker may hold: one leaving
+// fasthttp is closed by hold, as it would have been held; a held one is
+// taken out and closed here. It reports false for any other, marked
+// closed for hold first, for the caller to close it as usual.
 func (pk *parker) closeParked(g *guardConn) bool {
 	pk.mu.Lock()
 	switch g.park.Load() {
@@ -253,6 +267,9 @@ func (pk *parker) closeParked(g *guardConn) bool {
 		pk.p.closedParked(g)
 		return true
 	}
+	// Before the descriptor closes: a hold after it must not register a
+	// descriptor being closed (its number may then go to another socket).
+	g.closed = true
 	pk.mu.Unlock()
 	return false
 }

@@ -199,6 +199,40 @@ func TestIdleConnectionParked(t *testing.T) {
 			t.Errorf("park state %d after the request, want none", st)
 		}
 	})
+	t.Run("resumed as the sweep runs", func(t *testing.T) {
+		t.Parallel()
+		// A sweep between the parker taking the connection back and its
+		// first read must not see it idle (since it went idle) and ask
+		// it to park again: the first read of a resumed connection is
+		// its first request's, which fasthttp would answer with a 400.
+		a := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
+		c := dialKept(t, url)
+		c.get(t)
+		pk := p.parkerOf()
+		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return pk.Len() == 1 })
+		pk.mu.Lock()
+		var fd int32
+		for fd = range pk.held {
+		}
+		pk.mu.Unlock()
+		// As run and serve do on the request's arrival, step by step here,
+		// with the sweep between.
+		g := pk.take(fd)
+		if g == nil {
+			t.Fatal("the parked connection was not there to take")
+		}
+		g.unpark()
+		p.wd.sweepClients(p.wd.now() + int64(2*parkAfter))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		go pk.srv.ServeConn(g) //nolint:errcheck // the answer tells
+		resp, err := http.ReadResponse(c.r, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("a resumed connection the sweep ran over: %v, %v; want 200", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+	})
 	t.Run("not under -max-conns", func(t *testing.T) {
 		t.Parallel()
 		a := startBackend(t, "a")
