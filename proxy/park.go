@@ -132,6 +132,7 @@ func (pk *parker) take(fd int32) *guardConn {
 		return nil
 	}
 	pk.forgetLocked(fd)
+	pk.p.traffic.ConnUnparked()
 	if g.cc != nil {
 		// No longer idle: the sweep must not ask it to park before its
 		// request is read (ServeConn reports no StateNew, and StateActive
@@ -239,6 +240,7 @@ func (pk *parker) hold(g *guardConn) bool {
 		return false
 	}
 	pk.held[fd] = g
+	pk.p.traffic.ConnParked()
 	g.parkFD = fd
 	g.park.Store(parkHeld)
 	return true
@@ -260,6 +262,7 @@ func (pk *parker) closeParked(g *guardConn) bool {
 	case parkHeld:
 		if pk.held[g.parkFD] == g {
 			pk.forgetLocked(g.parkFD)
+			pk.p.traffic.ConnUnparked()
 		}
 		g.park.Store(parkNone)
 		pk.mu.Unlock()
@@ -287,6 +290,7 @@ func (pk *parker) close() {
 	for fd, g := range pk.held {
 		held = append(held, g)
 		pk.forgetLocked(fd)
+		pk.p.traffic.ConnUnparked()
 		g.park.Store(parkNone)
 	}
 	pk.mu.Unlock()

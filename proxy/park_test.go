@@ -81,8 +81,8 @@ func TestIdleConnectionParked(t *testing.T) {
 		}
 		for round := range 2 {
 			waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
-			if open := p.Traffic().Snapshot().Conns; open != n {
-				t.Errorf("round %d: %d connections counted open, want %d", round, open, n)
+			if st := p.Traffic().Snapshot(); st.Conns != n || st.ConnsParked != n {
+				t.Errorf("round %d: %d connections counted open, %d parked; want %d and %d", round, st.Conns, st.ConnsParked, n, n)
 			}
 			if g := goroutinesIn("proxy.(*guardConn).Read"); g != 0 {
 				t.Errorf("round %d: %d goroutines serve parked connections, want none", round, g)
@@ -109,8 +109,15 @@ func TestIdleConnectionParked(t *testing.T) {
 		waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
 		conns[0].Close()
 		waitFor(t, "the closed connection to be let go", 5*time.Second, func() bool {
-			return parked(p) == n-1 && p.Traffic().Snapshot().Conns == n-1
+			st := p.Traffic().Snapshot()
+			return parked(p) == n-1 && st.Conns == n-1 && st.ConnsParked == n-1
 		})
+		for _, c := range conns[1:] {
+			c.get(t)
+		}
+		if st := p.Traffic().Snapshot(); st.ConnsParked != 0 {
+			t.Errorf("%d connections counted parked while all are being served", st.ConnsParked)
+		}
 	})
 	t.Run("idle timeout", func(t *testing.T) {
 		t.Parallel()
@@ -164,8 +171,8 @@ func TestIdleConnectionParked(t *testing.T) {
 			t.Errorf("shutdown with a parked connection: %v", err)
 		}
 		c.closed(t, 5*time.Second)
-		if n := p.Traffic().Snapshot().Conns; n != 0 {
-			t.Errorf("%d connections counted open after shutdown", n)
+		if st := p.Traffic().Snapshot(); st.Conns != 0 || st.ConnsParked != 0 {
+			t.Errorf("%d connections counted open, %d parked after shutdown", st.Conns, st.ConnsParked)
 		}
 	})
 	t.Run("request as the sweep asks", func(t *testing.T) {

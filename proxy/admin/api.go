@@ -107,6 +107,7 @@ type trafficJSON struct {
 	Connections      int64             `json:"connections"`
 	ConnectionsTotal uint64            `json:"connections_total"`
 	ConnsRefused     uint64            `json:"connections_refused"` // too many from one address
+	ConnsParked      int64             `json:"connections_parked"`  // of the connections, idle ones held without a goroutine
 	BytesIn          uint64            `json:"received_bytes"`
 	BytesOut         uint64            `json:"sent_bytes"`
 	HTTP2Requests    uint64            `json:"http2_requests"`    // of the requests, those over HTTP/2
@@ -307,6 +308,7 @@ func (s *Server) serveStatus(ctx *fasthttp.RequestCtx) {
 			Connections:      t.Conns,
 			ConnectionsTotal: t.ConnsTotal,
 			ConnsRefused:     t.ConnsRefused,
+			ConnsParked:      t.ConnsParked,
 			BytesIn:          t.BytesIn,
 			BytesOut:         t.BytesOut,
 			HTTP2Requests:    t.HTTP2Requests,

@@ -74,6 +74,8 @@ func (s *Server) writeGlobal(e *exposition) {
 	e.int(n+"client_connections", "", t.Conns)
 	e.family(n+"client_connections_total", "counter", "Client connections accepted.")
 	e.uint(n+"client_connections_total", "", t.ConnsTotal)
+	e.family(n+"client_connections_parked", "gauge", "Idle client connections held without a goroutine now (included in client_connections).")
+	e.int(n+"client_connections_parked", "", t.ConnsParked)
 	e.family(n+"client_connections_refused_total", "counter", "Client connections refused as they were accepted: too many open from their address (-max-conns-per-ip).")
 	e.uint(n+"client_connections_refused_total", "", t.ConnsRefused)
 

@@ -218,6 +218,7 @@ type Traffic struct {
 	h1ViaNet     atomic.Uint64
 	h2Conns      atomic.Int64
 	h2ConnsTotal atomic.Uint64
+	parked       atomic.Int64
 	_            cacheLinePad
 }
 
@@ -262,6 +263,14 @@ func (t *Traffic) ConnRefused() { t.refused.Add(1) }
 // owner, as a hijacked one is).
 func (t *Traffic) ConnClosed() { t.conns.Add(-1) }
 
+// ConnParked records an idle client connection set aside without a
+// goroutine (it is still counted open); ConnUnparked, one taken back to be
+// served or closed.
+func (t *Traffic) ConnParked() { t.parked.Add(1) }
+
+// ConnUnparked: see ConnParked.
+func (t *Traffic) ConnUnparked() { t.parked.Add(-1) }
+
 // NetPathRequest records a request proxied by the net/http path, beside
 // Request: one that came over HTTP/2 (h2 true), or over HTTP/1.1 to a pool
 // with HTTP/2 backends.
@@ -290,6 +299,7 @@ type TrafficStats struct {
 	Conns        int64                 // client connections open now
 	ConnsTotal   uint64                // client connections accepted
 	ConnsRefused uint64                // client connections refused: too many from one address
+	ConnsParked  int64                 // of Conns, idle ones held without a goroutine
 	BytesIn      uint64                // received from clients
 	BytesOut     uint64                // sent to clients
 	StartedUnix  int64                 // when counting began, unix seconds
@@ -307,6 +317,7 @@ func (t *Traffic) Snapshot() TrafficStats {
 		Conns:        t.conns.Load(),
 		ConnsTotal:   t.connsTotal.Load(),
 		ConnsRefused: t.refused.Load(),
+		ConnsParked:  t.parked.Load(),
 		BytesIn:      t.bytesIn.Load(),
 		BytesOut:     t.bytesOut.Load(),
 		StartedUnix:  t.startedUnix,
