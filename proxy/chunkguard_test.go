@@ -28,7 +28,7 @@ func TestChunkExtensionLimit(t *testing.T) {
 		TLS:      &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
 	})
 	_, viaNet := startProxy(t, Config{Backends: []string{startH2Backend(t, "h2", nil).URL()}, Health: HealthConfig{Interval: time.Hour}})
-	// With a per-address limit (iplimit.go).
+	// With a per-address limit (connlimit.go).
 	perIP := startTLSProxy(t, Config{
 		Backends:      []string{startBackend(t, "b").URL()},
 		Health:        HealthConfig{Interval: -1},

@@ -11,12 +11,12 @@ import (
 
 // guardListener wraps the connections of the proxy's own listeners in
 // guardConn, beneath TLS where there is TLS, and refuses those over the
-// per-address limit (iplimit.go).
+// connection limits (connlimit.go).
 type guardListener struct {
 	net.Listener
 	acc    *acceptor    // accepts fdConns from a TCP listener (fdconn.go); nil: net does
 	parker *parker      // holds its idle connections (park.go); nil: they keep their goroutines
-	limit  *ipLimit     // nil: no per-address limit
+	limit  *connLimit   // nil: no connection limit
 	tls    bool         // TLS is spoken above: a refusal cannot be answered
 	log    *slog.Logger // for accepts that wait (acceptWaiting)
 	closed *closeOnce   // closed with the listener: ends an accept's wait
@@ -49,7 +49,7 @@ func (p *Proxy) guardListener(ln net.Listener, tls bool) net.Listener { return p
 // guard returns ln's guarded form, as guardListener does.
 func (p *Proxy) guard(ln net.Listener, tls bool) guardListener {
 	return guardListener{
-		Listener: ln, acc: acceptorFor(ln), limit: p.ipLimit, tls: tls,
+		Listener: ln, acc: acceptorFor(ln), limit: p.connLimit, tls: tls,
 		log: p.log, closed: &closeOnce{ch: make(chan struct{})},
 	}
 }
@@ -72,8 +72,8 @@ func (l guardListener) Accept() (net.Conn, error) {
 		}
 		g := &guardConn{peer: peer}
 		if l.limit != nil {
-			if !l.limit.take(peer) {
-				l.limit.refuse(c, peer, l.tls)
+			if why := l.limit.take(peer); why != admitted {
+				l.limit.refuse(c, peer, l.tls, why)
 				continue
 			}
 			g.limit.Store(l.limit)
@@ -115,7 +115,7 @@ type guardConn struct {
 
 	// limit counts the connection by peer until its first Close (which
 	// may come from the watchdog and the server both), or is nil.
-	limit atomic.Pointer[ipLimit]
+	limit atomic.Pointer[connLimit]
 
 	heldBody *bodyBuf // the body of the response being written (respbody.go)
 

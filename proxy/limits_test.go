@@ -84,6 +84,9 @@ func TestConnectionLimits(t *testing.T) {
 			if !strings.Contains(status, http.StatusText(tc.status)) {
 				t.Errorf("fourth connection got %q, want %d", status, tc.status)
 			}
+			if n := p.Traffic().Snapshot().ConnsRefused; n != 1 {
+				t.Errorf("%d refusals counted, want 1", n)
+			}
 		})
 	}
 }
@@ -284,8 +287,8 @@ func TestConnectionsPerAddress(t *testing.T) {
 	bare.Close()
 }
 
-func TestIPLimit(t *testing.T) {
-	l := newIPLimit(2, pool.NewTraffic(), discardLogger())
+func TestConnLimit(t *testing.T) {
+	l := newConnLimit(0, 2, pool.NewTraffic(), discardLogger())
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
 	for _, step := range []struct {
 		op   string
@@ -299,7 +302,7 @@ func TestIPLimit(t *testing.T) {
 	} {
 		switch step.op {
 		case "take":
-			if got := l.take(step.addr); got != step.want {
+			if got := l.take(step.addr) == admitted; got != step.want {
 				t.Fatalf("take(%v) = %v, want %v (counts %v)", step.addr, got, step.want, l.open)
 			}
 		case "put":
@@ -312,5 +315,39 @@ func TestIPLimit(t *testing.T) {
 	l.put(b)
 	if _, ok := l.open[b]; ok || len(l.open) != 1 {
 		t.Errorf("counts %v after the last of %v closed, want only %v", l.open, b, a)
+	}
+
+	// Both limits: 3 in all, 2 from an address. The limit in all comes
+	// first, and a refusal counts nothing.
+	l = newConnLimit(3, 2, pool.NewTraffic(), discardLogger())
+	for i, step := range []struct {
+		put  bool
+		addr netip.Addr
+		want int
+	}{
+		{false, a, admitted}, {false, a, admitted}, {false, a, tooManyFromAddr},
+		{false, b, admitted}, {false, b, tooManyInAll}, {true, a, admitted},
+		{false, b, admitted}, {false, b, tooManyInAll},
+	} {
+		if step.put {
+			l.put(step.addr)
+			continue
+		}
+		if got := l.take(step.addr); got != step.want {
+			t.Fatalf("step %d: take(%v) = %d, want %d (%d in all, %v)", i, step.addr, got, step.want, l.all, l.open)
+		}
+	}
+	if l.all != 3 || l.open[a] != 1 || l.open[b] != 2 {
+		t.Errorf("%d in all, %v by address; want 3, and 1 and 2", l.all, l.open)
+	}
+
+	// In all only: addresses are not counted.
+	l = newConnLimit(1, 0, pool.NewTraffic(), discardLogger())
+	if l.take(a) != admitted || l.take(b) != tooManyInAll || len(l.open) != 0 {
+		t.Errorf("limit of 1 in all: %d in all, %v by address", l.all, l.open)
+	}
+	l.put(a)
+	if l.take(b) != admitted {
+		t.Error("no room after the only connection closed")
 	}
 }

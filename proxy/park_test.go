@@ -240,15 +240,26 @@ func TestIdleConnectionParked(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 	})
-	t.Run("not under -max-conns", func(t *testing.T) {
+	t.Run("-max-conns", func(t *testing.T) {
 		t.Parallel()
+		// A parked connection counts under the limit in all, as under
+		// the per-address one, though fasthttp no longer serves it.
 		a := startBackend(t, "a")
-		p, _ := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConns: 10})
-		p.lnMu.Lock()
-		pk := p.parker
-		p.lnMu.Unlock()
-		if pk != nil {
-			t.Error("a parker runs under -max-conns, whose count fasthttp keeps only of the connections it serves")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConns: 1})
+		c := dialKept(t, url)
+		c.get(t)
+		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		status, _ := rawRequest(t, url, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if !strings.Contains(status, "503") {
+			t.Fatalf("a second connection with one parked under -max-conns=1: %q, want 503", status)
+		}
+		if status, _ := c.get(t); status != http.StatusOK {
+			t.Errorf("the parked connection, served again: %d", status)
+		}
+		c.Close()
+		waitFor(t, "the connection's place to free", 5*time.Second, func() bool { return p.Traffic().Snapshot().Conns == 0 })
+		if status, _ := dialKept(t, url).get(t); status != http.StatusOK {
+			t.Errorf("after the parked connection closed: %d, want 200", status)
 		}
 	})
 }

@@ -170,9 +170,13 @@ type Config struct {
 	// returns. It may not be set together with UpstreamProxy.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 
-	// MaxConns caps the client connections served at once; beyond it new
-	// ones are refused at once with a 503. Zero means no limit of ours
-	// (fasthttp's 262,144).
+	// MaxConns caps the client connections open at once, across the
+	// listeners the proxy serves (Serve, ServeTLS), idle and tunnelled ones
+	// included; beyond it a new one is refused as it is accepted: a plain
+	// one with a 503 answer, a TLS one by closing it. Zero means no limit
+	// of ours (fasthttp's 262,144 connections served at once). A proxy
+	// mounted in someone else's server gets fasthttp's count instead,
+	// through Server's Concurrency.
 	MaxConns int
 	// MaxConnsPerIP caps the connections open at once from one client
 	// address, across the listeners the proxy serves (Serve, ServeTLS);
@@ -307,7 +311,7 @@ type Proxy struct {
 	parker    *parker // holds idle connections of the plain listeners (park.go), once one is served; under lnMu
 	shut      bool
 
-	ipLimit *ipLimit // nil: no per-address connection limit (iplimit.go)
+	connLimit *connLimit // nil: no connection limit (connlimit.go)
 
 	// The live configuration (reload.go), changed under mu.
 	mu          sync.Mutex
@@ -369,8 +373,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.RateLimit > 0 {
 		p.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
-	if cfg.MaxConnsPerIP > 0 {
-		p.ipLimit = newIPLimit(cfg.MaxConnsPerIP, p.traffic, p.log)
+	if cfg.MaxConns > 0 || cfg.MaxConnsPerIP > 0 {
+		p.connLimit = newConnLimit(cfg.MaxConns, cfg.MaxConnsPerIP, p.traffic, p.log)
 	}
 	if cfg.TryTimeout > 0 && cfg.TryTimeout < cfg.BackendTimeout {
 		p.headerTimeout, p.headerTimeoutFailure = cfg.TryTimeout, failTryTimeout

@@ -23,9 +23,12 @@ func (p *Proxy) Server() *fasthttp.Server {
 			ExpectHandler: p.expectContinue,
 			Logger:        fasthttpLogger{p.log},
 
-			Concurrency: c.MaxConns,
-			// Not MaxConnsPerIP: the proxy's listeners keep that limit
-			// (iplimit.go).
+			// The proxy's listeners keep MaxConns and MaxConnsPerIP
+			// (connlimit.go), counting every connection open, parked and
+			// tunnelled ones too. Concurrency, which counts only those
+			// fasthttp is serving, stays for this server run on listeners
+			// of someone else's; on the proxy's it never refuses first.
+			Concurrency:    c.MaxConns,
 			ReadBufferSize: c.MaxHeaderSize,
 			// fasthttp reads the first min(this, length, 8 KiB) bytes of
 			// a body before calling the handler, under the header
@@ -65,10 +68,8 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
 		return p.serve(&h2cListener{Listener: gl, s: p.h2})
 	}
-	if gl.acc != nil && p.cfg.MaxConns == 0 {
-		// Idle connections are parked (park.go); under -max-conns they
-		// keep their goroutines, which fasthttp counts.
-		gl.parker = p.parkerOf()
+	if gl.acc != nil {
+		gl.parker = p.parkerOf() // idle connections are parked (park.go)
 	}
 	return p.serve(gl)
 }

@@ -76,7 +76,7 @@ func (s *Server) writeGlobal(e *exposition) {
 	e.uint(n+"client_connections_total", "", t.ConnsTotal)
 	e.family(n+"client_connections_parked", "gauge", "Idle client connections held without a goroutine now (included in client_connections).")
 	e.int(n+"client_connections_parked", "", t.ConnsParked)
-	e.family(n+"client_connections_refused_total", "counter", "Client connections refused as they were accepted: too many open from their address (-max-conns-per-ip).")
+	e.family(n+"client_connections_refused_total", "counter", "Client connections refused as they were accepted: too many open in all (-max-conns) or from their address (-max-conns-per-ip).")
 	e.uint(n+"client_connections_refused_total", "", t.ConnsRefused)
 
 	e.family(n+"received_bytes_total", "counter", "Bytes received from clients: request lines, header blocks and bodies, estimated from the parsed request.")
