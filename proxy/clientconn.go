@@ -113,8 +113,9 @@ type guardConn struct {
 	left  int         // bytes the current body read may still take, while armed
 	body  guardedBody // the current request's chunked body, read through the guard
 
-	// limit counts the connection by peer until its first Close (which
-	// may come from the watchdog and the server both), or is nil.
+	// limit counts the connection, in all and by peer, until its first
+	// Close (which may come from the watchdog and the server both), or is
+	// nil.
 	limit atomic.Pointer[connLimit]
 
 	heldBody *bodyBuf // the body of the response being written (respbody.go)
@@ -167,7 +168,7 @@ func (c *guardConn) Close() error {
 }
 
 // closeConn closes the connection and frees its place under the
-// per-address limit.
+// connection limits.
 func (c *guardConn) closeConn() error {
 	if l := c.limit.Swap(nil); l != nil {
 		l.put(c.peer)
