@@ -199,21 +199,20 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, invalid("invalid -health-timeout %v: longer than -health-interval %v", o.proxy.Health.Timeout, o.proxy.Health.Interval)
 	}
 
-	switch {
-	case *tryTimeout < 0:
-		return nil, invalid("invalid -try-timeout %v: must not be negative (0 disables)", *tryTimeout)
-	case *tryTimeout == 0:
-		o.proxy.TryTimeout = -1
-	default:
-		o.proxy.TryTimeout = *tryTimeout
-	}
-	switch {
-	case *tunnelIdle < 0:
-		return nil, invalid("invalid -tunnel-idle-timeout %v: must not be negative (0 disables)", *tunnelIdle)
-	case *tunnelIdle == 0:
-		o.proxy.TunnelIdleTimeout = -1
-	default:
-		o.proxy.TunnelIdleTimeout = *tunnelIdle
+	// Durations that 0 disables: the Config's zero is its default, its
+	// negative is off.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		dst  *time.Duration
+	}{{"try-timeout", *tryTimeout, &o.proxy.TryTimeout}, {"tunnel-idle-timeout", *tunnelIdle, &o.proxy.TunnelIdleTimeout}} {
+		if d.v < 0 {
+			return nil, invalid("invalid -%s %v: must not be negative (0 disables)", d.name, d.v)
+		}
+		*d.dst = d.v
+		if d.v == 0 {
+			*d.dst = -1
+		}
 	}
 	switch {
 	case *ejectAfter < 0:
