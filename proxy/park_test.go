@@ -187,7 +187,10 @@ func TestIdleConnectionParked(t *testing.T) {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHo")
 		var g *guardConn
 		waitFor(t, "the request to begin", 5*time.Second, func() bool {
-			for _, cc := range p.wd.clients.snapshot() {
+			// Not snapshot: its slice is the sweep's.
+			p.wd.clients.mu.Lock()
+			defer p.wd.clients.mu.Unlock()
+			for _, cc := range p.wd.clients.list {
 				if cc.guard != nil && cc.phase.Load() == phaseHeader {
 					g = cc.guard
 					return true
@@ -230,7 +233,9 @@ func TestIdleConnectionParked(t *testing.T) {
 			t.Fatal("the parked connection was not there to take")
 		}
 		g.unpark()
-		p.wd.sweepClients(p.wd.now() + int64(2*parkAfter))
+		// Not sweepClients, whose snapshot is the watchdog's own.
+		now := p.wd.now() + int64(2*parkAfter)
+		p.wd.sweepClient(g.cc, now, now)
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		go pk.srv.ServeConn(g) //nolint:errcheck // the answer tells

@@ -224,34 +224,41 @@ func (w *watchdog) client(c net.Conn) *clientConn {
 func (w *watchdog) sweepClients(now int64) {
 	waitedSince := now - w.wakeClient.Load()
 	for _, cc := range w.clients.snapshot() {
-		var limit time.Duration
-		switch cc.phase.Load() {
-		case phaseHeader:
-			limit = w.limits.header
-		case phaseBody:
-			limit = w.limits.body
-		case phaseWriting:
-			limit = w.limits.write
-		case phaseIdle:
-			limit = w.limits.idle
-			if g := cc.guard; g != nil && now-cc.since.Load() > int64(parkAfter) {
-				g.askPark()
-			}
+		w.sweepClient(cc, now, waitedSince)
+	}
+}
+
+// sweepClient is the sweep of one client connection at now: a wait of
+// its that began before waitedSince is ended, an idle one is asked to
+// park, and one past its phase's limit is dropped.
+func (w *watchdog) sweepClient(cc *clientConn, now, waitedSince int64) {
+	var limit time.Duration
+	switch cc.phase.Load() {
+	case phaseHeader:
+		limit = w.limits.header
+	case phaseBody:
+		limit = w.limits.body
+	case phaseWriting:
+		limit = w.limits.write
+	case phaseIdle:
+		limit = w.limits.idle
+		if g := cc.guard; g != nil && now-cc.since.Load() > int64(parkAfter) {
+			g.askPark()
 		}
-		if cc.io != nil {
-			cc.io.wake(waitedSince)
-		}
-		if limit > 0 && now-cc.since.Load() > int64(limit) {
-			// A slow reader or writer, or an idle keep-alive connection:
-			// drop it, as nginx does on client_header_timeout,
-			// client_body_timeout, send_timeout and keepalive_timeout.
-			abortConn(cc.conn)
-			// Once is enough: the connection's reads and writes fail
-			// now. (A connection an HTTP/2 server took over through a
-			// per-IP wrapper is not closed by it: the server ends it.)
-			w.clients.remove(cc)
-			w.clients.removeConn(cc.conn)
-		}
+	}
+	if cc.io != nil {
+		cc.io.wake(waitedSince)
+	}
+	if limit > 0 && now-cc.since.Load() > int64(limit) {
+		// A slow reader or writer, or an idle keep-alive connection:
+		// drop it, as nginx does on client_header_timeout,
+		// client_body_timeout, send_timeout and keepalive_timeout.
+		abortConn(cc.conn)
+		// Once is enough: the connection's reads and writes fail
+		// now. (A connection an HTTP/2 server took over through a
+		// per-IP wrapper is not closed by it: the server ends it.)
+		w.clients.remove(cc)
+		w.clients.removeConn(cc.conn)
 	}
 }
 
