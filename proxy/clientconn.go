@@ -44,10 +44,7 @@ func (c *closeOnce) done() <-chan struct{} {
 
 // guardListener returns ln's guarded form; tls says that ln's connections
 // will speak TLS.
-func (p *Proxy) guardListener(ln net.Listener, tls bool) net.Listener { return p.guard(ln, tls) }
-
-// guard returns ln's guarded form, as guardListener does.
-func (p *Proxy) guard(ln net.Listener, tls bool) guardListener {
+func (p *Proxy) guardListener(ln net.Listener, tls bool) guardListener {
 	return guardListener{
 		Listener: ln, acc: acceptorFor(ln), limit: p.connLimit, tls: tls,
 		log: p.log, closed: &closeOnce{ch: make(chan struct{})},

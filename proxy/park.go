@@ -133,7 +133,6 @@ func (pk *parker) take(fd int32) *guardConn {
 		return nil
 	}
 	pk.forgetLocked(fd)
-	pk.p.traffic.ConnUnparked()
 	if g.cc != nil {
 		// No longer idle: the sweep must not ask it to park before its
 		// request is read (ServeConn reports no StateNew, and StateActive
@@ -145,8 +144,10 @@ func (pk *parker) take(fd int32) *guardConn {
 	return g
 }
 
-// forgetLocked takes descriptor fd out of the parker's map and epoll.
+// forgetLocked takes descriptor fd, which it holds, out of the parker's
+// map and epoll, and out of the count of those parked.
 func (pk *parker) forgetLocked(fd int32) {
+	pk.p.traffic.ConnUnparked()
 	delete(pk.held, fd)
 	syscall.EpollCtl(pk.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) //nolint:errcheck // not registered: nothing to undo
 }
@@ -173,8 +174,7 @@ func (pk *parker) serve(g *guardConn) {
 		}
 		return
 	case n == 0 || e != 0:
-		g.closeConn() // an end of stream or a reset: nothing to serve
-		pk.p.closedParked(g)
+		pk.drop(g) // an end of stream or a reset: nothing to serve
 		return
 	}
 	pk.mu.Lock()
@@ -184,8 +184,7 @@ func (pk *parker) serve(g *guardConn) {
 	}
 	pk.mu.Unlock()
 	if closed {
-		g.closeConn()
-		pk.p.closedParked(g)
+		pk.drop(g)
 		return
 	}
 	g.unpark()
@@ -222,20 +221,13 @@ func (pk *parker) closeServing() {
 func (pk *parker) hold(g *guardConn) bool {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
-	if pk.closed || g.leaveCloses > 1 || g.closed {
-		// Someone closed it beside fasthttp's own Close.
-		g.park.Store(parkNone)
-		g.closeConn()
-		return false
-	}
-	var err error
+	// Not when someone closed it beside fasthttp's own Close.
+	ok := !pk.closed && g.leaveCloses <= 1 && !g.closed
 	var fd int32
-	cerr := g.io.raw.Control(func(sfd uintptr) {
-		fd = int32(sfd)
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
-		err = syscall.EpollCtl(pk.epfd, syscall.EPOLL_CTL_ADD, int(sfd), &ev)
-	})
-	if cerr != nil || err != nil {
+	if ok {
+		fd, ok = pk.watchLocked(g)
+	}
+	if !ok {
 		g.park.Store(parkNone)
 		g.closeConn()
 		return false
@@ -245,6 +237,19 @@ func (pk *parker) hold(g *guardConn) bool {
 	g.parkFD = fd
 	g.park.Store(parkHeld)
 	return true
+}
+
+// watchLocked adds g's descriptor to the parker's epoll, once: it returns
+// the descriptor, or false when the connection is closed or epoll refuses.
+func (pk *parker) watchLocked(g *guardConn) (int32, bool) {
+	var fd int32
+	var err error
+	cerr := g.io.raw.Control(func(sfd uintptr) {
+		fd = int32(sfd)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
+		err = syscall.EpollCtl(pk.epfd, syscall.EPOLL_CTL_ADD, int(sfd), &ev)
+	})
+	return fd, cerr == nil && err == nil
 }
 
 // closeParked is a Close of a connection the parker may hold: one leaving
@@ -263,12 +268,10 @@ func (pk *parker) closeParked(g *guardConn) bool {
 	case parkHeld:
 		if pk.held[g.parkFD] == g {
 			pk.forgetLocked(g.parkFD)
-			pk.p.traffic.ConnUnparked()
 		}
 		g.park.Store(parkNone)
 		pk.mu.Unlock()
-		g.closeConn()
-		pk.p.closedParked(g)
+		pk.drop(g)
 		return true
 	}
 	// Before the descriptor closes: a hold after it must not register a
@@ -291,13 +294,11 @@ func (pk *parker) close() {
 	for fd, g := range pk.held {
 		held = append(held, g)
 		pk.forgetLocked(fd)
-		pk.p.traffic.ConnUnparked()
 		g.park.Store(parkNone)
 	}
 	pk.mu.Unlock()
 	for _, g := range held {
-		g.closeConn()
-		pk.p.closedParked(g)
+		pk.drop(g)
 	}
 	pk.ep.Close()
 	<-pk.done
@@ -308,6 +309,13 @@ func (pk *parker) Len() int {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
 	return len(pk.held)
+}
+
+// drop closes a connection outside fasthttp: one taken out of the parker
+// (or never handed back), which no StateClosed will account for.
+func (pk *parker) drop(g *guardConn) {
+	g.closeConn()
+	pk.p.closedParked(g)
 }
 
 // closedParked does for a connection closed outside fasthttp what the end

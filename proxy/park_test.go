@@ -56,6 +56,23 @@ func (k *keptConn) closed(t *testing.T, within time.Duration) {
 	}
 }
 
+// keptThrough starts a proxy over a backend with cfg's settings besides,
+// and a kept-alive connection through it that has had one answer.
+func keptThrough(t *testing.T, cfg Config) (*Proxy, string, *keptConn) {
+	t.Helper()
+	cfg.Backends, cfg.Health = []string{startBackend(t, "a").URL()}, HealthConfig{Interval: -1}
+	p, url := startProxy(t, cfg)
+	c := dialKept(t, url)
+	c.get(t)
+	return p, url, c
+}
+
+// waitConnsParked waits for n connections to be parked.
+func waitConnsParked(t *testing.T, p *Proxy, n int) {
+	t.Helper()
+	waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
+}
+
 func parked(p *Proxy) int {
 	if pk := p.parkerOf(); pk != nil {
 		return pk.Len()
@@ -80,7 +97,7 @@ func TestIdleConnectionParked(t *testing.T) {
 			}
 		}
 		for round := range 2 {
-			waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
+			waitConnsParked(t, p, n)
 			if st := p.Traffic().Snapshot(); st.Conns != n || st.ConnsParked != n {
 				t.Errorf("round %d: %d connections counted open, %d parked; want %d and %d", round, st.Conns, st.ConnsParked, n, n)
 			}
@@ -106,7 +123,7 @@ func TestIdleConnectionParked(t *testing.T) {
 		}
 		// The client closes a parked connection: it is let go and no
 		// longer counted.
-		waitFor(t, "the idle connections to be parked", 10*time.Second, func() bool { return parked(p) == n })
+		waitConnsParked(t, p, n)
 		conns[0].Close()
 		waitFor(t, "the closed connection to be let go", 5*time.Second, func() bool {
 			st := p.Traffic().Snapshot()
@@ -121,13 +138,10 @@ func TestIdleConnectionParked(t *testing.T) {
 	})
 	t.Run("idle timeout", func(t *testing.T) {
 		t.Parallel()
-		a := startBackend(t, "a")
 		const idle = 2 * time.Second
-		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, ClientIdleTimeout: idle})
-		c := dialKept(t, url)
-		c.get(t)
+		p, _, c := keptThrough(t, Config{ClientIdleTimeout: idle})
 		start := time.Now()
-		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		waitConnsParked(t, p, 1)
 		c.closed(t, 10*time.Second)
 		if d := time.Since(start); d < idle {
 			t.Errorf("closed after %v idle, before the idle timeout %v", d, idle)
@@ -138,11 +152,8 @@ func TestIdleConnectionParked(t *testing.T) {
 	})
 	t.Run("per-address limit", func(t *testing.T) {
 		t.Parallel()
-		a := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConnsPerIP: 1})
-		c := dialKept(t, url)
-		c.get(t)
-		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		p, url, c := keptThrough(t, Config{MaxConnsPerIP: 1})
+		waitConnsParked(t, p, 1)
 		// A parked connection still holds its place.
 		extra := dialKept(t, url)
 		extra.SetDeadline(time.Now().Add(10 * time.Second))
@@ -160,11 +171,8 @@ func TestIdleConnectionParked(t *testing.T) {
 	})
 	t.Run("shutdown", func(t *testing.T) {
 		t.Parallel()
-		a := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
-		c := dialKept(t, url)
-		c.get(t)
-		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		p, _, c := keptThrough(t, Config{})
+		waitConnsParked(t, p, 1)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := p.Shutdown(ctx); err != nil {
@@ -179,10 +187,7 @@ func TestIdleConnectionParked(t *testing.T) {
 		t.Parallel()
 		// The sweep saw the connection idle a moment before its next
 		// request began: the ask comes while the header is half read.
-		a := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
-		c := dialKept(t, url)
-		c.get(t)
+		p, _, c := keptThrough(t, Config{})
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "GET / HTTP/1.1\r\nHo")
 		var g *guardConn
@@ -215,12 +220,9 @@ func TestIdleConnectionParked(t *testing.T) {
 		// first read must not see it idle (since it went idle) and ask
 		// it to park again: the first read of a resumed connection is
 		// its first request's, which fasthttp would answer with a 400.
-		a := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
-		c := dialKept(t, url)
-		c.get(t)
+		p, _, c := keptThrough(t, Config{})
 		pk := p.parkerOf()
-		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return pk.Len() == 1 })
+		waitConnsParked(t, p, 1)
 		pk.mu.Lock()
 		var fd int32
 		for fd = range pk.held {
@@ -249,11 +251,8 @@ func TestIdleConnectionParked(t *testing.T) {
 		t.Parallel()
 		// A parked connection counts under the limit in all, as under
 		// the per-address one, though fasthttp no longer serves it.
-		a := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}, MaxConns: 1})
-		c := dialKept(t, url)
-		c.get(t)
-		waitFor(t, "the connection to be parked", 10*time.Second, func() bool { return parked(p) == 1 })
+		p, url, c := keptThrough(t, Config{MaxConns: 1})
+		waitConnsParked(t, p, 1)
 		status, _ := rawRequest(t, url, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		if !strings.Contains(status, "503") {
 			t.Fatalf("a second connection with one parked under -max-conns=1: %q, want 503", status)

@@ -64,7 +64,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 // With HTTP2Config.H2C, connections that open with the HTTP/2 preface are
 // served as HTTP/2.
 func (p *Proxy) Serve(ln net.Listener) error {
-	gl := p.guard(ln, false)
+	gl := p.guardListener(ln, false)
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
 		return p.serve(&h2cListener{Listener: gl, s: p.h2})
 	}
