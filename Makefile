@@ -21,6 +21,7 @@ PEERS          ?= all
 BENCH_BACKEND  ?= go
 IDLE_CONNS     ?= 5000
 BENCH_OUT      ?= bench/results
+TOGETHER       ?= false
 BENCHTIME      ?= 1s
 
 .PHONY: help build run test vet fmt-check fuzz soak clean bench bench-go
@@ -45,7 +46,8 @@ bench: build ## balancer vs nginx, HAProxy, net/http and direct (installs wrk, h
 	$(GO) build -trimpath -o bin/ ./bench/cmd/lbbench ./bench/cmd/httpproxy
 	@pin=$$(command -v taskset >/dev/null && [ "$$(nproc --all)" -ge 2 ] && echo "taskset -c 0"); \
 	$$pin ./bin/lbbench -duration=$(BENCH_DURATION) -warmup=$(BENCH_WARMUP) -rounds=$(ROUNDS) \
-		-scenarios=$(SCENARIOS) -peers=$(PEERS) -backend=$(BENCH_BACKEND) -idle-conns=$(IDLE_CONNS) -out=$(BENCH_OUT)
+		-scenarios=$(SCENARIOS) -peers=$(PEERS) -backend=$(BENCH_BACKEND) -idle-conns=$(IDLE_CONNS) -out=$(BENCH_OUT) \
+		-together=$(TOGETHER)
 
 bench-go: ## Go micro-benchmarks (proxied request, backend selection) with -benchmem
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,7 +34,10 @@ func (h *h2load) Non2xxMeaning() string {
 func h2loadVersion(path string) string { return firstLine(path, "--version") }
 
 func (h *h2load) Run(ctx context.Context, spec loadSpec) (loadResult, error) {
-	logFile := filepath.Join(h.dir, "h2load-requests.log")
+	logFile, err := writeTemp(h.dir, "h2load-requests-*.log", nil)
+	if err != nil {
+		return loadResult{}, err
+	}
 	defer os.Remove(logFile)
 	streams := max(spec.Streams, 1)
 	args := []string{

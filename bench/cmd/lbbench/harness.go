@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -179,84 +180,161 @@ func (h *harness) chooseLoadGenerator() error {
 	return fmt.Errorf("invalid -loadgen %q: want auto, wrk or hey", want)
 }
 
-// measure runs one scenario on one peer: a warm-up, then the measured run
-// with the proxy's CPU time sampled before and after.
+// measure runs one peer's load for one scenario and round and measures it.
 func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) runRecord {
-	spec := loadSpec{
+	t := h.newTrial(round, sc, p)
+	if t.warm(ctx); t.err == nil {
+		t.begin(true)
+	}
+	if t.err == nil {
+		t.run(ctx)
+	}
+	return t.end(true)
+}
+
+// measureTogether measures the peers' runs of one scenario and round at the
+// same moment (-together): each peer has its own load generator, every
+// warm-up starts together and so does every measured run, so that the
+// peers share the machine's mood, which moves a run alone by ±20% here.
+// The proxy CPU's softirq and others figures are not taken: the CPU is
+// shared by the peers.
+func (h *harness) measureTogether(ctx context.Context, round int, sc scenario, peers []*peer) []runRecord {
+	trials := make([]*trial, len(peers))
+	for i, p := range peers {
+		trials[i] = h.newTrial(round, sc, p)
+	}
+	all := func(step func(t *trial)) {
+		var wg sync.WaitGroup
+		for _, t := range trials {
+			if t.err == nil {
+				wg.Go(func() { step(t) })
+			}
+		}
+		wg.Wait()
+	}
+	all(func(t *trial) { t.warm(ctx) })
+	for _, t := range trials {
+		if t.err == nil {
+			t.begin(false)
+		}
+	}
+	all(func(t *trial) { t.run(ctx) })
+	records := make([]runRecord, len(trials))
+	for i, t := range trials {
+		records[i] = t.end(false)
+	}
+	return records
+}
+
+// trial is one peer's run of one scenario in one round, in the steps that
+// measureTogether runs side by side with other peers'.
+type trial struct {
+	h     *harness
+	round int
+	p     *peer
+	spec  loadSpec
+	load  loadGenerator
+
+	before     treeSample
+	coreBefore coreTimes
+	lr         loadResult
+	err        error
+}
+
+// newTrial prepares p's run of sc: the load and the tool that puts it.
+func (h *harness) newTrial(round int, sc scenario, p *peer) *trial {
+	t := &trial{h: h, round: round, p: p, load: h.load, spec: loadSpec{
 		URL: "http://" + p.addr + sc.Path(), Method: sc.Method,
 		Body: make([]byte, sc.BodySize), Conns: sc.Conns, KeepAlive: sc.KeepAlive,
-	}
+	}}
 	if sc.MixEvery > 0 {
-		spec.MixPath, spec.MixEvery = sc.MixPath(), sc.MixEvery
+		t.spec.MixPath, t.spec.MixEvery = sc.MixPath(), sc.MixEvery
 	}
-	load := h.load
 	if sc.TLS {
-		spec.URL = "https://" + p.tlsAddr + sc.Path()
+		t.spec.URL = "https://" + p.tlsAddr + sc.Path()
 	}
 	if sc.HTTP2 {
-		spec.URL = "https://" + p.tlsAddr + sc.Path()
-		spec.Streams = sc.Streams
-		load = h.h2load
+		t.spec.URL = "https://" + p.tlsAddr + sc.Path()
+		t.spec.Streams = sc.Streams
+		t.load = h.h2load
 	}
 	if sc.WebSocket {
-		spec.URL = "ws://" + p.addr + sc.Path()
-		spec.Body = make([]byte, sc.RespSize)
-		load = &wsLoad{self: wsSelf(), pin: h.loadPin}
+		t.spec.URL = "ws://" + p.addr + sc.Path()
+		t.spec.Body = make([]byte, sc.RespSize)
+		t.load = &wsLoad{self: wsSelf(), pin: h.loadPin}
 	}
+	return t
+}
+
+// warm puts the unmeasured load of the warm-up on the peer.
+func (t *trial) warm(ctx context.Context) {
+	if d := t.h.opts.warmup; d > 0 {
+		spec := t.spec
+		spec.Duration = d
+		if _, err := t.load.Run(ctx, spec); err != nil {
+			t.err = fmt.Errorf("warm-up: %v", err)
+		}
+	}
+}
+
+// begin samples the peer's CPU time before the measured run, and the proxy
+// CPU's when core is set.
+func (t *trial) begin(core bool) {
+	if t.p.proc == nil {
+		return
+	}
+	fs := t.h.fs
+	if t.before, t.err = fs.sampleCPU(t.p.proc.PID()); t.err == nil && core {
+		t.coreBefore, t.err = fs.coreTimes(t.h.proxyCPUs)
+	}
+}
+
+// run puts the measured load on the peer.
+func (t *trial) run(ctx context.Context) {
+	spec := t.spec
+	spec.Duration = t.h.opts.duration
+	t.lr, t.err = t.load.Run(ctx, spec)
+}
+
+// end samples the peer again and returns the run's record (the proxy CPU's
+// figures too when core is set), or the failure of any step.
+func (t *trial) end(core bool) runRecord {
+	h, p := t.h, t.p
 	fail := func(err error) runRecord {
-		return runRecord{Round: round, Peer: p.Name, Error: err.Error()}
+		return runRecord{Round: t.round, Peer: p.Name, Error: err.Error()}
 	}
-	if h.opts.warmup > 0 {
-		spec.Duration = h.opts.warmup
-		if _, err := load.Run(ctx, spec); err != nil {
-			return fail(fmt.Errorf("warm-up: %v", err))
-		}
+	if t.err != nil {
+		return fail(t.err)
 	}
-	var before treeSample
-	var coreBefore coreTimes
-	if p.proc != nil {
-		var err error
-		if before, err = h.fs.sampleCPU(p.proc.PID()); err != nil {
-			return fail(err)
-		}
-		if coreBefore, err = h.fs.coreTimes(h.proxyCPUs); err != nil {
-			return fail(err)
-		}
-	}
-	spec.Duration = h.opts.duration
-	lr, err := load.Run(ctx, spec)
-	if err != nil {
-		return fail(err)
-	}
-	if lr.Requests == 0 {
-		r := fail(fmt.Errorf("no request completed in %v (%d errors)", h.opts.duration, lr.Errors))
+	if t.lr.Requests == 0 {
+		r := fail(fmt.Errorf("no request completed in %v (%d errors)", h.opts.duration, t.lr.Errors))
 		r.stalled = true
 		return r
 	}
 	var cpu *cpuTicks
-	var core *coreTimes
+	var coreRun *coreTimes
 	var rss int64
 	if p.proc != nil {
 		after, err := h.fs.sampleCPU(p.proc.PID())
 		if err != nil {
 			return fail(err)
 		}
-		coreAfter, err := h.fs.coreTimes(h.proxyCPUs)
-		if err != nil {
-			return fail(err)
-		}
-		d := after.since(before)
+		d := after.since(t.before)
 		cpu = &d
-		if len(h.proxyCPUs) > 0 {
-			c := coreAfter.since(coreBefore)
-			core = &c
+		if core && len(h.proxyCPUs) > 0 {
+			coreAfter, err := h.fs.coreTimes(h.proxyCPUs)
+			if err != nil {
+				return fail(err)
+			}
+			c := coreAfter.since(t.coreBefore)
+			coreRun = &c
 		}
 		if rss, err = h.fs.rss(p.proc.PID()); err != nil {
 			return fail(err)
 		}
 	}
-	r := newRunRecord(round, p.Name, lr, cpu, h.ticks, rss)
-	r.addCoreTimes(core, cpu, h.ticks)
+	r := newRunRecord(t.round, p.Name, t.lr, cpu, h.ticks, rss)
+	r.addCoreTimes(coreRun, cpu, h.ticks)
 	return r
 }
 
@@ -273,5 +351,8 @@ func rotate(peers []*peer, round int) []*peer {
 // estimate is how long the load phase takes, for the start-up message:
 // the runs, and about a second per scenario and round to restart the peers.
 func estimate(o options, nScenarios, nPeers int) time.Duration {
+	if o.together {
+		nPeers = 1
+	}
 	return time.Duration(o.rounds*nScenarios) * (time.Duration(nPeers)*(o.warmup+o.duration) + time.Second)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,10 +43,11 @@ func (h *hey) Run(ctx context.Context, spec loadSpec) (loadResult, error) {
 		args = append(args, "-disable-keepalive")
 	}
 	if spec.Method != "" && spec.Method != "GET" {
-		body := filepath.Join(h.dir, fmt.Sprintf("hey-body-%d", len(spec.Body)))
-		if err := os.WriteFile(body, spec.Body, 0o644); err != nil {
+		body, err := writeTemp(h.dir, fmt.Sprintf("hey-body-%d-*", len(spec.Body)), spec.Body)
+		if err != nil {
 			return loadResult{}, err
 		}
+		defer os.Remove(body)
 		args = append(args, "-m", spec.Method, "-D", body, "-T", "application/octet-stream")
 	}
 	args = append(args, spec.URL)

@@ -39,6 +39,7 @@ type options struct {
 	proxyCPU  string
 	loadCPU   string
 	keepTemp  bool
+	together  bool
 }
 
 func main() {
@@ -62,6 +63,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.proxyCPU, "proxy-cpu", "1", "CPU list for the proxy under test (taskset -c); empty: no pinning")
 	fs.StringVar(&o.loadCPU, "load-cpu", "0", "CPU list for the load generator and backends; empty: no pinning")
 	fs.BoolVar(&o.keepTemp, "keep-temp", false, "keep the temporary directory (configs, logs) after the run")
+	fs.BoolVar(&o.together, "together", false, "run every peer's load at the same moment, each with its own load generator, the proxies sharing the proxy CPU: ratios to within about 2% (direct sits out)")
 	probe := fs.Bool("probe-gomaxprocs", false, "print GOMAXPROCS and exit (used by the harness itself)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

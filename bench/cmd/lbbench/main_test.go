@@ -15,6 +15,9 @@ func TestParseOptions(t *testing.T) {
 	if o.duration != 2*time.Second || o.rounds != 3 || o.warmup != time.Second || o.idleConns != 5000 || o.backend != "go" {
 		t.Errorf("defaults %+v", o)
 	}
+	if o.together {
+		t.Error("-together is on by default")
+	}
 	// The default full run must end within five minutes.
 	scs, _ := selectScenarios(o.scenarios)
 	if d := estimate(o, len(scs), len(peerOrder)); d > 4*time.Minute {

@@ -160,3 +160,21 @@ func childEnv() []string {
 	}
 	return env
 }
+
+// writeTemp writes data to a new file in dir named by pattern (as
+// os.CreateTemp names it) and returns its path.
+func writeTemp(dir, pattern string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}

@@ -25,7 +25,7 @@ func writeMarkdown(w io.Writer, rep *report) {
 		{"GOMAXPROCS", s.GOMAXPROCS},
 		{"load generator", s.LoadGenerator + ", one thread"},
 		{"backends", s.Backend},
-		{"runs", fmt.Sprintf("%s warm-up, %s measured, %d rounds interleaving the peers, fresh proxy processes for every scenario and round; medians", s.Warmup, s.Duration, s.Rounds)},
+		{"runs", runsLine(s)},
 		{"CPU µs/req", fmt.Sprintf("utime+stime of the proxy's process tree (/proc/PID/stat, %d ticks/s) over the measured run, divided by the responses the load generator counted", s.ClockTicks)},
 		{"softirq", "interrupt and softirq time on the proxy's CPU per request (/proc/stat): kernel network work charged to no process"},
 		{"others", "share of the proxy's CPU that other processes used during the run; a disturbed run shows it"},
@@ -97,4 +97,13 @@ func numericColumn(t table, i int) bool {
 		}
 	}
 	return true
+}
+
+// runsLine says how the runs were made.
+func runsLine(s settings) string {
+	how := "interleaving the peers"
+	if s.Together {
+		how = "each running every peer at the same moment (-together: the proxies share the proxy CPU, each peer has its own load generator)"
+	}
+	return fmt.Sprintf("%s warm-up, %s measured, %d rounds %s, fresh proxy processes for every scenario and round; medians", s.Warmup, s.Duration, s.Rounds, how)
 }

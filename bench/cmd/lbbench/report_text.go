@@ -13,6 +13,9 @@ func printTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\n%s, %d cores, %s; %s\n", rep.Machine.CPUModel, rep.Machine.Cores, rep.Machine.Kernel, rep.Settings.Pinning)
 	fmt.Fprintf(w, "load: %s, %s runs after %s warm-up, median of %d rounds; backends: %s\n",
 		rep.Settings.LoadGenerator, rep.Settings.Duration, rep.Settings.Warmup, rep.Settings.Rounds, rep.Settings.Backend)
+	if rep.Settings.Together {
+		fmt.Fprintln(w, "together: the peers of each round ran at the same moment, sharing the proxy CPU, each with its own load generator")
+	}
 	for _, p := range rep.Peers {
 		if p.Status != "measured" {
 			fmt.Fprintf(w, "%s: %s: %s\n", p.Name, p.Status, p.Reason)

@@ -29,6 +29,8 @@ type settings struct {
 	Pinning       string `json:"pinning"`
 	GOMAXPROCS    string `json:"gomaxprocs"`
 	ClockTicks    int64  `json:"clock_ticks_per_second"`
+	// Together says the peers of a round ran at the same moment (-together).
+	Together bool `json:"together,omitempty"`
 }
 
 // peerInfo is what the report says about each peer.

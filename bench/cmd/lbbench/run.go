@@ -114,14 +114,30 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 			// RSS is its own, and no run inherits another's heap, buffers
 			// or pools.
 			h.startPeers(peers, []scenario{sc}, false)
+			var these []*peer
 			for _, p := range rotate(measuredPeers(peers), round-1) {
-				if ctx.Err() != nil || !p.measured() {
-					continue
-				}
 				if sc.secure() && p.tlsAddr == "" {
 					continue // no HTTPS listener (net/http baseline, direct)
 				}
-				r := h.measureRetrying(ctx, round, sc, p)
+				if h.opts.together && p.Name == peerDirect {
+					continue // its load would share the backends with the proxies'
+				}
+				these = append(these, p)
+			}
+			var records []runRecord
+			if h.opts.together && ctx.Err() == nil {
+				records = h.measureTogether(ctx, round, sc, these)
+			}
+			for j, p := range these {
+				if ctx.Err() != nil || !p.measured() {
+					continue
+				}
+				var r runRecord
+				if records != nil {
+					r = records[j]
+				} else {
+					r = h.measureRetrying(ctx, round, sc, p)
+				}
 				if r.Error != "" && ctx.Err() == nil {
 					h.failf("round %d %s %s: %s", round, sc.Name, p.Name, r.Error)
 				} else if r.Error == "" {
@@ -137,6 +153,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		Duration: h.opts.duration.String(), Warmup: h.opts.warmup.String(), Rounds: h.opts.rounds,
 		LoadGenerator: h.loadVersions(scs), Non2xx: h.load.Non2xxMeaning(),
 		Backend: h.backendKind + " x2", Pinning: h.pinning, GOMAXPROCS: h.maxprocs, ClockTicks: h.ticks,
+		Together: h.opts.together,
 	}
 	for _, p := range peers {
 		rep.Peers = append(rep.Peers, newPeerInfo(p))

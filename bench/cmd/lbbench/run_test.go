@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -64,5 +67,58 @@ func TestMeasureRetrying(t *testing.T) {
 				t.Errorf("warnings %q, want %d", h.warnings, tc.warnings)
 			}
 		})
+	}
+}
+
+// barrierLoad is a load generator whose measured runs each wait until all
+// of them have started: run one after another, they fail.
+type barrierLoad struct {
+	peers   int
+	mu      sync.Mutex
+	started int
+	all     chan struct{}
+	warmed  atomic.Int32
+}
+
+func (b *barrierLoad) Name() string          { return "barrier" }
+func (b *barrierLoad) Version() string       { return "barrier" }
+func (b *barrierLoad) Non2xxMeaning() string { return "" }
+func (b *barrierLoad) Run(ctx context.Context, spec loadSpec) (loadResult, error) {
+	if spec.Duration == time.Second/2 { // the warm-up
+		b.warmed.Add(1)
+		return loadResult{}, nil
+	}
+	b.mu.Lock()
+	if b.started++; b.started == b.peers {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+		return loadResult{Requests: 500, Seconds: 1, RPS: 500, P50: time.Millisecond}, nil
+	case <-time.After(5 * time.Second):
+		return loadResult{}, errors.New("ran alone: the other peers' runs never started")
+	}
+}
+
+func TestMeasureTogether(t *testing.T) {
+	load := &barrierLoad{peers: 3, all: make(chan struct{})}
+	h := &harness{opts: options{duration: time.Second, warmup: time.Second / 2, together: true}, stderr: io.Discard, load: load, ticks: 100}
+	var peers []*peer
+	for _, name := range []string{peerBalancer, peerNginx, peerHAProxy} {
+		peers = append(peers, &peer{Name: name, addr: "127.0.0.1:1"})
+	}
+	sc, _ := selectScenarios("small")
+	records := h.measureTogether(context.Background(), 2, sc[0], peers)
+	if len(records) != len(peers) {
+		t.Fatalf("%d records for %d peers", len(records), len(peers))
+	}
+	for i, r := range records {
+		if r.Error != "" || r.Requests != 500 || r.Peer != peers[i].Name || r.Round != 2 {
+			t.Errorf("record %d: %+v, want 500 requests from %s in round 2", i, r, peers[i].Name)
+		}
+	}
+	if n := load.warmed.Load(); n != 3 {
+		t.Errorf("%d warm-ups, want 3", n)
 	}
 }

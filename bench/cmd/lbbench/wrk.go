@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -51,6 +50,7 @@ func (w *wrk) Run(ctx context.Context, spec loadSpec) (loadResult, error) {
 		if err != nil {
 			return loadResult{}, err
 		}
+		defer os.Remove(script)
 		args = append(args, "-s", script)
 	}
 	args = append(args, spec.URL)
@@ -67,10 +67,10 @@ func wrkDuration(d time.Duration) string {
 }
 
 // script writes a Lua script that sets the method and body of every request
-// and, for a mixed load, the path of every MixEvery-th one.
+// and, for a mixed load, the path of every MixEvery-th one. Each run has a
+// file of its own: runs of -together start at the same moment.
 func (w *wrk) script(spec loadSpec) (string, error) {
-	name := filepath.Join(w.dir, fmt.Sprintf("wrk-%s-%d-%d.lua", strings.ToLower(spec.Method), len(spec.Body), spec.MixEvery))
-	return name, os.WriteFile(name, []byte(wrkScript(spec)), 0o644)
+	return writeTemp(w.dir, fmt.Sprintf("wrk-%s-%d-%d-*.lua", strings.ToLower(spec.Method), len(spec.Body), spec.MixEvery), []byte(wrkScript(spec)))
 }
 
 // wrkScript is the Lua script of script. wrk runs a copy of it for each
