@@ -116,6 +116,9 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 			h.startPeers(peers, []scenario{sc}, false)
 			var these []*peer
 			for _, p := range rotate(measuredPeers(peers), round-1) {
+				if !p.measured() {
+					continue // failed to start for this scenario
+				}
 				if sc.secure() && p.tlsAddr == "" {
 					continue // no HTTPS listener (net/http baseline, direct)
 				}
