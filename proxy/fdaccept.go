@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -28,7 +29,20 @@ type acceptor struct {
 	nfd      int
 	errno    syscall.Errno
 	waitRes  int
+
+	// noDelay says how accepted sockets get TCP_NODELAY: the listener has
+	// it, and Linux copies a listener's options to the sockets it accepts,
+	// which saves a setsockopt(2) per connection; the first accepted
+	// socket is asked, and if it had not inherited it, every one is set.
+	noDelay atomic.Int32
 }
+
+// States of acceptor.noDelay.
+const (
+	noDelayPerConn   = iota // each accepted socket is set
+	noDelayUnchecked        // the listener has it: ask the next accepted socket
+	noDelayInherited        // accepted sockets have it
+)
 
 // acceptors holds the acceptor of each listener Listen made, so that every
 // guardListener over one listener shares one acceptor, whose mutex keeps
@@ -67,7 +81,12 @@ func newAcceptor(ln net.Listener) *acceptor {
 		return nil
 	}
 	a := &acceptor{ln: tl, raw: raw}
-	if raw.Control(func(fd uintptr) { a.pd = listenerPollCtx(tl, fd) }) != nil || a.pd == 0 {
+	if raw.Control(func(fd uintptr) {
+		a.pd = listenerPollCtx(tl, fd)
+		if setNoDelay(fd) == 0 {
+			a.noDelay.Store(noDelayUnchecked)
+		}
+	}) != nil || a.pd == 0 {
 		return nil
 	}
 	a.step, a.waitStep = a.doAccept, a.doWait
@@ -124,8 +143,17 @@ func (a *acceptor) accept() (net.Conn, error) {
 	}
 	// As net does for every TCP connection: no Nagle delay on a response's
 	// last partial segment.
-	one := int32(1)
-	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(nfd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, uintptr(unsafe.Pointer(&one)), 4, 0) //nolint:errcheck // as net: best effort
+	switch a.noDelay.Load() {
+	case noDelayUnchecked:
+		if hasNoDelay(uintptr(nfd)) {
+			a.noDelay.Store(noDelayInherited)
+			break
+		}
+		a.noDelay.Store(noDelayPerConn)
+		setNoDelay(uintptr(nfd)) //nolint:errcheck // as net: best effort
+	case noDelayPerConn:
+		setNoDelay(uintptr(nfd)) //nolint:errcheck // as net: best effort
+	}
 	c := &fdConn{fd: nfd, pd: pd, peer: peer, ln: a.ln.Addr()}
 	c.state.Store(1)
 	return c, nil
@@ -164,3 +192,18 @@ type rawListener struct{ a *acceptor }
 func (l rawListener) Accept() (net.Conn, error) { return l.a.accept() }
 func (l rawListener) Close() error              { return l.a.ln.Close() }
 func (l rawListener) Addr() net.Addr            { return l.a.ln.Addr() }
+
+// setNoDelay sets TCP_NODELAY on the socket fd.
+func setNoDelay(fd uintptr) syscall.Errno {
+	one := int32(1)
+	_, _, e := syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, uintptr(unsafe.Pointer(&one)), 4, 0)
+	return e
+}
+
+// hasNoDelay reports whether the socket fd has TCP_NODELAY.
+func hasNoDelay(fd uintptr) bool {
+	var v int32
+	n := uint32(4)
+	_, _, e := syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&n)), 0)
+	return e == 0 && v != 0
+}

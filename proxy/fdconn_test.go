@@ -245,3 +245,55 @@ func TestProxyOverNetConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptedSocketsHaveNoDelay: every accepted socket has TCP_NODELAY,
+// inherited from the listener (no setsockopt per connection) or, where a
+// socket comes without it, set on each.
+func TestAcceptedSocketsHaveNoDelay(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		clearFirst bool // take TCP_NODELAY off the listener after the acceptor set it
+		want       int32
+	}{
+		{"inherited from the listener", false, noDelayInherited},
+		{"set on each", true, noDelayPerConn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			a := newAcceptor(ln)
+			if a == nil {
+				t.Fatal("no acceptor for a TCP listener")
+			}
+			if got := a.noDelay.Load(); got != noDelayUnchecked {
+				t.Fatalf("acceptor's noDelay %d before any accept, want %d (the listener has it)", got, noDelayUnchecked)
+			}
+			if tc.clearFirst {
+				raw, _ := ln.(*net.TCPListener).SyscallConn()
+				raw.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 0) })
+			}
+			for i := range 3 {
+				client, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer client.Close()
+				c, err := a.accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fc := c.(*fdConn)
+				if !hasNoDelay(uintptr(fc.fd)) {
+					t.Errorf("accepted socket %d has no TCP_NODELAY", i)
+				}
+				fc.Close()
+			}
+			if got := a.noDelay.Load(); got != tc.want {
+				t.Errorf("acceptor's noDelay %d after accepting, want %d", got, tc.want)
+			}
+		})
+	}
+}
