@@ -70,6 +70,8 @@ type parker struct {
 	serving map[*guardConn]struct{} // handed back to fasthttp (serve), until its ServeConn returns
 	closed  bool
 	done    chan struct{} // closed when run returns
+
+	release memRelease // gives back what parking freed (memrelease.go)
 }
 
 // newParker starts a parker that serves the connections it takes back on
@@ -90,7 +92,7 @@ func newParker(p *Proxy, srv *fasthttp.Server) *parker {
 		return nil
 	}
 	pk := &parker{p: p, srv: srv, ep: ep, epr: epr, epfd: fd, held: make(map[int32]*guardConn),
-		serving: make(map[*guardConn]struct{}), done: make(chan struct{})}
+		serving: make(map[*guardConn]struct{}), done: make(chan struct{}), release: newMemRelease()}
 	go pk.run()
 	return pk
 }
@@ -149,6 +151,7 @@ func (pk *parker) take(fd int32) *guardConn {
 func (pk *parker) forgetLocked(fd int32) {
 	pk.p.traffic.ConnUnparked()
 	delete(pk.held, fd)
+	pk.release.parked(len(pk.held), pk.p.wd.now())
 	syscall.EpollCtl(pk.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) //nolint:errcheck // not registered: nothing to undo
 }
 
@@ -233,6 +236,7 @@ func (pk *parker) hold(g *guardConn) bool {
 		return false
 	}
 	pk.held[fd] = g
+	pk.release.parked(len(pk.held), pk.p.wd.now())
 	pk.p.traffic.ConnParked()
 	g.parkFD = fd
 	g.park.Store(parkHeld)

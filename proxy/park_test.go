@@ -247,6 +247,37 @@ func TestIdleConnectionParked(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 	})
+	t.Run("memory given back", func(t *testing.T) {
+		t.Parallel()
+		a := startBackend(t, "a")
+		p, url := startProxy(t, Config{Backends: []string{a.URL()}, Health: HealthConfig{Interval: -1}})
+		pk := p.parkerOf()
+		pk.mu.Lock()
+		pk.release.after, pk.release.delay, pk.release.gap = 8, time.Millisecond, time.Hour
+		pk.mu.Unlock()
+		var conns []*keptConn
+		for range 10 {
+			c := dialKept(t, url)
+			if status, _ := c.get(t); status != http.StatusOK {
+				t.Fatalf("first request: %d", status)
+			}
+			conns = append(conns, c)
+		}
+		waitConnsParked(t, p, 10)
+		waitFor(t, "the memory parking freed to be given back", 10*time.Second, func() bool { return pk.release.count.Load() == 1 })
+		// They come back and park again: the count fell and grew by 10
+		// again, but within the gap, and no second release comes.
+		for _, c := range conns {
+			if status, _ := c.get(t); status != http.StatusOK {
+				t.Fatalf("served again: %d", status)
+			}
+		}
+		waitConnsParked(t, p, 10)
+		if n := pk.release.count.Load(); n != 1 {
+			t.Errorf("%d releases, want 1: the second parking came within the gap", n)
+		}
+	})
+
 	t.Run("-max-conns", func(t *testing.T) {
 		t.Parallel()
 		// A parked connection counts under the limit in all, as under
@@ -309,6 +340,8 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 				}
 				if tc.maxConns == 0 {
 					waitFor(b, "the connections to be parked", 30*time.Second, func() bool { return parked(p) == len(conns) })
+					// and the workers that served them to end
+					waitFor(b, "the idle workers to end", 30*time.Second, func() bool { return runtime.NumGoroutine() < n/10 })
 				}
 				settle(&after)
 			}
@@ -324,4 +357,38 @@ func settle(m *runtime.MemStats) {
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(m)
+}
+
+// TestMemReleaseDue: a release is due when the parked count has grown by
+// after since the lowest it fell to after the last release, and gap has
+// passed since that release.
+func TestMemReleaseDue(t *testing.T) {
+	const sec = int64(time.Second)
+	type step struct {
+		n    int
+		now  int64
+		want bool
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"grows to the threshold", []step{{1, sec, false}, {9, sec, false}, {10, sec, true}}},
+		{"counted from the lowest", []step{{10, sec, true}, {4, 4 * sec, false}, {13, 4 * sec, false}, {14, 4 * sec, true}}},
+		{"within the gap", []step{{10, sec, true}, {25, 2 * sec, false}, {25, 3 * sec, true}}},
+		{"steady churn", []step{{10, sec, true}, {5, 5 * sec, false}, {10, 6 * sec, false}, {14, 7 * sec, false}, {15, 8 * sec, true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := memRelease{after: 10, gap: 2 * time.Second}
+			for i, s := range tc.steps {
+				got := m.due(s.n, s.now)
+				if got != s.want {
+					t.Fatalf("step %d (%d parked at %ds): due %v, want %v", i, s.n, s.now/sec, got, s.want)
+				}
+				if got {
+					m.base, m.last = s.n, s.now // as parked does
+				}
+			}
+		})
+	}
 }

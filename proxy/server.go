@@ -37,6 +37,13 @@ func (p *Proxy) Server() *fasthttp.Server {
 			// had come. One byte keeps both to the handler, which reads
 			// the body as a stream and enforces MaxBodySize itself.
 			MaxRequestBodySize: 1,
+			// A worker whose connection was parked (park.go) or closed
+			// waits for the next one in fasthttp's pool, its stack with
+			// it: 4 KiB a connection kept for fasthttp's default 10 s
+			// after a crowd of connections went idle. Under load a
+			// worker is taken again within moments, so a second costs
+			// nothing there.
+			MaxIdleWorkerDuration: parkAfter,
 			// Client timeouts are the watchdog's; see watchdog.go.
 			ConnState:       p.connState,
 			LazyRequestTime: true,
