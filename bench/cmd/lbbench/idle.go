@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -27,6 +28,47 @@ const (
 	idleStep  = 1000
 	idlePause = 1500 * time.Millisecond
 )
+
+// How settledRSS waits for a steady figure: samples idleSample apart until
+// the last idleSteady of them agree, within idleSettleMax.
+const (
+	idleSample    = 500 * time.Millisecond
+	idleSteady    = 7 // samples over 3 s
+	idleSettleMax = 20 * time.Second
+)
+
+// settledRSS reads the RSS of process pid until it has settled (see
+// settled), or idleSettleMax has passed, and returns the last reading.
+func (h *harness) settledRSS(ctx context.Context, pid int) (int64, error) {
+	var samples []int64
+	deadline := time.Now().Add(idleSettleMax)
+	for {
+		rss, err := h.fs.rss(pid)
+		if err != nil {
+			return 0, err
+		}
+		samples = append(samples, rss)
+		if settled(samples) || time.Now().After(deadline) {
+			return rss, nil
+		}
+		select {
+		case <-time.After(idleSample):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// settled reports whether the last idleSteady readings of RSS (KiB) lie
+// within 1% (and at least 256 KiB) of each other.
+func settled(samples []int64) bool {
+	if len(samples) < idleSteady {
+		return false
+	}
+	last := samples[len(samples)-idleSteady:]
+	lo, hi := slices.Min(last), slices.Max(last)
+	return hi-lo <= max(hi/100, 256)
+}
 
 // idleLevels returns the connection counts to measure at: 64 and n.
 func idleLevels(n int) []int {
@@ -68,11 +110,12 @@ func (h *harness) idleOne(ctx context.Context, p *peer, levels []int, r *idleRes
 	defer holder.close()
 	for _, n := range levels {
 		// Clients arrive over seconds, not in one burst: idleStep at a
-		// time, idlePause apart, and the figure is read idlePause after
-		// the last, so that a proxy that frees what an idle connection
-		// holds (the balancer parks one idle for a second) is measured
-		// as it runs, not at the peak of a burst. Every peer is paced
-		// alike.
+		// time, idlePause apart, and the figure is read once the RSS
+		// has settled (settledRSS), so that a proxy that frees what an
+		// idle connection holds (the balancer parks one idle for a
+		// second, then gives back what that freed) is measured in its
+		// steady state, not at the peak of a burst. Every peer is paced
+		// and read alike.
 		for held := len(holder.conns); held < n; {
 			held = min(n, held+idleStep)
 			if err := holder.grow(ctx, held); err != nil {
@@ -84,12 +127,12 @@ func (h *harness) idleOne(ctx context.Context, p *peer, levels []int, r *idleRes
 				return ctx.Err()
 			}
 		}
-		if alive := holder.alive(); alive != n {
-			return fmt.Errorf("%d of %d idle connections still open", alive, n)
-		}
-		rss, err := h.fs.rss(p.proc.PID())
+		rss, err := h.settledRSS(ctx, p.proc.PID())
 		if err != nil {
 			return err
+		}
+		if alive := holder.alive(); alive != n {
+			return fmt.Errorf("%d of %d idle connections still open", alive, n)
 		}
 		r.RSSKiB = append(r.RSSKiB, rss)
 	}

@@ -105,6 +105,26 @@ func TestIdleLevels(t *testing.T) {
 	}
 }
 
+func TestSettled(t *testing.T) {
+	flat := []int64{50000, 50000, 50100, 50000, 49900, 50000, 50000}
+	for _, tc := range []struct {
+		name    string
+		samples []int64
+		want    bool
+	}{
+		{"too few readings", flat[:6], false},
+		{"steady", flat, true},
+		{"still falling", []int64{60000, 58000, 56000, 54000, 52000, 50000, 48000}, false},
+		{"steady after falling", append([]int64{90000, 70000}, flat...), true},
+		{"a late drop", append(append([]int64{}, flat[:6]...), 30000), false},
+		{"small process, within 256 KiB", []int64{5000, 5100, 5200, 5000, 5100, 5200, 5000}, true},
+	} {
+		if got := settled(tc.samples); got != tc.want {
+			t.Errorf("%s: settled(%v) = %v, want %v", tc.name, tc.samples, got, tc.want)
+		}
+	}
+}
+
 func TestParseWSLoad(t *testing.T) {
 	r, err := parseWSLoad([]byte(`{"Requests":1200,"Seconds":2,"RPS":600,"P50":1000000,"P99":3000000,"Max":9000000,"Errors":0,"Non2xx":1}` + "\n"))
 	if err != nil || r.Requests != 1200 || r.RPS != 600 || r.P99 != 3*time.Millisecond || r.Non2xx != 1 {
