@@ -37,6 +37,7 @@ const (
 // memRelease decides when parking has freed enough to give back. Its
 // fields are under the parker's mutex, but running and count.
 type memRelease struct {
+	off   bool          // Config.KeepIdleMemory
 	after int           // growth of the parked count that calls for a release
 	gap   time.Duration // the least time between two releases
 	delay time.Duration // from the decision to the release
@@ -47,14 +48,16 @@ type memRelease struct {
 	count   atomic.Int64 // releases made
 }
 
-func newMemRelease() memRelease {
-	return memRelease{after: releaseAfter, gap: releaseGap, delay: releaseDelay}
+// newMemRelease returns the release of the parker of a proxy configured
+// with c: off under Config.KeepIdleMemory.
+func newMemRelease(c *Config) memRelease {
+	return memRelease{off: c.KeepIdleMemory, after: releaseAfter, gap: releaseGap, delay: releaseDelay}
 }
 
 // parked is told the parked count n after a change at coarse time now, and
 // releases memory when due.
 func (m *memRelease) parked(n int, now int64) {
-	if m.due(n, now) && m.running.CompareAndSwap(false, true) {
+	if !m.off && m.due(n, now) && m.running.CompareAndSwap(false, true) {
 		m.base, m.last = n, now
 		time.AfterFunc(m.delay, m.release)
 	}

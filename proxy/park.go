@@ -92,7 +92,7 @@ func newParker(p *Proxy, srv *fasthttp.Server) *parker {
 		return nil
 	}
 	pk := &parker{p: p, srv: srv, ep: ep, epr: epr, epfd: fd, held: make(map[int32]*guardConn),
-		serving: make(map[*guardConn]struct{}), done: make(chan struct{}), release: newMemRelease()}
+		serving: make(map[*guardConn]struct{}), done: make(chan struct{}), release: newMemRelease(&p.cfg)}
 	go pk.run()
 	return pk
 }

@@ -392,3 +392,16 @@ func TestMemReleaseDue(t *testing.T) {
 		})
 	}
 }
+
+// TestMemReleaseOff: under Config.KeepIdleMemory no release is started,
+// however many connections park.
+func TestMemReleaseOff(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		m := newMemRelease(&Config{KeepIdleMemory: keep})
+		m.delay = time.Hour // started or not, it never runs here
+		m.parked(releaseAfter, int64(time.Second))
+		if started := m.running.Load(); started == keep {
+			t.Errorf("KeepIdleMemory %v: release started %v", keep, started)
+		}
+	}
+}

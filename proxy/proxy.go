@@ -152,6 +152,13 @@ type Config struct {
 	// HAProxy's timeout tunnel does. Zero means DefaultTunnelIdleTimeout
 	// (1h); a negative value disables it.
 	TunnelIdleTimeout time.Duration
+	// KeepIdleMemory stops the proxy from handing memory back to the
+	// system when a crowd of client connections has gone idle (it calls
+	// debug.FreeOSMemory, which acts on the whole process, at most every
+	// 2 s: see memrelease.go). A program embedding the proxy that tunes
+	// its own memory may set it; the Go runtime then returns memory at its
+	// own pace.
+	KeepIdleMemory bool
 	// MaxHeaderSize caps a request's header block (larger gets 431) and a
 	// response's. Zero means DefaultMaxHeaderSize (16 KiB).
 	MaxHeaderSize int
