@@ -374,6 +374,7 @@ func New(cfg Config) (*Proxy, error) {
 		headerTimeoutFailure: failTimeout,
 		ejectAfter:           int32(max(cfg.EjectAfter, 0)),
 	}
+	wd.tunnels.traffic = p.traffic
 	p.bg, p.stopBG = context.WithCancel(context.Background())
 	p.hedgeBudget.percent = int64(cfg.HedgeBudget)
 	p.trusted = trustedNets(cfg.TrustedProxies)

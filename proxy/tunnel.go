@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
 // A tunnel carries a connection that switched protocols (a WebSocket, or
@@ -35,6 +37,9 @@ type tunnel struct {
 	clock   *atomic.Int64
 	moved   atomic.Int64
 	writing [2]atomic.Int64
+	// timedOut is set by the sweep that closes it for its idle timeout:
+	// once, though it stays in the set until runTunnel takes it out.
+	timedOut atomic.Bool
 }
 
 // Directions of a tunnel, indexing tunnel.writing.
@@ -49,6 +54,8 @@ type tunnels struct {
 	set     map[*tunnel]struct{}
 	idle    chan struct{} // closed when the set empties, once someone waits for it
 	closing bool          // drain is over or out of time: tunnels are closed as they open
+
+	traffic *pool.Traffic // counts the tunnels the sweep times out; nil: none counted
 }
 
 func (ts *tunnels) add(t *tunnel) {
@@ -144,9 +151,12 @@ func (ts *tunnels) sweep(now int64, limit time.Duration) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	for t := range ts.set {
-		if t.expired(now, int64(limit)) {
+		if t.expired(now, int64(limit)) && t.timedOut.CompareAndSwap(false, true) {
 			t.client.Close()
 			t.backend.Conn.Close()
+			if ts.traffic != nil {
+				ts.traffic.TunnelTimedOut()
+			}
 		}
 	}
 }

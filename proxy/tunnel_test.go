@@ -389,6 +389,9 @@ func TestTunnelIdleTimeout(t *testing.T) {
 			t.Errorf("tunnel closed after %v idle, before its limit %v", idle, limit)
 		}
 		waitFor(t, "the tunnel to end", 5*time.Second, func() bool { return p.wd.tunnels.Len() == 0 })
+		if n := p.Traffic().Snapshot().TunnelsTimedOut; n != 1 {
+			t.Errorf("%d tunnels counted timed out, want 1", n)
+		}
 	})
 	t.Run("stalled write", func(t *testing.T) {
 		t.Parallel()
@@ -447,6 +450,9 @@ func TestTunnelIdleTimeout(t *testing.T) {
 		case <-flooded:
 		case <-time.After(5 * time.Second):
 			t.Error("the backend's connection is still open")
+		}
+		if n := p.Traffic().Snapshot().TunnelsTimedOut; n != 1 {
+			t.Errorf("%d tunnels counted timed out, want 1", n)
 		}
 	})
 }

@@ -108,6 +108,7 @@ type trafficJSON struct {
 	ConnectionsTotal uint64            `json:"connections_total"`
 	ConnsRefused     uint64            `json:"connections_refused"` // too many from one address
 	ConnsParked      int64             `json:"connections_parked"`  // of the connections, idle ones held without a goroutine
+	TunnelsTimedOut  uint64            `json:"tunnels_timed_out"`   // closed by the tunnel idle timeout
 	BytesIn          uint64            `json:"received_bytes"`
 	BytesOut         uint64            `json:"sent_bytes"`
 	HTTP2Requests    uint64            `json:"http2_requests"`    // of the requests, those over HTTP/2
@@ -309,6 +310,7 @@ func (s *Server) serveStatus(ctx *fasthttp.RequestCtx) {
 			ConnectionsTotal: t.ConnsTotal,
 			ConnsRefused:     t.ConnsRefused,
 			ConnsParked:      t.ConnsParked,
+			TunnelsTimedOut:  t.TunnelsTimedOut,
 			BytesIn:          t.BytesIn,
 			BytesOut:         t.BytesOut,
 			HTTP2Requests:    t.HTTP2Requests,

@@ -78,6 +78,8 @@ func (s *Server) writeGlobal(e *exposition) {
 	e.int(n+"client_connections_parked", "", t.ConnsParked)
 	e.family(n+"client_connections_refused_total", "counter", "Client connections refused as they were accepted: too many open in all (-max-conns) or from their address (-max-conns-per-ip).")
 	e.uint(n+"client_connections_refused_total", "", t.ConnsRefused)
+	e.family(n+"tunnels_timed_out_total", "counter", "Tunnels (WebSockets, other switched protocols) closed for carrying nothing either way, or for a stalled write, past -tunnel-idle-timeout.")
+	e.uint(n+"tunnels_timed_out_total", "", t.TunnelsTimedOut)
 
 	e.family(n+"received_bytes_total", "counter", "Bytes received from clients: request lines, header blocks and bodies, estimated from the parsed request.")
 	e.uint(n+"received_bytes_total", "", t.BytesIn)

@@ -219,6 +219,7 @@ type Traffic struct {
 	h2Conns      atomic.Int64
 	h2ConnsTotal atomic.Uint64
 	parked       atomic.Int64
+	tunnelsEnded atomic.Uint64
 	_            cacheLinePad
 }
 
@@ -271,6 +272,11 @@ func (t *Traffic) ConnParked() { t.parked.Add(1) }
 // ConnUnparked: see ConnParked.
 func (t *Traffic) ConnUnparked() { t.parked.Add(-1) }
 
+// TunnelTimedOut records a tunnel (a WebSocket, or any connection that
+// switched protocols) closed for carrying nothing, or for a stalled write,
+// past the tunnel idle timeout.
+func (t *Traffic) TunnelTimedOut() { t.tunnelsEnded.Add(1) }
+
 // NetPathRequest records a request proxied by the net/http path, beside
 // Request: one that came over HTTP/2 (h2 true), or over HTTP/1.1 to a pool
 // with HTTP/2 backends.
@@ -294,15 +300,16 @@ func (t *Traffic) HTTP2ConnClosed() { t.h2Conns.Add(-1) }
 
 // TrafficStats is a snapshot of Traffic.
 type TrafficStats struct {
-	Requests     [StatusClasses]uint64 // by status class sent to the client
-	NoBackend    uint64                // requests that found no usable backend
-	Conns        int64                 // client connections open now
-	ConnsTotal   uint64                // client connections accepted
-	ConnsRefused uint64                // client connections refused: too many from one address
-	ConnsParked  int64                 // of Conns, idle ones held without a goroutine
-	BytesIn      uint64                // received from clients
-	BytesOut     uint64                // sent to clients
-	StartedUnix  int64                 // when counting began, unix seconds
+	Requests        [StatusClasses]uint64 // by status class sent to the client
+	NoBackend       uint64                // requests that found no usable backend
+	Conns           int64                 // client connections open now
+	ConnsTotal      uint64                // client connections accepted
+	ConnsRefused    uint64                // client connections refused: too many from one address
+	ConnsParked     int64                 // of Conns, idle ones held without a goroutine
+	TunnelsTimedOut uint64                // tunnels closed by the tunnel idle timeout
+	BytesIn         uint64                // received from clients
+	BytesOut        uint64                // sent to clients
+	StartedUnix     int64                 // when counting began, unix seconds
 
 	HTTP2Requests   uint64 // of Requests, those that came over HTTP/2
 	HTTP1ViaNet     uint64 // HTTP/1.1 requests proxied by the net/http path (pools with HTTP/2 backends)
@@ -313,14 +320,15 @@ type TrafficStats struct {
 // Snapshot returns the counters' current values.
 func (t *Traffic) Snapshot() TrafficStats {
 	s := TrafficStats{
-		NoBackend:    t.noBackend.Load(),
-		Conns:        t.conns.Load(),
-		ConnsTotal:   t.connsTotal.Load(),
-		ConnsRefused: t.refused.Load(),
-		ConnsParked:  t.parked.Load(),
-		BytesIn:      t.bytesIn.Load(),
-		BytesOut:     t.bytesOut.Load(),
-		StartedUnix:  t.startedUnix,
+		NoBackend:       t.noBackend.Load(),
+		Conns:           t.conns.Load(),
+		ConnsTotal:      t.connsTotal.Load(),
+		ConnsRefused:    t.refused.Load(),
+		ConnsParked:     t.parked.Load(),
+		TunnelsTimedOut: t.tunnelsEnded.Load(),
+		BytesIn:         t.bytesIn.Load(),
+		BytesOut:        t.bytesOut.Load(),
+		StartedUnix:     t.startedUnix,
 
 		HTTP2Requests:   t.h2Requests.Load(),
 		HTTP1ViaNet:     t.h1ViaNet.Load(),
