@@ -214,13 +214,13 @@ type Traffic struct {
 
 	// The net/http path (HTTP/2 clients, and HTTP/1.1 clients of pools with
 	// HTTP/2 backends) counts apart, so the two paths can be told apart.
-	h2Requests   atomic.Uint64
-	h1ViaNet     atomic.Uint64
-	h2Conns      atomic.Int64
-	h2ConnsTotal atomic.Uint64
-	parked       atomic.Int64
-	tunnelsEnded atomic.Uint64
-	_            cacheLinePad
+	h2Requests      atomic.Uint64
+	h1ViaNet        atomic.Uint64
+	h2Conns         atomic.Int64
+	h2ConnsTotal    atomic.Uint64
+	parked          atomic.Int64
+	tunnelsTimedOut atomic.Uint64
+	_               cacheLinePad
 }
 
 // NewTraffic returns counters that start now.
@@ -275,7 +275,7 @@ func (t *Traffic) ConnUnparked() { t.parked.Add(-1) }
 // TunnelTimedOut records a tunnel (a WebSocket, or any connection that
 // switched protocols) closed for carrying nothing, or for a stalled write,
 // past the tunnel idle timeout.
-func (t *Traffic) TunnelTimedOut() { t.tunnelsEnded.Add(1) }
+func (t *Traffic) TunnelTimedOut() { t.tunnelsTimedOut.Add(1) }
 
 // NetPathRequest records a request proxied by the net/http path, beside
 // Request: one that came over HTTP/2 (h2 true), or over HTTP/1.1 to a pool
@@ -325,7 +325,7 @@ func (t *Traffic) Snapshot() TrafficStats {
 		ConnsTotal:      t.connsTotal.Load(),
 		ConnsRefused:    t.refused.Load(),
 		ConnsParked:     t.parked.Load(),
-		TunnelsTimedOut: t.tunnelsEnded.Load(),
+		TunnelsTimedOut: t.tunnelsTimedOut.Load(),
 		BytesIn:         t.bytesIn.Load(),
 		BytesOut:        t.bytesOut.Load(),
 		StartedUnix:     t.startedUnix,

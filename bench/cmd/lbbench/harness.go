@@ -184,12 +184,12 @@ func (h *harness) chooseLoadGenerator() error {
 func (h *harness) measure(ctx context.Context, round int, sc scenario, p *peer) runRecord {
 	t := h.newTrial(round, sc, p)
 	if t.warm(ctx); t.err == nil {
-		t.begin(true)
+		t.begin()
 	}
 	if t.err == nil {
 		t.run(ctx)
 	}
-	return t.end(true)
+	return t.end()
 }
 
 // measureTogether measures the peers' runs of one scenario and round at the
@@ -215,13 +215,13 @@ func (h *harness) measureTogether(ctx context.Context, round int, sc scenario, p
 	all(func(t *trial) { t.warm(ctx) })
 	for _, t := range trials {
 		if t.err == nil {
-			t.begin(false)
+			t.begin()
 		}
 	}
 	all(func(t *trial) { t.run(ctx) })
 	records := make([]runRecord, len(trials))
 	for i, t := range trials {
-		records[i] = t.end(false)
+		records[i] = t.end()
 	}
 	return records
 }
@@ -234,6 +234,9 @@ type trial struct {
 	p     *peer
 	spec  loadSpec
 	load  loadGenerator
+	// core says the proxy CPU's softirq and others figures are taken:
+	// not when the peers share it (-together).
+	core bool
 
 	before     treeSample
 	coreBefore coreTimes
@@ -243,7 +246,7 @@ type trial struct {
 
 // newTrial prepares p's run of sc: the load and the tool that puts it.
 func (h *harness) newTrial(round int, sc scenario, p *peer) *trial {
-	t := &trial{h: h, round: round, p: p, load: h.load, spec: loadSpec{
+	t := &trial{h: h, round: round, p: p, load: h.load, core: !h.opts.together, spec: loadSpec{
 		URL: "http://" + p.addr + sc.Path(), Method: sc.Method,
 		Body: make([]byte, sc.BodySize), Conns: sc.Conns, KeepAlive: sc.KeepAlive,
 	}}
@@ -278,13 +281,13 @@ func (t *trial) warm(ctx context.Context) {
 }
 
 // begin samples the peer's CPU time before the measured run, and the proxy
-// CPU's when core is set.
-func (t *trial) begin(core bool) {
+// CPU's when t.core is set.
+func (t *trial) begin() {
 	if t.p.proc == nil {
 		return
 	}
 	fs := t.h.fs
-	if t.before, t.err = fs.sampleCPU(t.p.proc.PID()); t.err == nil && core {
+	if t.before, t.err = fs.sampleCPU(t.p.proc.PID()); t.err == nil && t.core {
 		t.coreBefore, t.err = fs.coreTimes(t.h.proxyCPUs)
 	}
 }
@@ -297,8 +300,8 @@ func (t *trial) run(ctx context.Context) {
 }
 
 // end samples the peer again and returns the run's record (the proxy CPU's
-// figures too when core is set), or the failure of any step.
-func (t *trial) end(core bool) runRecord {
+// figures too when t.core is set), or the failure of any step.
+func (t *trial) end() runRecord {
 	h, p := t.h, t.p
 	fail := func(err error) runRecord {
 		return runRecord{Round: t.round, Peer: p.Name, Error: err.Error()}
@@ -321,7 +324,7 @@ func (t *trial) end(core bool) runRecord {
 		}
 		d := after.since(t.before)
 		cpu = &d
-		if core && len(h.proxyCPUs) > 0 {
+		if t.core && len(h.proxyCPUs) > 0 {
 			coreAfter, err := h.fs.coreTimes(h.proxyCPUs)
 			if err != nil {
 				return fail(err)
