@@ -29,15 +29,21 @@ type etcdServer struct {
 	client   *clientv3.Client
 }
 
-func freePort(t *testing.T) string {
+// freePorts returns two loopback TCP ports that are free now, and not the
+// same: both are held open until both are found, where two calls one after
+// the other could be handed the same port.
+func freePorts(t *testing.T) (string, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports [2]string
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		_, ports[i], _ = net.SplitHostPort(ln.Addr().String())
 	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
+	return ports[0], ports[1]
 }
 
 // startEtcd runs etcd until the test ends. Without the etcd binary the test
@@ -55,7 +61,8 @@ func startEtcd(t *testing.T) *etcdServer {
 	// A port found free can be taken by another test before etcd binds
 	// it: then etcd exits at once, and another pair of ports is tried.
 	for range 3 {
-		if e := startEtcdOn(t, bin, "http://127.0.0.1:"+freePort(t), "http://127.0.0.1:"+freePort(t)); e != nil {
+		client, peer := freePorts(t)
+		if e := startEtcdOn(t, bin, "http://127.0.0.1:"+client, "http://127.0.0.1:"+peer); e != nil {
 			return e
 		}
 	}
