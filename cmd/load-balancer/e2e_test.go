@@ -452,10 +452,14 @@ func TestBinaryAdminAndAlerts(t *testing.T) {
 	start(t, []string{"PORT=" + strconv.Itoa(p2)}, filepath.Join(bin, "backend-server"))
 	u1, u2 := "http://127.0.0.1:"+strconv.Itoa(p1), "http://127.0.0.1:"+strconv.Itoa(p2)
 	admin := "127.0.0.1:" + strconv.Itoa(adminPort)
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte("e2e-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
 		"-backends="+u1+","+u2, "-port="+strconv.Itoa(lbPort), "-host=127.0.0.1",
 		"-health-interval=100ms", "-health-timeout=50ms", "-health-path=/health",
-		"-admin-addr="+admin, "-admin-token=e2e-token",
+		"-admin-addr="+admin, "-admin-token-file="+tokenFile,
 		"-alert-webhook="+hook.URL+"/services/secret", "-alert-format=slack")
 	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
 
@@ -478,6 +482,9 @@ func TestBinaryAdminAndAlerts(t *testing.T) {
 	}
 	if code, _ := metrics(""); code != http.StatusUnauthorized {
 		t.Errorf("/metrics without the token: %d, want 401", code)
+	}
+	if cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(lb.cmd.Process.Pid) + "/cmdline"); err == nil && bytes.Contains(cmdline, []byte("e2e-token")) {
+		t.Errorf("the token is on the command line, for ps to show: %q", cmdline)
 	}
 	code, body := metrics("e2e-token")
 	if code != 200 || !strings.Contains(body, `lb_backend_up{pool="default",backend="`+u1+`"} 1`) {

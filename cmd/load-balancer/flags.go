@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -125,6 +127,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.adminAddr, "admin-addr", admin.DefaultAddr, "address of the admin interface (metrics, status API, dashboard); empty disables it")
 	fs.StringVar(&o.adminToken, "admin-token", "", "token every admin request must carry as Authorization: Bearer <token> (default none)")
+	tokenFile := fs.String("admin-token-file", "", "file whose first line is the admin token, which then stays out of ps and shell history (instead of -admin-token)")
 	var webhooks listFlag
 	fs.Var(&webhooks, "alert-webhook", "URL to POST an alert to on every backend state change (repeatable, or a comma-separated list)")
 	alertFormat := fs.String("alert-format", "json", "alert body: json, or slack for {\"text\": ...}")
@@ -328,6 +331,16 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if err := checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
 		return nil, err
 	}
+	if *tokenFile != "" {
+		if o.adminToken != "" {
+			return nil, invalid("invalid -admin-token-file %q: -admin-token is set too; give one of them", *tokenFile)
+		}
+		tok, err := readTokenFile(*tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		o.adminToken = tok // the -admin-token flag's variable: a reload compares the token itself
+	}
 	for _, u := range webhooks {
 		if _, err := alert.ParseURL(u); err != nil {
 			var ue *alert.URLError
@@ -356,6 +369,43 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	o.settings = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { o.settings[f.Name] = f.Value.String() })
 	return &o, nil
+}
+
+// maxTokenFile bounds what readTokenFile reads: a token is a line, and a
+// path given by mistake (a log, a device) must not be read whole.
+const maxTokenFile = 4 << 10
+
+// readTokenFile returns the admin token kept in the file at path: its first
+// line, without the white space around it.
+func readTokenFile(path string) (string, error) {
+	b, err := readHead(path, maxTokenFile+1)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the message names the path already
+		}
+		return "", invalid("invalid -admin-token-file %q: %v", path, err)
+	}
+	line, _, found := strings.Cut(string(b), "\n")
+	switch tok := strings.TrimSpace(line); {
+	case !found && len(b) > maxTokenFile:
+		return "", invalid("invalid -admin-token-file %q: its first line is longer than %d bytes", path, maxTokenFile)
+	case tok == "":
+		return "", invalid("invalid -admin-token-file %q: its first line is empty", path)
+	default:
+		return tok, nil
+	}
+}
+
+// readHead returns the first n bytes of the file at path, or all of it
+// when it is shorter.
+func readHead(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
 }
 
 // listenAddr joins the -host and a port into an address to listen on.

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -198,6 +201,55 @@ func TestParseFlagsMonitoring(t *testing.T) {
 	}
 }
 
+func TestParseFlagsAdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name  string
+		path  string
+		extra []string
+		token string // the token read, when no error is wanted
+		err   string // in the error message
+	}{
+		{name: "line", path: file("line", "s3cret\n"), token: "s3cret"},
+		{name: "no newline", path: file("bare", "s3cret"), token: "s3cret"},
+		{name: "first line, trimmed", path: file("lines", "  s3cret \r\nsecond line\n"), token: "s3cret"},
+		{name: "empty", path: file("empty", ""), err: "its first line is empty"},
+		{name: "blank first line", path: file("blank", " \t\nsecond\n"), err: "its first line is empty"},
+		{name: "too long", path: file("long", strings.Repeat("x", maxTokenFile+1)), err: "its first line is longer than 4096 bytes"},
+		{name: "missing", path: filepath.Join(dir, "nope"), err: "no such file or directory"},
+		{name: "directory", path: dir, err: "is a directory"},
+		{name: "with -admin-token", path: file("both", "s3cret\n"), extra: []string{"-admin-token=t0k"}, err: "-admin-token is set too; give one of them"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-backends=http://a:1", "-admin-token-file=" + tc.path}, tc.extra...)
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.err != "" {
+				want := fmt.Sprintf("invalid -admin-token-file %q: %s", tc.path, tc.err)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want it to contain %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.adminToken != tc.token {
+				t.Errorf("token %q, want %q", o.adminToken, tc.token)
+			}
+			if o.settings["admin-token"] != tc.token {
+				t.Errorf("settings hold token %q, want %q, so that a reload tells a changed file", o.settings["admin-token"], tc.token)
+			}
+		})
+	}
+}
+
 func TestParseFlagsPolicies(t *testing.T) {
 	for _, tc := range []struct {
 		args   []string
@@ -351,7 +403,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"client-header-timeout", "client-body-timeout", "max-conns", "max-conns-per-ip", "rate-limit", "rate-burst",
 		"trusted-proxies", "tls-cert", "tls-key", "tls-port", "tls-min-version", "redirect-https", "hsts",
 		"backend-ca", "backend-insecure-skip-verify", "upstream-proxy", "policy", "hash-key", "sticky-cookie",
-		"admin-addr", "admin-token", "alert-webhook", "alert-format", "http2", "h2c", "http2-max-streams"} {
+		"admin-addr", "admin-token", "admin-token-file", "alert-webhook", "alert-format", "http2", "h2c", "http2-max-streams"} {
 		if !strings.Contains(errOut.String(), "-"+name) {
 			t.Errorf("-h does not list -%s", name)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -45,15 +46,7 @@ func TestReloaderAppliesAndWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedLog
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	o.proxy.Logger = log
-	p, err := proxy.New(o.proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	rl := &reloader{args: args, p: p, log: log, current: o}
+	rl, logs := startReloader(t, args, o)
 
 	if err := os.WriteFile(path, []byte(body(b.URL(), "4001", "new-secret")), 0o600); err != nil {
 		t.Fatal(err)
@@ -61,7 +54,7 @@ func TestReloaderAppliesAndWarns(t *testing.T) {
 	if err := rl.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if bs := p.Pool().Backends(); len(bs) != 1 || bs[0].URL() != b.URL() {
+	if bs := rl.p.Pool().Backends(); len(bs) != 1 || bs[0].URL() != b.URL() {
 		t.Errorf("backends after the reload: %v", bs)
 	}
 	out := logs.String()
@@ -84,7 +77,56 @@ func TestReloaderAppliesAndWarns(t *testing.T) {
 	if st.Successes != 1 || st.Failures != 1 || st.LastError == "" || st.LastSuccess.IsZero() {
 		t.Errorf("stats %+v", st)
 	}
-	if bs := p.Pool().Backends(); len(bs) != 1 || bs[0].URL() != b.URL() {
+	if bs := rl.p.Pool().Backends(); len(bs) != 1 || bs[0].URL() != b.URL() {
 		t.Errorf("a refused reload changed the backends: %v", bs)
 	}
+}
+
+// TestReloaderTellsTokenFileChange: the admin token read from
+// admin-token-file counts as the setting, so a reload after the file
+// changed says the new token waits for a restart, without showing either.
+func TestReloaderTellsTokenFileChange(t *testing.T) {
+	a := backendtest.Start(t, "a")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("old-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-config=" + writeConfig(t, "backends: ["+a.URL()+"]\nadmin-token-file: "+tokenFile+"\n")}
+	o, err := parseFlags(args, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.adminToken != "old-secret" {
+		t.Fatalf("token %q from the configuration file's admin-token-file, want old-secret", o.adminToken)
+	}
+	rl, logs := startReloader(t, args, o)
+
+	if err := os.WriteFile(tokenFile, []byte("new-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "admin-token changed; it takes effect after a restart") {
+		t.Errorf("log lacks the token change:\n%s", out)
+	}
+	if strings.Contains(out, "secret") {
+		t.Errorf("the log shows the token:\n%s", out)
+	}
+}
+
+// startReloader starts a proxy from o, parsed from args, and returns the
+// reloader a SIGHUP would call, logging to the log it returns.
+func startReloader(t *testing.T, args []string, o *options) (*reloader, *lockedLog) {
+	t.Helper()
+	logs := &lockedLog{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	o.proxy.Logger = log
+	p, err := proxy.New(o.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return &reloader{args: args, p: p, log: log, current: o}, logs
 }
