@@ -185,10 +185,7 @@ func (s *sockIO) read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	if s.drained {
-		s.drained = false
-		s.wait()
-	}
+	s.waitIfDrained()
 	s.rb, s.rn, s.rerr = b[:min(len(b), maxRW)], 0, 0
 	err := s.raw.Read(s.readStep)
 	s.drained = s.clock != nil && s.rn > 0 && s.rn < len(s.rb)
@@ -202,6 +199,17 @@ func (s *sockIO) read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return s.rn, nil
+}
+
+// waitIfDrained does the wait a read begins with after a short read (see
+// wait), and nothing otherwise. A caller that knows no reader holds
+// buffered data calls it before the read, higher up its stack: see
+// exchange.
+func (s *sockIO) waitIfDrained() {
+	if s.drained {
+		s.drained = false
+		s.wait()
+	}
 }
 
 // States of a wait past its start (sockIO.waiting).
