@@ -332,14 +332,21 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, err
 	}
 	if *tokenFile != "" {
-		if o.adminToken != "" {
+		// The two flags are one setting: given in different places, the
+		// command line's wins over the file's key, as for any flag.
+		tokenKey, fileKey := fileKeys["admin-token"], fileKeys["admin-token-file"] // set by -config
+		switch {
+		case o.adminToken == "" || tokenKey && !fileKey:
+			tok, err := readTokenFile(*tokenFile)
+			if err != nil {
+				return nil, err
+			}
+			o.adminToken = tok // the -admin-token flag's variable: a reload compares the token itself
+		case fileKey && !tokenKey:
+			// -admin-token on the command line: the file's admin-token-file is not read.
+		default:
 			return nil, invalid("invalid -admin-token-file %q: -admin-token is set too; give one of them", *tokenFile)
 		}
-		tok, err := readTokenFile(*tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		o.adminToken = tok // the -admin-token flag's variable: a reload compares the token itself
 	}
 	for _, u := range webhooks {
 		if _, err := alert.ParseURL(u); err != nil {
@@ -386,7 +393,8 @@ func readTokenFile(path string) (string, error) {
 		}
 		return "", invalid("invalid -admin-token-file %q: %v", path, err)
 	}
-	line, _, found := strings.Cut(string(b), "\n")
+	// An editor's byte order mark is no part of the token.
+	line, _, found := strings.Cut(strings.TrimPrefix(string(b), "\ufeff"), "\n")
 	switch tok := strings.TrimSpace(line); {
 	case !found && len(b) > maxTokenFile:
 		return "", invalid("invalid -admin-token-file %q: its first line is longer than %d bytes", path, maxTokenFile)
@@ -397,15 +405,39 @@ func readTokenFile(path string) (string, error) {
 	}
 }
 
-// readHead returns the first n bytes of the file at path, or all of it
-// when it is shorter.
+// readHead returns the first n bytes of the regular file at path, or all
+// of it when it is shorter. Anything else is refused before it is opened:
+// opening a named pipe would wait for a writer (at a reload, for good).
 func readHead(path string, n int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return nil, errors.New("is a directory")
+	case !m.IsRegular():
+		return nil, fmt.Errorf("is not a regular file (%s)", fileKind(m))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, n))
+}
+
+// fileKind names the kind of file that mode m is not regular for.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // listenAddr joins the -host and a port into an address to listen on.

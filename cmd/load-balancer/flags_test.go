@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -224,7 +225,9 @@ func TestParseFlagsAdminTokenFile(t *testing.T) {
 		{name: "blank first line", path: file("blank", " \t\nsecond\n"), err: "its first line is empty"},
 		{name: "too long", path: file("long", strings.Repeat("x", maxTokenFile+1)), err: "its first line is longer than 4096 bytes"},
 		{name: "missing", path: filepath.Join(dir, "nope"), err: "no such file or directory"},
+		{name: "byte order mark", path: file("bom", "\ufeffs3cret\r\n"), token: "s3cret"},
 		{name: "directory", path: dir, err: "is a directory"},
+		{name: "socket", path: socketFile(t, dir), err: "is not a regular file (a socket)"},
 		{name: "with -admin-token", path: file("both", "s3cret\n"), extra: []string{"-admin-token=t0k"}, err: "-admin-token is set too; give one of them"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,6 +248,61 @@ func TestParseFlagsAdminTokenFile(t *testing.T) {
 			}
 			if o.settings["admin-token"] != tc.token {
 				t.Errorf("settings hold token %q, want %q, so that a reload tells a changed file", o.settings["admin-token"], tc.token)
+			}
+		})
+	}
+}
+
+// socketFile returns the path of a Unix socket listening in dir: a file
+// that is not a regular one, and that reads no token.
+func socketFile(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Skipf("no Unix sockets here: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return path
+}
+
+// TestParseFlagsAdminTokenPrecedence checks that -admin-token and
+// -admin-token-file act as one setting: the command line's overrides the
+// -config file's, and only two in the same place are refused.
+func TestParseFlagsAdminTokenPrecedence(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("from-token-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const both = "-admin-token is set too; give one of them"
+	for _, tc := range []struct {
+		name   string
+		config string // the -config file's keys besides backends
+		args   []string
+		token  string // want, when err is empty
+		err    string
+	}{
+		{name: "file's admin-token, command line's -admin-token-file", config: "admin-token: from-config\n",
+			args: []string{"-admin-token-file=" + tokenFile}, token: "from-token-file"},
+		{name: "file's admin-token-file, command line's -admin-token", config: "admin-token-file: " + tokenFile + "\n",
+			args: []string{"-admin-token=from-command-line"}, token: "from-command-line"},
+		{name: "both in the file", config: "admin-token: from-config\nadmin-token-file: " + tokenFile + "\n", err: both},
+		{name: "both on the command line", args: []string{"-admin-token=x", "-admin-token-file=" + tokenFile}, err: both},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-config=" + writeConfig(t, "backends: [http://a:1]\n"+tc.config)}, tc.args...)
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want it to contain %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.adminToken != tc.token {
+				t.Errorf("token %q, want %q", o.adminToken, tc.token)
 			}
 		})
 	}

@@ -203,7 +203,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		go func() { served <- adm.Serve(adminLn) }()
 		log.Info("Admin interface at http://"+adminLn.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
 		if o.adminToken == "" && !isLoopback(adminLn.Addr()) {
-			log.Warn("the admin interface listens beyond loopback without -admin-token: anyone who can reach " +
+			log.Warn("the admin interface listens beyond loopback without -admin-token or -admin-token-file: anyone who can reach " +
 				adminLn.Addr().String() + " sees the metrics and backends, and can change them")
 		}
 	}
