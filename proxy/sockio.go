@@ -82,7 +82,7 @@ type sockIO struct {
 	rn   int
 	rerr syscall.Errno
 
-	empty int // reads that found nothing (EAGAIN) and had to wait: for tests
+	empty atomic.Int32 // reads that found nothing (EAGAIN) and had to wait: for tests, which read it while the connection serves
 
 	// The write in progress.
 	wb   []byte
@@ -285,7 +285,7 @@ func (s *sockIO) doRead(fd uintptr) bool {
 	case 0:
 		s.rn = n
 	case syscall.EAGAIN:
-		s.empty++
+		s.empty.Add(1)
 		return false // wait until readable
 	default:
 		s.rerr = e

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -142,8 +143,40 @@ func TestSockIOWaitsBeforeReading(t *testing.T) {
 	}
 	// Only a read not preceded by a short one may find the socket empty:
 	// the first.
-	if s.empty > 1 {
-		t.Errorf("%d of %d reads found nothing and waited after, want at most 1", s.empty, exchanges)
+	if s.empty.Load() > 1 {
+		t.Errorf("%d of %d reads found nothing and waited after, want at most 1", s.empty.Load(), exchanges)
+	}
+}
+
+// TestExchangeWaitsBeforeReading: through the proxy, every answer after
+// the first is waited for (in exchange, above the header read) before the
+// backend connection is read, so no read finds the socket empty; and no
+// wait holds up an answer the backend has sent.
+func TestExchangeWaitsBeforeReading(t *testing.T) {
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	c := newClient(t)
+	const requests = 200
+	for i := range requests {
+		if code, body := get(t, c, url+"/"); code != 200 || backendOf(body) != "a" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	p.wd.backends.mu.Lock() // snapshot is the sweep's own
+	conns := slices.Clone(p.wd.backends.list)
+	p.wd.backends.mu.Unlock()
+	if len(conns) != 1 {
+		t.Fatalf("%d backend connections for %d requests one after another, want 1", len(conns), requests)
+	}
+	bc := conns[0]
+	if !bc.io.on() || bc.io.pd == 0 {
+		t.Skip("the backend connection is not a plain TCP socket with a poll descriptor here")
+	}
+	if n, hits := be.opened.Load(), be.hits.Load(); n != 1 || hits != requests {
+		t.Fatalf("the backend accepted %d connections and served %d requests, want 1 and %d", n, hits, requests)
+	}
+	if bc.io.empty.Load() > 1 {
+		t.Errorf("%d of %d reads of the backend found nothing and waited after, want at most 1", bc.io.empty.Load(), requests)
 	}
 }
 
@@ -192,8 +225,8 @@ func acceptedConnectionWaitsFirst(t *testing.T, raw bool) {
 	if n, err := g.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("first read before the client sent anything: %d bytes, %v; want the deadline", n, err)
 	}
-	if g.io.empty != 0 {
-		t.Errorf("the first read read before waiting: %d reads found nothing", g.io.empty)
+	if g.io.empty.Load() != 0 {
+		t.Errorf("the first read read before waiting: %d reads found nothing", g.io.empty.Load())
 	}
 	g.SetReadDeadline(time.Time{})
 	io.WriteString(client, "GET / HTTP/1.1\r\n\r\n")

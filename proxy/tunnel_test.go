@@ -186,10 +186,10 @@ func TestTunnelReadsWait(t *testing.T) {
 	if g == nil || !g.io.on() || !tn.backend.io.on() {
 		t.Skip("the tunnel's connections are not plain TCP sockets here")
 	}
-	if n := tn.backend.io.empty; n > messages/10 {
+	if n := int(tn.backend.io.empty.Load()); n > messages/10 {
 		t.Errorf("backend side: %d of %d reads found nothing, want few", n, messages)
 	}
-	if n := g.io.empty; n > messages/10 {
+	if n := int(g.io.empty.Load()); n > messages/10 {
 		t.Errorf("client side: %d of %d reads found nothing, want few", n, messages)
 	}
 }
