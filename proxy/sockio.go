@@ -82,7 +82,9 @@ type sockIO struct {
 	rn   int
 	rerr syscall.Errno
 
-	empty atomic.Int32 // reads that found nothing (EAGAIN) and had to wait: for tests, which read it while the connection serves
+	// empty counts the reads that found nothing (EAGAIN) and had to wait,
+	// for tests, which read it while the connection serves.
+	empty atomic.Int32
 
 	// The write in progress.
 	wb   []byte

@@ -150,8 +150,7 @@ func TestSockIOWaitsBeforeReading(t *testing.T) {
 
 // TestExchangeWaitsBeforeReading: through the proxy, every answer after
 // the first is waited for (in exchange, above the header read) before the
-// backend connection is read, so no read finds the socket empty; and no
-// wait holds up an answer the backend has sent.
+// backend connection is read, so no read finds the socket empty.
 func TestExchangeWaitsBeforeReading(t *testing.T) {
 	be := startBackend(t, "a")
 	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})

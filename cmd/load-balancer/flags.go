@@ -437,7 +437,7 @@ func fileKind(m fs.FileMode) string {
 	case m&fs.ModeDevice != 0:
 		return "a device"
 	}
-	return m.Type().String()
+	return "an irregular file"
 }
 
 // listenAddr joins the -host and a port into an address to listen on.
