@@ -406,19 +406,48 @@ func TestResponseHopByHopHeaders(t *testing.T) {
 	}
 }
 
+// TestClientConnectionClose: a client's Connection: close, however it is
+// spelt, closes the client connection after the answer and reaches the
+// backend neither as itself nor as the headers it names.
 func TestClientConnectionClose(t *testing.T) {
 	be := startBackend(t, "a")
 	_, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
-	status, rest := rawRequest(t, url, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	if !strings.Contains(status, " 200 ") {
-		t.Fatalf("status %s", status)
-	}
-	head, body, _ := strings.Cut(rest, "\r\n\r\n")
-	if !strings.Contains(strings.ToLower(head), "connection: close") {
-		t.Errorf("response lacks Connection: close:\n%s", head)
-	}
-	if strings.Contains(strings.ToLower(body), `"connection"`) {
-		t.Errorf("the client's Connection: close reached the backend: %s", body)
+	for _, tc := range []struct {
+		name, headers string
+		gone          []string // header names the backend must not see, beside Connection
+	}{
+		{"close", "Connection: close\r\n", nil},
+		{"any case and white space", "connection:\t  CLOSE \t\r\n", nil},
+		{"with a hop-by-hop name", "Connection: close, X-Hop\r\nX-Hop: 1\r\n", []string{"X-Hop"}},
+		{"named first", "X-Hop: 1\r\nConnection: X-Hop, close\r\n", []string{"X-Hop"}},
+		{"a second Connection header", "Connection: close\r\nConnection: X-Hop\r\nX-Hop: 1\r\n", []string{"X-Hop"}},
+		{"and another hop-by-hop header", "Keep-Alive: timeout=5\r\nConnection: close\r\n", []string{"Keep-Alive"}},
+		{"and a forwarding header", "Connection: close\r\nX-Real-IP: 203.0.113.9\r\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, rest := rawRequest(t, url, "GET /echo HTTP/1.1\r\nHost: x\r\n"+tc.headers+"\r\n")
+			if !strings.Contains(status, " 200 ") {
+				t.Fatalf("status %s", status)
+			}
+			head, body, _ := strings.Cut(rest, "\r\n\r\n")
+			if !strings.Contains(strings.ToLower(head), "connection: close") {
+				t.Errorf("response lacks Connection: close:\n%s", head)
+			}
+			var echo backend.Echo
+			if err := json.Unmarshal([]byte(body), &echo); err != nil {
+				t.Fatalf("backend's echo %q: %v", body, err)
+			}
+			for k, v := range echo.Headers {
+				for _, gone := range append([]string{"Connection"}, tc.gone...) {
+					if strings.EqualFold(k, gone) {
+						t.Errorf("the client's %s reached the backend: %q", k, v)
+					}
+				}
+				if strings.EqualFold(k, "X-Real-IP") && (len(v) != 1 || v[0] != "127.0.0.1") {
+					t.Errorf("X-Real-IP %q reached the backend, want the proxy's own [127.0.0.1]", v)
+				}
+			}
+		})
 	}
 }
 

@@ -16,8 +16,8 @@ import (
 
 // inspectRequest checks the request line and the raw header block. It
 // returns a status to refuse the request with (zero to proceed) and whether
-// any header must be stripped before forwarding (a hop-by-hop or forwarding
-// header is present).
+// any header must be stripped before forwarding: a hop-by-hop or forwarding
+// header is present, other than a lone Connection: close (see below).
 func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 	h := &ctx.Request.Header
 	if g := clientOf(ctx.Conn()); g != nil && g.head.bare {
@@ -45,7 +45,7 @@ func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 		}
 	}
 
-	hasLength, hasEncoding := false, false
+	hasLength, hasEncoding, closeOnly := false, false, false
 	raw := h.RawHeaders()
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
@@ -81,7 +81,17 @@ func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 			}
 		}
 		if !strip && classify(key) != keep {
-			strip = true
+			if !closeOnly && len(key) == len("Connection") && asciiEqualFold(key, "Connection") && onlyClose(line[colon+1:]) {
+				// fasthttp took this one in itself (the connection
+				// closes after the answer) and keeps it out of the
+				// header list sent on: nothing to strip for it, which
+				// spares every Connection: close request the strip's
+				// two walks and deletions. A second Connection header,
+				// or any other to strip, strips as usual.
+				closeOnly = true
+			} else {
+				strip = true
+			}
 		}
 	}
 	if hasLength && hasEncoding {
@@ -91,6 +101,19 @@ func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 }
 
 var strHTTP1 = []byte("HTTP/1.")
+
+// onlyClose reports whether a Connection header's value is the close token
+// alone, as fasthttp's parser reads it (spaces and tabs around it, any
+// case): the value fasthttp keeps out of the header list it forwards.
+func onlyClose(v []byte) bool {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return len(v) == len("close") && asciiEqualFold(v, "close")
+}
 
 // sameAuthority reports whether the absolute-form target uri names host.
 func sameAuthority(uri, host []byte) bool {
