@@ -69,6 +69,12 @@ func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 			return fasthttp.StatusBadRequest, false
 		}
 		key := line[:colon]
+		if bytes.IndexByte(key, ' ') >= 0 {
+			// "Content Length", "Transfer-Encoding ": fasthttp refuses
+			// every other byte a name may not hold, not a space, and a
+			// backend might read such a name as the header it resembles.
+			return fasthttp.StatusBadRequest, false
+		}
 		switch {
 		case len(key) == len("Content-Length") && asciiEqualFold(key, "Content-Length"):
 			hasLength = true
@@ -115,7 +121,8 @@ func onlyClose(v []byte) bool {
 	return len(v) == len("close") && asciiEqualFold(v, "close")
 }
 
-// sameAuthority reports whether the absolute-form target uri names host.
+// sameAuthority reports whether the absolute-form target uri names host,
+// the scheme's default port written or not (http://a:80/ is host a).
 func sameAuthority(uri, host []byte) bool {
 	i := bytes.Index(uri, []byte("://"))
 	if i < 0 {
@@ -126,7 +133,23 @@ func sameAuthority(uri, host []byte) bool {
 	if j := bytes.IndexAny(rest, "/?#"); j >= 0 {
 		end = j
 	}
-	return bytes.EqualFold(rest[:end], host)
+	auth := rest[:end]
+	if bytes.EqualFold(auth, host) {
+		return true
+	}
+	port := ":80"
+	if i == len("https") && asciiEqualFold(uri[:i], "https") {
+		port = ":443"
+	}
+	return bytes.EqualFold(withoutPort(auth, port), withoutPort(host, port))
+}
+
+// withoutPort is authority without its port when that is port (":80").
+func withoutPort(authority []byte, port string) []byte {
+	if n := len(authority) - len(port); n > 0 && string(authority[n:]) == port {
+		return authority[:n]
+	}
+	return authority
 }
 
 // Answers to refused requests.

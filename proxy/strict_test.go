@@ -34,6 +34,10 @@ var smugglingCases = []struct {
 	{"obs-fold", "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
 	{"obs-fold hiding a coding", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: x\r\n chunked\r\n\r\n0\r\n\r\n", 400},
 	{"whitespace before colon", "GET /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
+	{"space in a name", "GET /echo HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n", 400},
+	{"space in Content Length", "POST /echo HTTP/1.1\r\nHost: x\r\nContent Length: 5\r\n\r\nhello", 400},
+	{"space in Transfer Encoding", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+	{"tab in a name", "GET /echo HTTP/1.1\r\nHost: x\r\nX\tA: 1\r\n\r\n", 400},
 	{"bare LF in the header", "GET /echo HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400},
 	{"bare LF throughout", "GET /echo HTTP/1.1\nHost: x\nX-A: b\n\n", 400},
 	{"bare LF ending the head", "GET /echo HTTP/1.1\r\nHost: x\n\r\n", 400},
@@ -48,6 +52,7 @@ var smugglingCases = []struct {
 	{"negative chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", 400},
 	{"0x chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400},
 	{"absolute form to another host", "GET http://evil.example/echo HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+	{"absolute form to another port", "GET http://x:443/echo HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 	{"HTTP/0.9", "GET /echo\r\n\r\n", 400},
 	{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
 	{"HTTP/2.0 request line", "GET /echo HTTP/2.0\r\nHost: x\r\n\r\n", 505},
@@ -59,6 +64,9 @@ var smugglingCases = []struct {
 	{"TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405},
 	// Accepted, and sent on re-serialised:
 	{"absolute form to the same host", "GET http://x/echo HTTP/1.1\r\nHost: x\r\n\r\n", 200},
+	{"absolute form with the default port", "GET http://x:80/echo HTTP/1.1\r\nHost: x\r\n\r\n", 200},
+	{"absolute form, Host with the default port", "GET http://X/echo HTTP/1.1\r\nHost: x:80\r\n\r\n", 200},
+	{"absolute form, https with its default port", "GET https://x:443/echo HTTP/1.1\r\nHost: x\r\n\r\n", 200},
 	{"Transfer-Encoding in capitals", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 200},
 	{"HTTP/1.0 without Host", "GET /echo HTTP/1.0\r\n\r\n", 200},
 }
