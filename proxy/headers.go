@@ -195,11 +195,16 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool, client n
 }
 
 // stripRequestHeaders removes hop-by-hop and forwarding headers, and the
-// headers the Connection header names, under the exact names the client used.
-// For a protocol switch (Connection lists upgrade, and Upgrade is present)
-// it then sets Upgrade and Connection: Upgrade again, and reports true.
+// headers the Connection header names (every Connection line of them, as one
+// list: RFC 9110 §5.3), under the exact names the client used. The framing
+// and the target are not the client's to drop that way (see mayBeListed).
+// For a protocol switch (Connection lists upgrade, and one Upgrade header is
+// present, not asking for h2c) it then sets Upgrade and Connection: Upgrade
+// again, and reports true.
 func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
-	var connection, upgradeTo []byte
+	var conn connLines
+	var upgradeTo []byte
+	upgrades := 0
 	sc := headerScanner{b: raw}
 	for {
 		key, value, ok := sc.next()
@@ -208,10 +213,14 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 		}
 		switch {
 		case len(key) == len("Connection") && asciiEqualFold(key, "Connection"):
-			connection = value
+			conn.add(value)
 		case len(key) == len("Upgrade") && asciiEqualFold(key, "Upgrade"):
 			upgradeTo = value
+			upgrades++
 		}
+	}
+	if conn.over {
+		conn.raw = raw // more lines than it holds: it walks them all
 	}
 	sc = headerScanner{b: raw}
 	for {
@@ -219,7 +228,7 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 		if !ok {
 			break
 		}
-		if classify(key) != keep || (connection != nil && listsToken(connection, key)) {
+		if classify(key) != keep || (conn.n > 0 && mayBeListed(key) && conn.lists(key)) {
 			h.DelBytes(key)
 		}
 	}
@@ -227,10 +236,68 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 	// client wrote; Write sets the framing from the body.
 	h.Del("Transfer-Encoding")
 	h.Del("Trailer")
-	if len(upgradeTo) > 0 && listsToken(connection, []byte("upgrade")) {
+	// h2c by Upgrade is not passed on: behind it the backend would speak
+	// HTTP/2 through a tunnel the proxy no longer reads, past its routes,
+	// limits and X-Forwarded-For (an old smuggling vector; the proxy offers
+	// h2c by prior knowledge itself). The request goes on as plain HTTP/1.1.
+	if upgrades == 1 && len(upgradeTo) > 0 && conn.lists([]byte("upgrade")) && !listsToken(upgradeTo, []byte("h2c")) {
 		h.SetBytesV("Upgrade", upgradeTo)
 		h.Set("Connection", "Upgrade")
 		return true
+	}
+	return false
+}
+
+// mayBeListed reports whether a Connection header may make key hop-by-hop:
+// not the framing, which the proxy sets from the body it relays, nor Host,
+// the request's target. (Dropped, a Content-Length would send the backend a
+// request without its body; nginx ignores such tokens altogether.)
+func mayBeListed(key []byte) bool {
+	switch len(key) {
+	case len("Host"):
+		return !asciiEqualFold(key, "Host")
+	case len("Content-Length"):
+		return !asciiEqualFold(key, "Content-Length")
+	}
+	return true
+}
+
+// connLines holds the values of a request's Connection header lines, which
+// stay in the raw header block they point into.
+type connLines struct {
+	v    [4][]byte
+	n    int
+	over bool   // more lines than v holds
+	raw  []byte // when over: the raw header block, whose lines lists walks
+}
+
+func (c *connLines) add(value []byte) {
+	if c.n < len(c.v) {
+		c.v[c.n] = value
+	} else {
+		c.over = true
+	}
+	c.n++
+}
+
+// lists reports whether any Connection line lists tok.
+func (c *connLines) lists(tok []byte) bool {
+	if c.over {
+		sc := headerScanner{b: c.raw}
+		for {
+			key, value, ok := sc.next()
+			if !ok {
+				return false
+			}
+			if len(key) == len("Connection") && asciiEqualFold(key, "Connection") && listsToken(value, tok) {
+				return true
+			}
+		}
+	}
+	for _, v := range c.v[:c.n] {
+		if listsToken(v, tok) {
+			return true
+		}
 	}
 	return false
 }
@@ -242,37 +309,73 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 func cleanResponse(resp *fasthttp.Response) (size int) {
 	h := &resp.Header
 	h.ResetConnectionClose()
-	var connection []byte
 	found := false
 	for key, value := range h.All() {
 		size += len(key) + len(value) + len(": \r\n")
 		if classify(key) == hopByHop {
 			found = true
-			if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
-				connection = value
-			}
 		}
 	}
 	if !found {
 		return size
 	}
-	// Deleting while iterating is not allowed: collect the names first.
-	// They are copied, since deletion moves the header storage.
-	var names [8][32]byte
-	var lens [8]int
-	n := 0
-	for key := range h.All() {
-		if n < len(names) && len(key) <= len(names[0]) &&
-			(classify(key) == hopByHop || (connection != nil && listsToken(connection, key))) {
-			lens[n] = copy(names[n][:], key)
-			n++
-		}
-	}
-	for i := 0; i < n; i++ {
-		h.DelBytes(names[i][:lens[i]])
-	}
+	stripResponseHeaders(h)
 	h.Del("Transfer-Encoding")
 	h.Del("Trailer")
 	h.ResetConnectionClose()
 	return size
+}
+
+// stripResponseHeaders removes a response's hop-by-hop headers and those its
+// Connection header lines name, however many (the framing excepted, as for
+// requests: see mayBeListed).
+func stripResponseHeaders(h *fasthttp.ResponseHeader) {
+	// Deleting while iterating is not allowed, and deletion moves the
+	// header storage: the Connection lines and the names to delete are
+	// copied out first, a round at a time.
+	var conn [256]byte
+	n, over := 0, false
+	for key, value := range h.All() {
+		if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
+			if n+1+len(value) > len(conn) {
+				over = true
+				break
+			}
+			n += copy(conn[n:], ",")
+			n += copy(conn[n:], value)
+		}
+	}
+	if over {
+		// Over 256 bytes of Connection tokens: no backend sends that by
+		// mistake. Its hop-by-hop headers go, the names it lists stay.
+		n = 0
+	}
+	var names [256]byte
+	for {
+		var at [8]int // ends of the names in names
+		k, more := 0, false
+		for key := range h.All() {
+			if classify(key) != hopByHop && !(mayBeListed(key) && listsToken(conn[:n], key)) {
+				continue
+			}
+			start := 0
+			if k > 0 {
+				start = at[k-1]
+			}
+			if k == len(at) || start+len(key) > len(names) {
+				more = true
+				continue
+			}
+			at[k] = start + copy(names[start:], key)
+			k++
+		}
+		start := 0
+		for _, end := range at[:k] {
+			h.DelBytes(names[start:end])
+			start = end
+		}
+		if !more || k == 0 {
+			break // done, or a name longer than names: it stays
+		}
+	}
 }

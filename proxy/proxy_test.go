@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -448,6 +449,33 @@ func TestClientConnectionClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConnectionCannotDropFraming: a client's Connection header naming
+// Content-Length or Host makes neither hop-by-hop: the backend still gets
+// the whole body and the client's Host (nginx ignores such tokens).
+func TestConnectionCannotDropFraming(t *testing.T) {
+	be := startBackend(t, "a")
+	_, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	const body = "a body the backend must get whole"
+	status, rest := rawRequest(t, url, "POST /echo HTTP/1.1\r\nHost: shop.example\r\nConnection: close, content-length, host, X-A\r\n"+
+		"X-A: 1\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	if !strings.Contains(status, " 200 ") {
+		t.Fatalf("status %s", status)
+	}
+	_, answer, _ := strings.Cut(rest, "\r\n\r\n")
+	var echo backend.Echo
+	if err := json.Unmarshal([]byte(answer), &echo); err != nil {
+		t.Fatalf("backend's echo %q: %v", answer, err)
+	}
+	if echo.BodyLength != len(body) || echo.Host != "shop.example" {
+		t.Errorf("backend got a %d-byte body and Host %q, want %d bytes and shop.example", echo.BodyLength, echo.Host, len(body))
+	}
+	for k := range echo.Headers {
+		if strings.EqualFold(k, "X-A") || strings.EqualFold(k, "Connection") {
+			t.Errorf("%s reached the backend", k)
+		}
 	}
 }
 
