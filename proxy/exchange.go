@@ -58,6 +58,17 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 		return classifyError(err), err
 	}
 	bc := conn.(*backendConn)
+	if bc.uses > 0 && bc.idleClosed(p.wd.now()) {
+		// The backend closed it while it sat idle (its keep-alive timeout
+		// is shorter than ours): nothing was sent, so any request may go
+		// on a fresh connection. Its other idle connections are as old.
+		up.conns.close(cc)
+		up.hc.CloseIdleConnections()
+		if cc, conn, err = up.conns.acquire(p.cfg.BackendTimeout); err != nil {
+			return classifyError(err), err
+		}
+		bc = conn.(*backendConn)
+	}
 	if env.hooks != nil && env.hooks.attach(bc) {
 		up.conns.release(cc)
 		return failClosed, errAborted

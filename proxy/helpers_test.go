@@ -185,6 +185,12 @@ func startRawBackend(t *testing.T, handle func(c net.Conn, r *bufio.Reader, rb *
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveRawBackend(t, ln, handle)
+}
+
+// serveRawBackend serves ln's connections with handle.
+func serveRawBackend(t *testing.T, ln net.Listener, handle func(c net.Conn, r *bufio.Reader, rb *rawBackend)) *rawBackend {
+	t.Helper()
 	rb := &rawBackend{ln: ln}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {

@@ -309,6 +309,7 @@ type backendConn struct {
 	sockConn // reads and writes through sockIO when it is a TCP socket
 	w        *watchdog
 	deadline atomic.Int64 // coarse unix nanoseconds; zero when idle
+	armed    int64        // coarse time the last exchange began (see idleClosed)
 	expired  atomic.Bool
 	closed   atomic.Bool
 
@@ -336,6 +337,7 @@ func (w *watchdog) trackBackend(c net.Conn) *backendConn {
 func (c *backendConn) arm(d time.Duration) int64 {
 	now := c.w.now()
 	c.deadline.Store(now + int64(d))
+	c.armed = now
 	return now
 }
 
