@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"io"
+	"net/netip"
 	"runtime"
 	"testing"
 
@@ -27,21 +28,35 @@ func TestProxiedRequestAllocations(t *testing.T) {
 		allowed float64
 		// warm is how many requests run before counting: 100 unless set.
 		warm int
+		// configure adjusts the proxy's Config, when set.
+		configure func(c *Config)
 	}{
 		{"GET", func(req *fasthttp.Request) {
 			req.SetRequestURI("http://example.com/")
-		}, 0, 0},
+		}, 0, 0, nil},
 		{"GET with hop-by-hop headers", func(req *fasthttp.Request) {
 			req.SetRequestURI("http://example.com/?q=1")
 			req.Header.Set("Connection", "keep-alive, X-Hop")
 			req.Header.Set("X-Hop", "1")
 			req.Header.Set("X-Forwarded-For", "203.0.113.9")
-		}, 0, 0},
+		}, 0, 0, nil},
+		// From a trusted proxy the chain is extended: in one line, and in
+		// two, as HAProxy's option forwardfor sends it when the client
+		// sent one of its own.
+		{"GET from a trusted proxy", func(req *fasthttp.Request) {
+			req.SetRequestURI("http://example.com/")
+			req.Header.Add("X-Forwarded-For", "6.6.6.6, 203.0.113.9")
+		}, 0, 0, trustClient},
+		{"GET from a trusted proxy, X-Forwarded-For in two lines", func(req *fasthttp.Request) {
+			req.SetRequestURI("http://example.com/")
+			req.Header.Add("X-Forwarded-For", "6.6.6.6")
+			req.Header.Add("X-Forwarded-For", "203.0.113.9")
+		}, 0, 0, trustClient},
 		{"POST", func(req *fasthttp.Request) {
 			req.SetRequestURI("http://example.com/form")
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.SetBodyString("hello, backend")
-		}, 1, 0},
+		}, 1, 0, nil},
 		// One request in fifty with 64 KiB, past 50,000 requests (the
 		// body buffers' old pool calibrated itself to the common size
 		// after 42,000 and then dropped the rare large buffers).
@@ -50,7 +65,7 @@ func TestProxiedRequestAllocations(t *testing.T) {
 			if large {
 				req.SetRequestURI("http://example.com/bytes/65536")
 			}
-		}), 0, 50_000},
+		}), 0, 50_000, nil},
 		{"POST, one body in fifty of 64 KiB", oneInFifty(func(req *fasthttp.Request, large bool) {
 			req.SetRequestURI("http://example.com/form")
 			req.Header.SetMethod(fasthttp.MethodPost)
@@ -59,7 +74,7 @@ func TestProxiedRequestAllocations(t *testing.T) {
 			} else {
 				req.SetBodyString("hello, backend")
 			}
-		}), 1, 50_000},
+		}), 1, 50_000, nil},
 	} {
 		for _, format := range []AccessLogFormat{"", AccessLogCombined, AccessLogJSON} {
 			name := tc.name
@@ -67,19 +82,28 @@ func TestProxiedRequestAllocations(t *testing.T) {
 				name += ", access log " + string(format)
 			}
 			t.Run(name, func(t *testing.T) {
-				proxiedRequestAllocations(t, format, tc.setup, tc.allowed, cmp.Or(tc.warm, 100))
+				proxiedRequestAllocations(t, format, tc.configure, tc.setup, tc.allowed, cmp.Or(tc.warm, 100))
 			})
 		}
 	}
 }
 
+// trustClient makes the in-memory client's address a trusted proxy.
+func trustClient(c *Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+}
+
 // proxiedRequestAllocations measures one kind of request, with an access
-// log in format (empty: none).
-func proxiedRequestAllocations(t *testing.T, format AccessLogFormat, setup func(req *fasthttp.Request), allowed float64, warm int) {
+// log in format (empty: none), through a proxy configure adjusts (nil:
+// none).
+func proxiedRequestAllocations(t *testing.T, format AccessLogFormat, configure func(c *Config), setup func(req *fasthttp.Request), allowed float64, warm int) {
 	t.Helper()
 	rig := newInmemoryRigConfig(t, 2, func(c *Config) {
 		if format != "" {
 			c.AccessLog, c.AccessLogFormat = io.Discard, format
+		}
+		if configure != nil {
+			configure(c)
 		}
 	})
 	req := fasthttp.AcquireRequest()

@@ -175,9 +175,15 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool, client n
 		var buf [128]byte
 		ip := client.AppendTo(buf[:0])
 		h.AddBytesV(headerXRealIP, ip)
-		if chain != nil {
-			// A trusted proxy's chain, extended with that proxy.
-			xff := append(append(append(buf[len(ip):len(ip)], chain...), ", "...), peerAddr(ctx).String()...)
+		if chain.extends() {
+			// A trusted proxy's chain, all its lines in one, extended with
+			// that proxy. A chain too long for buf is joined on the heap:
+			// it is no longer than the header block, which
+			// -max-header-size bounds, as nginx (large_client_header_buffers)
+			// and HAProxy (tune.bufsize) bound a chain by their buffers
+			// alone.
+			xff := chain.appendTo(buf[len(ip):len(ip)])
+			xff = peerAddr(ctx).AppendTo(append(xff, ", "...))
 			h.AddBytesV(headerXForwardedFor, xff)
 		} else {
 			h.AddBytesV(headerXForwardedFor, ip)

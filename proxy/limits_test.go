@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -137,6 +138,152 @@ func TestTrustedProxies(t *testing.T) {
 				t.Errorf("X-Real-IP %q, want %q", got, tc.wantReal)
 			}
 		})
+	}
+}
+
+// TestTrustedProxyChainInLines: a trusted peer's X-Forwarded-For in several
+// lines is one list, the lines joined with commas in order (RFC 9110,
+// section 5.3), over HTTP/1.1 and HTTP/2 alike. HAProxy's option forwardfor
+// adds a line of its own after the client's: the client named is the
+// address the trusted proxy added, not the one the client wrote, and the
+// backend gets the whole chain in one line.
+func TestTrustedProxyChainInLines(t *testing.T) {
+	be := startBackend(t, "a")
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+	var alog logBuffer
+	_, u := startProxy(t, Config{Backends: []string{be.URL()}, TrustedProxies: trusted, HTTP2: HTTP2Config{H2C: true},
+		AccessLog: &alog, AccessLogFormat: AccessLogJSON, Health: HealthConfig{Interval: -1}})
+	h2 := newH2Client(t, nil)
+	// The access log's client for each request, by its URI: the lines are
+	// read once at the end, as the log writes them out every 200 ms.
+	wantLogged := map[string]string{}
+	for _, tc := range []struct {
+		name     string
+		lines    []string // header lines as sent
+		wantXFF  string
+		wantReal string
+	}{
+		{"one line", []string{"X-Forwarded-For: 203.0.113.5"},
+			"203.0.113.5, 127.0.0.1", "203.0.113.5"},
+		{"two lines: the trusted proxy's is the client", []string{"X-Forwarded-For: 6.6.6.6", "X-Forwarded-For: 9.9.9.9"},
+			"6.6.6.6, 9.9.9.9, 127.0.0.1", "9.9.9.9"},
+		{"two lines in other letter cases, a header between", []string{"X-Forwarded-For: 6.6.6.6", "X-Other: 1", "x-forwarded-for: 9.9.9.9"},
+			"6.6.6.6, 9.9.9.9, 127.0.0.1", "9.9.9.9"},
+		{"three lines", []string{"X-Forwarded-For: 6.6.6.6", "X-Forwarded-For: 198.51.100.1", "X-Forwarded-For: 10.0.0.2"},
+			"6.6.6.6, 198.51.100.1, 10.0.0.2, 127.0.0.1", "198.51.100.1"},
+		{"a line of several, then another", []string{"X-Forwarded-For: 6.6.6.6, 198.51.100.1", "X-Forwarded-For: 10.0.0.2"},
+			"6.6.6.6, 198.51.100.1, 10.0.0.2, 127.0.0.1", "198.51.100.1"},
+		{"trusted hops skipped across lines", []string{"X-Forwarded-For: 6.6.6.6, 198.51.100.1, 10.0.0.3", "X-Forwarded-For: 10.0.0.2, 10.0.0.1"},
+			"6.6.6.6, 198.51.100.1, 10.0.0.3, 10.0.0.2, 10.0.0.1, 127.0.0.1", "198.51.100.1"},
+		{"an untrusted address between trusted ones", []string{"X-Forwarded-For: 10.0.0.4", "X-Forwarded-For: 203.0.113.9, 10.0.0.3", "X-Forwarded-For: 10.0.0.2"},
+			"10.0.0.4, 203.0.113.9, 10.0.0.3, 10.0.0.2, 127.0.0.1", "203.0.113.9"},
+		{"trusted all the way: the leftmost", []string{"X-Forwarded-For: 10.0.0.3", "X-Forwarded-For: 10.0.0.2"},
+			"10.0.0.3, 10.0.0.2, 127.0.0.1", "10.0.0.3"},
+		{"garbage in the last line stops the walk", []string{"X-Forwarded-For: 198.51.100.1", "X-Forwarded-For: not-an-ip"},
+			"198.51.100.1, not-an-ip, 127.0.0.1", "127.0.0.1"},
+		{"garbage in an earlier line stops the walk there", []string{"X-Forwarded-For: 198.51.100.1, not-an-ip", "X-Forwarded-For: 10.0.0.2"},
+			"198.51.100.1, not-an-ip, 10.0.0.2, 127.0.0.1", "10.0.0.2"},
+		{"an empty line adds nothing", []string{"X-Forwarded-For: 198.51.100.1", "X-Forwarded-For: ", "X-Forwarded-For: 10.0.0.2"},
+			"198.51.100.1, 10.0.0.2, 127.0.0.1", "198.51.100.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
+				var e backend.Echo
+				uri := fmt.Sprintf("/echo?n=%d", len(wantLogged))
+				wantLogged[uri] = tc.wantReal
+				if proto == "HTTP/1.1" {
+					raw := "GET " + uri + " HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n" + strings.Join(tc.lines, "\r\n") + "\r\n\r\n"
+					status, rest := rawRequest(t, u, raw)
+					_, body, _ := strings.Cut(rest, "\r\n\r\n")
+					if !strings.Contains(status, " 200 ") {
+						t.Fatalf("%s: %s %s", proto, status, rest)
+					}
+					if err := json.Unmarshal([]byte(body), &e); err != nil {
+						t.Fatalf("%s: echo: %v: %q", proto, err, body)
+					}
+				} else {
+					req := newRequest(t, "GET", u+uri, nil)
+					for _, line := range tc.lines {
+						k, v, _ := strings.Cut(line, ":")
+						req.Header.Add(k, strings.TrimSpace(v))
+					}
+					_, body := do(t, h2, req)
+					if err := json.Unmarshal([]byte(body), &e); err != nil {
+						t.Fatalf("%s: echo: %v: %q", proto, err, body)
+					}
+				}
+				if got := header(e, "X-Forwarded-For"); len(got) != 1 || got[0] != tc.wantXFF {
+					t.Errorf("%s: X-Forwarded-For %q, want %q", proto, got, tc.wantXFF)
+				}
+				if got := header(e, "X-Real-IP"); len(got) != 1 || got[0] != tc.wantReal {
+					t.Errorf("%s: X-Real-IP %q, want %q", proto, got, tc.wantReal)
+				}
+			}
+		})
+	}
+	for _, line := range accessLines(t, &alog, len(wantLogged)) {
+		m := jsonLine(t, line)
+		if want := wantLogged[fmt.Sprint(m["uri"])]; m["client"] != want {
+			t.Errorf("access log client %v for %v %v, want %q", m["client"], m["proto"], m["uri"], want)
+		}
+	}
+}
+
+// TestTrustedPeerOtherForwardingHeaders: from a trusted peer only
+// X-Forwarded-For is believed. X-Real-IP, X-Forwarded-Host and
+// X-Forwarded-Proto, in two lines each of two letter cases, are replaced by
+// one line of the proxy's own, and Forwarded goes through unread, every
+// line of it, over HTTP/1.1 and HTTP/2 alike.
+func TestTrustedPeerOtherForwardingHeaders(t *testing.T) {
+	be := startBackend(t, "a")
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	_, u := startProxy(t, Config{Backends: []string{be.URL()}, TrustedProxies: trusted, HTTP2: HTTP2Config{H2C: true}, Health: HealthConfig{Interval: -1}})
+	lines := []string{
+		"X-Forwarded-For: 203.0.113.5",
+		"X-Real-IP: 6.6.6.6", "x-real-ip: 7.7.7.7",
+		"X-Forwarded-Host: evil", "x-forwarded-host: evil2",
+		"X-Forwarded-Proto: https", "x-forwarded-proto: https",
+		"Forwarded: for=6.6.6.6", "Forwarded: for=203.0.113.5;proto=https",
+	}
+	want := map[string]string{
+		"X-Forwarded-For":   "203.0.113.5, 127.0.0.1",
+		"X-Real-IP":         "203.0.113.5",
+		"X-Forwarded-Host":  "shop.example",
+		"X-Forwarded-Proto": "http",
+		// Compared as a set: stripping a header on the HTTP/1.1 path moves
+		// fasthttp's last header into its place (RequestHeader.Del), which
+		// here reverses the two Forwarded lines.
+		"Forwarded": "for=203.0.113.5;proto=https | for=6.6.6.6",
+	}
+	h2 := newH2Client(t, nil)
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
+		var e backend.Echo
+		var body string
+		if proto == "HTTP/1.1" {
+			status, rest := rawRequest(t, u, "GET /echo HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n"+strings.Join(lines, "\r\n")+"\r\n\r\n")
+			if !strings.Contains(status, " 200 ") {
+				t.Fatalf("%s: %s %s", proto, status, rest)
+			}
+			_, body, _ = strings.Cut(rest, "\r\n\r\n")
+		} else {
+			req := newRequest(t, "GET", u+"/echo", nil)
+			req.Host = "shop.example"
+			for _, line := range lines {
+				k, v, _ := strings.Cut(line, ":")
+				req.Header.Add(k, strings.TrimSpace(v))
+			}
+			_, body = do(t, h2, req)
+		}
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			t.Fatalf("%s: echo: %v: %q", proto, err, body)
+		}
+		for name, w := range want {
+			got := header(e, name)
+			sort.Strings(got)
+			if got := strings.Join(got, " | "); got != w {
+				t.Errorf("%s: %s %q, want %q", proto, name, got, w)
+			}
+		}
 	}
 }
 

@@ -115,9 +115,10 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.inBytes = len(r.Method) + len(r.RequestURI) + requestLineFraming + headerSize(r.Header)
 
 	peer := remoteAddr(r.RemoteAddr)
-	client, chain := peer, []byte(nil)
+	client, chain := peer, ""
 	if p.trusts(peer) {
-		client, chain = p.clientBehind(peer, []byte(r.Header.Get(headerXForwardedFor)))
+		// Every line: Get would give the first alone (see clientAddr).
+		client, chain = p.clientBehind(peer, r.Header.Values(headerXForwardedFor))
 	}
 	st.client = client
 
@@ -131,8 +132,8 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if client.IsValid() {
 		st.clientIP = client.String()
-		if chain != nil {
-			st.chain = string(chain) + ", " + peer.String()
+		if chain != "" {
+			st.chain = chain + ", " + peer.String()
 		}
 	}
 	if p.limiter != nil && !p.limiter.allow(client, p.wd.now()) {

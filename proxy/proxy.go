@@ -198,7 +198,8 @@ type Config struct {
 	RateBurst int
 	// TrustedProxies are the proxies in front of the balancer whose
 	// X-Forwarded-For is believed: for a peer among them the client is the
-	// nearest untrusted address in that header, and the chain is extended.
+	// nearest untrusted address in that header (all its lines as one
+	// list), and the chain is extended.
 	// Empty means none: the peer is the client and the header is replaced.
 	TrustedProxies []netip.Prefix
 
