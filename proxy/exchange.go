@@ -262,6 +262,12 @@ func readResponseHeader(br *bufio.Reader, resp *fasthttp.Response) error {
 		if code >= 200 || code == fasthttp.StatusSwitchingProtocols {
 			return nil
 		}
+		if code < 100 {
+			// Not a status (fasthttp reads any three digits): without
+			// this it would pass for an interim answer, and the wait for
+			// the real one would end only at the try timeout.
+			return fmt.Errorf("status %03d", code)
+		}
 		if n == maxInterimResponses {
 			return errTooManyInterim
 		}

@@ -114,6 +114,10 @@ func TestFaultyBackends(t *testing.T) {
 		{"garbage", func(c net.Conn) {
 			io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n\r\n")
 		}, http.StatusBadGateway},
+		{"a status below 100, the connection kept open", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 099 Nope\r\nContent-Length: 2\r\n\r\nok")
+			io.Copy(io.Discard, c) // until the proxy lets go: not an interim answer to wait past
+		}, http.StatusBadGateway},
 		{"oversize header", func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("b", 64<<10)+"\r\nContent-Length: 2\r\n\r\nok")
 		}, http.StatusBadGateway},
