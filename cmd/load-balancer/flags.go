@@ -93,7 +93,6 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		ejectAfter   = fs.Int("eject-after", proxy.DefaultEjectAfter, "consecutive connect failures or try timeouts that take a backend out of rotation (0 disables)")
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
-		flushEvery   = fs.Duration("flush-interval", 0, "how often a streamed response of known length is flushed to the client: -1 at once, 0 as buffers fill (chunked and event streams are always flushed at once)")
 		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
 		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
 		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
@@ -120,6 +119,8 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	for _, d := range durationArgs {
 		fs.DurationVar(d.dst, d.name, d.def, d.usage)
 	}
+	var flushEvery flushFlag
+	fs.Var(&flushEvery, "flush-interval", "how a streamed response of known length reaches the client: -1 each piece as it arrives (-1 without a unit; other negative values are refused), 0 as buffers fill, a `duration` such as 100ms no later than that after it arrived (chunked and event streams are always flushed at once)")
 	fs.Var(&maxHeader, "max-header-size", "largest request header block; larger gets 431 (units: B, KiB, MiB)")
 	fs.Var(&maxBody, "max-body-size", "largest request body; larger gets 413; 0 means no limit (units: B, KiB, MiB, GiB)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
@@ -239,7 +240,10 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, invalid("invalid -hedge-budget %d: want 1-100", *hedgeBudget)
 	}
 	o.proxy.HedgeAfter = *hedgeAfter
-	o.proxy.FlushInterval = *flushEvery
+	if flushEvery < 0 && flushEvery != -1 {
+		return nil, invalid("invalid -flush-interval %v: want -1 (each piece at once), 0 or a positive duration", time.Duration(flushEvery))
+	}
+	o.proxy.FlushInterval = time.Duration(flushEvery)
 	o.proxy.HedgeBudget = *hedgeBudget
 
 	for _, n := range []struct {
@@ -561,6 +565,31 @@ func parsePolicy(fs *flag.FlagSet, o *options, name, hashKey string, forPools bo
 	if name == pool.PolicyHash {
 		o.policy += " " + key.String()
 	}
+	return nil
+}
+
+// flushFlag is -flush-interval: a duration, or -1 without a unit for
+// httputil.ReverseProxy.FlushInterval's "each piece at once" (-1s, a
+// duration, is refused by parseFlags, as any negative one but -1).
+type flushFlag time.Duration
+
+func (f flushFlag) String() string {
+	if f == -1 {
+		return "-1"
+	}
+	return time.Duration(f).String()
+}
+
+func (f *flushFlag) Set(v string) error {
+	if strings.TrimSpace(v) == "-1" {
+		*f = -1
+		return nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("want -1, 0 or a duration such as 100ms")
+	}
+	*f = flushFlag(d)
 	return nil
 }
 

@@ -115,6 +115,55 @@ func TestParseFlagsRejects(t *testing.T) {
 	}
 }
 
+// TestParseFlagsFlushInterval: -flush-interval takes -1 (each piece at
+// once, as documented) on the command line and in the file; other negative
+// durations are refused, naming the value.
+func TestParseFlagsFlushInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string // the -config file's keys besides backends; "" for none
+		args   []string
+		want   time.Duration
+		err    string // in the error message; "lb.yaml" stands for the file
+	}{
+		{name: "default", want: 0},
+		{name: "-1", args: []string{"-flush-interval=-1"}, want: -1},
+		{name: "zero", args: []string{"-flush-interval=0"}, want: 0},
+		{name: "duration", args: []string{"-flush-interval=100ms"}, want: 100 * time.Millisecond},
+		{name: "-1 in the file", config: "flush-interval: -1\n", want: -1},
+		{name: "duration in the file", config: "flush-interval: 50ms\n", want: 50 * time.Millisecond},
+		{name: "-2s", args: []string{"-flush-interval=-2s"}, err: "invalid -flush-interval -2s: want -1 (each piece at once), 0 or a positive duration"},
+		{name: "-1s", args: []string{"-flush-interval=-1s"}, err: "invalid -flush-interval -1s: want -1 (each piece at once)"},
+		{name: "-2", args: []string{"-flush-interval=-2"}, err: `invalid value "-2" for flag -flush-interval: want -1, 0 or a duration such as 100ms`},
+		{name: "-2s in the file", config: "flush-interval: -2s\n", err: "lb.yaml:2: flush-interval: invalid flush-interval -2s: want -1"},
+		{name: "no unit in the file", config: "flush-interval: 5\n", err: `lb.yaml:2: flush-interval: invalid value "5": want -1, 0 or a duration such as 100ms`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, path := tc.args, ""
+			if tc.config != "" {
+				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config)
+				args = append([]string{"-config=" + path}, args...)
+			} else {
+				args = append([]string{"-backends=http://a:1"}, args...)
+			}
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.err != "" {
+				want := strings.ReplaceAll(tc.err, "lb.yaml", path)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want it to contain %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.proxy.FlushInterval != tc.want {
+				t.Errorf("flush interval %v, want %v", o.proxy.FlushInterval, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseFlagsSyntaxErrorsNameFlagAndValue(t *testing.T) {
 	for _, tc := range []struct {
 		arg, want string
