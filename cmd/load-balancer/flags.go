@@ -106,7 +106,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 			usage string
 		}{
 			{"health-interval", &o.proxy.Health.Interval, 5 * time.Second, "time between health check rounds"},
-			{"health-timeout", &o.proxy.Health.Timeout, 2 * time.Second, "time allowed for one health check"},
+			{"health-timeout", &o.proxy.Health.Timeout, 2 * time.Second, "time allowed for one health check, at most -health-interval; not given, -health-interval when that is shorter"},
 			{"dial-timeout", &o.proxy.DialTimeout, proxy.DefaultDialTimeout, "time allowed to connect to a backend"},
 			{"backend-timeout", &o.proxy.BackendTimeout, proxy.DefaultBackendTimeout, "time allowed for a backend's whole response; slower gets 504"},
 			{"backend-idle-timeout", &o.proxy.BackendIdleTimeout, proxy.DefaultBackendIdleTimeout, "how long idle backend connections are kept (keep below the backends' keep-alive timeout)"},
@@ -198,6 +198,13 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		if *d.dst <= 0 {
 			return nil, invalid("invalid -%s %v: must be positive", d.name, *d.dst)
 		}
+	}
+	// A timeout not given follows a shorter interval, as HAProxy takes the
+	// interval for a check timeout not set: only one given can disagree.
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "health-timeout" })
+	if !timeoutSet {
+		o.proxy.Health.Timeout = min(o.proxy.Health.Timeout, o.proxy.Health.Interval)
 	}
 	if o.proxy.Health.Timeout > o.proxy.Health.Interval {
 		return nil, invalid("invalid -health-timeout %v: longer than -health-interval %v", o.proxy.Health.Timeout, o.proxy.Health.Interval)

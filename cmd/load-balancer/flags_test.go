@@ -164,6 +164,59 @@ func TestParseFlagsFlushInterval(t *testing.T) {
 	}
 }
 
+// TestParseFlagsHealthTimeoutDefault: without -health-timeout the check
+// timeout is 2s, or -health-interval when that is shorter (as HAProxy takes
+// the interval for a timeout not given); only a timeout given, on the
+// command line or in the file, longer than the interval is refused.
+func TestParseFlagsHealthTimeoutDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		config            string // the -config file's keys besides backends; "" for none
+		args              []string
+		interval, timeout time.Duration
+		err               string // in the error message; "lb.yaml" stands for the file
+	}{
+		{name: "defaults", interval: 5 * time.Second, timeout: 2 * time.Second},
+		{name: "interval of 1s alone", args: []string{"-health-interval=1s"}, interval: time.Second, timeout: time.Second},
+		{name: "interval of 500ms alone", args: []string{"-health-interval=500ms"}, interval: 500 * time.Millisecond, timeout: 500 * time.Millisecond},
+		{name: "longer interval alone", args: []string{"-health-interval=10s"}, interval: 10 * time.Second, timeout: 2 * time.Second},
+		{name: "both given", args: []string{"-health-interval=1s", "-health-timeout=300ms"}, interval: time.Second, timeout: 300 * time.Millisecond},
+		{name: "timeout equal to the interval", args: []string{"-health-interval=1s", "-health-timeout=1s"}, interval: time.Second, timeout: time.Second},
+		{name: "timeout alone", args: []string{"-health-timeout=4s"}, interval: 5 * time.Second, timeout: 4 * time.Second},
+		{name: "timeout given longer", args: []string{"-health-interval=1s", "-health-timeout=1500ms"}, err: "invalid -health-timeout 1.5s: longer than -health-interval 1s"},
+		{name: "timeout alone longer than the default interval", args: []string{"-health-timeout=6s"}, err: "invalid -health-timeout 6s: longer than -health-interval 5s"},
+		{name: "interval alone in the file", config: "health-interval: 1s\n", interval: time.Second, timeout: time.Second},
+		{name: "interval in the file, timeout on the command line", config: "health-interval: 1s\n", args: []string{"-health-timeout=200ms"},
+			interval: time.Second, timeout: 200 * time.Millisecond},
+		{name: "timeout in the file, shorter interval on the command line", config: "health-timeout: 3s\n", args: []string{"-health-interval=2s"},
+			err: "lb.yaml:2: health-timeout: invalid health-timeout 3s: longer than -health-interval 2s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, path := tc.args, ""
+			if tc.config != "" {
+				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config)
+				args = append([]string{"-config=" + path}, args...)
+			} else {
+				args = append([]string{"-backends=http://a:1"}, args...)
+			}
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.err != "" {
+				want := strings.ReplaceAll(tc.err, "lb.yaml", path)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want it to contain %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := o.proxy.Health; h.Interval != tc.interval || h.Timeout != tc.timeout {
+				t.Errorf("interval %v timeout %v, want %v %v", h.Interval, h.Timeout, tc.interval, tc.timeout)
+			}
+		})
+	}
+}
+
 func TestParseFlagsSyntaxErrorsNameFlagAndValue(t *testing.T) {
 	for _, tc := range []struct {
 		arg, want string
