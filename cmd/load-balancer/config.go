@@ -333,6 +333,9 @@ func (cf *configFile) parseListeners(v *yaml.Node) error {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return cf.errorf(l.line, path, "invalid address %q: port %q: want 1-65535", l.addr, port)
 		}
+		if err := checkListenHost(host); err != nil {
+			return cf.errorf(l.line, path, "invalid address %q: host %q: %v", l.addr, host, err)
+		}
 		key := net.JoinHostPort(host, port)
 		if first, dup := seen[key]; dup {
 			return cf.errorf(l.line, path, "address %q is listed twice (first at line %d)", l.addr, first)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -80,7 +82,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		hashKey      = fs.String("hash-key", "ip", "what -policy=hash hashes: ip, uri, header:NAME or cookie:NAME")
 		stickyCookie = fs.String("sticky-cookie", "", "pin each client to a backend with a cookie of this name (any policy; empty: off)")
 		port         = fs.Int("port", 3030, "port to listen on")
-		host         = fs.String("host", "", "address to listen on (default all interfaces)")
+		host         = fs.String("host", "", "address to listen on: an IP address, or a name that resolves (default all interfaces)")
 		retries      = fs.Int("retries", proxy.DefaultRetries, fmt.Sprintf("extra attempts on other backends after a failure (0-%d)", pool.MaxTries-1))
 		maxHeader    = sizeFlag(proxy.DefaultMaxHeaderSize)
 		maxBody      = sizeFlag(proxy.DefaultMaxBodySize)
@@ -191,6 +193,9 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
+	}
+	if err := checkListenHost(*host); err != nil {
+		return nil, invalid("invalid -host %q: %v", *host, err)
 	}
 	o.addr = listenAddr(*host, *port)
 
@@ -460,6 +465,45 @@ func listenAddr(host string, port int) string {
 	return host + ":" + strconv.Itoa(port)
 }
 
+// resolveTimeout bounds the lookup of a name to listen on: a start, a
+// -check-config or a reload waits no longer for a resolver that does not
+// answer.
+const resolveTimeout = 2 * time.Second
+
+// checkListenHost refuses a host that no listener could bind, so that
+// -check-config refuses it too (and a start exits 2, not 1): an IP literal
+// (an IPv4 one is digits and dots) must parse as one, and a name must
+// resolve. Empty is every interface; brackets around IPv6 are allowed.
+func checkListenHost(host string) error {
+	h := strings.TrimSpace(host)
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if h == "" {
+		return nil
+	}
+	if strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == "" {
+		if _, err := netip.ParseAddr(h); err != nil {
+			msg := err.Error()
+			if _, after, ok := strings.Cut(msg, "): "); ok {
+				msg = after // netip names the text, which the caller does
+			}
+			return fmt.Errorf("not an IP address (%s)", msg)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	if _, err := net.DefaultResolver.LookupHost(ctx, h); err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) {
+			err = errors.New(de.Err)
+		}
+		return fmt.Errorf("not an IP address, and the name does not resolve (%v)", err)
+	}
+	return nil
+}
+
 // checkAdminAddr validates -admin-addr: empty, or host:port with a port of
 // its own, never one that serves traffic (public, or tls when set).
 func checkAdminAddr(addr, public, tls string) error {
@@ -472,6 +516,9 @@ func checkAdminAddr(addr, public, tls string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
+	}
+	if err := checkListenHost(host); err != nil {
+		return invalid("invalid -admin-addr %q: host %q: %v", addr, host, err)
 	}
 	for _, l := range []struct{ addr, flag string }{{public, "-port"}, {tls, "-tls-port"}} {
 		if l.addr == "" {

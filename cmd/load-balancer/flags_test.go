@@ -32,6 +32,12 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-backends=http://a:1/api"}, `path "/api" is not supported`},
 		{[]string{ok, "-port=0"}, "invalid -port 0: want 1-65535"},
 		{[]string{ok, "-port=70000"}, "invalid -port 70000"},
+		{[]string{ok, "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IP address (IPv4 field has value >255)`},
+		{[]string{ok, "-host=1.2.3"}, `invalid -host "1.2.3": not an IP address`},
+		{[]string{ok, "-host=::1::2"}, `invalid -host "::1::2": not an IP address`},
+		{[]string{ok, "-host=notahost.invalid"}, `invalid -host "notahost.invalid": not an IP address, and the name does not resolve (no such host)`},
+		{[]string{ok, "-admin-addr=999.1.1.1:9030"}, `invalid -admin-addr "999.1.1.1:9030": host "999.1.1.1": not an IP address`},
+		{[]string{ok, "-admin-addr=notahost.invalid:9030"}, `invalid -admin-addr "notahost.invalid:9030": host "notahost.invalid": not an IP address, and the name does not resolve`},
 		{[]string{ok, "-health-interval=0s"}, "invalid -health-interval 0s: must be positive"},
 		{[]string{ok, "-backend-timeout=-1s"}, "invalid -backend-timeout -1s: must be positive"},
 		{[]string{ok, "-health-interval=1s", "-health-timeout=2s"}, "invalid -health-timeout 2s: longer than -health-interval 1s"},
@@ -278,6 +284,28 @@ func TestParseFlagsValues(t *testing.T) {
 	}
 	if o, err = parseFlags([]string{"-backends=http://a:1", "-http2=false"}, &bytes.Buffer{}); err != nil || !o.proxy.HTTP2.Disable {
 		t.Errorf("-http2=false: %+v %v", o.proxy.HTTP2, err)
+	}
+}
+
+// TestParseFlagsListenHost: -host takes an IP literal, bracketed or not,
+// or a name that resolves.
+func TestParseFlagsListenHost(t *testing.T) {
+	for host, want := range map[string]string{
+		"":          ":3030",
+		"127.0.0.1": "127.0.0.1:3030",
+		"::1":       "[::1]:3030",
+		"[::1]":     "[::1]:3030",
+		"localhost": "localhost:3030",
+		"0.0.0.0":   "0.0.0.0:3030",
+	} {
+		o, err := parseFlags([]string{"-backends=http://a:1", "-host=" + host}, &bytes.Buffer{})
+		if err != nil {
+			t.Errorf("-host=%s: %v", host, err)
+			continue
+		}
+		if o.addr != want {
+			t.Errorf("-host=%s: address %q, want %q", host, o.addr, want)
+		}
 	}
 }
 
