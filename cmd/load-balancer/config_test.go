@@ -76,6 +76,8 @@ pools:
 		{"empty pool", "pools:\n  api:\n    policy: p2c\n", nil, "lb.yaml:2: pools.api: no backends: give backends, dns or etcd"},
 		{"duplicate backend in a pool", "pools:\n  api:\n    backends:\n      - http://a:1\n      - http://A:1/\n", nil,
 			`lb.yaml:5: pools.api.backends[1]: duplicate backend "http://A:1/" (of pools.api.backends[0])`},
+		{"duplicate backend in a pool, spelt otherwise", "pools:\n  api:\n    backends:\n      - http://127.0.0.1:24081\n      - http://[::ffff:127.0.0.1]:024081\n", nil,
+			`lb.yaml:5: pools.api.backends[1]: duplicate backend "http://[::ffff:127.0.0.1]:024081" (of pools.api.backends[0])`},
 		{"bad policy", "pools:\n  api:\n    backends: [http://a:1]\n    policy: fastest\n", nil,
 			`lb.yaml:4: pools.api.policy: invalid policy "fastest"`},
 		{"hash key without hash", "pools:\n  api:\n    backends: [http://a:1]\n    hash-key: uri\n", nil,

@@ -29,6 +29,8 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-backends=localhost:8081"}, `invalid -backends entry "localhost:8081": missing scheme`},
 		{[]string{"-backends=http://a:1,http://A:1/"}, `invalid -backends entry "http://A:1/": duplicate of "http://a:1"`},
 		{[]string{"-backends=http://a:1,"}, `invalid -backends entry "": empty address`},
+		{[]string{"-backends=http://127.0.0.1:024081,http://127.0.0.1:24081"}, `invalid -backends entry "http://127.0.0.1:24081": duplicate of "http://127.0.0.1:024081"`},
+		{[]string{"-backends=http://[::ffff:127.0.0.1]:1,http://127.0.0.1:1"}, `invalid -backends entry "http://127.0.0.1:1": duplicate of "http://[::ffff:127.0.0.1]:1"`},
 		{[]string{"-backends=http://a:1/api"}, `path "/api" is not supported`},
 		{[]string{ok, "-port=0"}, "invalid -port 0: want 1-65535"},
 		{[]string{ok, "-port=70000"}, "invalid -port 70000"},
