@@ -95,11 +95,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		ejectAfter   = fs.Int("eject-after", proxy.DefaultEjectAfter, "consecutive connect failures or try timeouts that take a backend out of rotation (0 disables)")
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
-		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
+		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests (needs -hedge-after)")
 		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
 		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
 		rateLimit    = fs.String("rate-limit", "", "requests per client address, such as 100/s or 6000/m; more get 429 (empty: no limit)")
-		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit (0: one second's worth)")
+		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit, which it needs (0: one second's worth)")
 		trusted      = fs.String("trusted-proxies", "", "comma-separated CIDR ranges of proxies in front whose X-Forwarded-For is believed")
 		durationArgs = []struct {
 			name  string
@@ -168,6 +168,10 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		}()
 	}
 
+	// The flags given, by the command line or the file.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
 	switch {
 	case cf != nil && len(cf.pools) > 0 && strings.TrimSpace(*backends) == "":
 		// The file's pools are the backends.
@@ -206,9 +210,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	}
 	// A timeout not given follows a shorter interval, as HAProxy takes the
 	// interval for a check timeout not set: only one given can disagree.
-	timeoutSet := false
-	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "health-timeout" })
-	if !timeoutSet {
+	if !set["health-timeout"] {
 		o.proxy.Health.Timeout = min(o.proxy.Health.Timeout, o.proxy.Health.Interval)
 	}
 	if o.proxy.Health.Timeout > o.proxy.Health.Interval {
@@ -251,6 +253,9 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if *hedgeBudget < 1 || *hedgeBudget > 100 {
 		return nil, invalid("invalid -hedge-budget %d: want 1-100", *hedgeBudget)
 	}
+	if set["hedge-budget"] && *hedgeAfter == 0 {
+		return nil, invalid("invalid -hedge-budget %d: needs -hedge-after (hedging is off without it)", *hedgeBudget)
+	}
 	o.proxy.HedgeAfter = *hedgeAfter
 	if flushEvery < 0 && flushEvery != -1 {
 		return nil, invalid("invalid -flush-interval %v: want -1 (each piece at once), 0 or a positive duration", time.Duration(flushEvery))
@@ -261,10 +266,16 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"max-conns", *maxConnsAll}, {"max-conns-per-ip", *maxConnsIP}, {"rate-burst", *rateBurst}} {
+	}{{"max-conns", *maxConnsAll}, {"max-conns-per-ip", *maxConnsIP}} {
 		if n.v < 0 {
 			return nil, invalid("invalid -%s %d: must not be negative (0: no limit)", n.name, n.v)
 		}
+	}
+	switch {
+	case *rateBurst < 0:
+		return nil, invalid("invalid -rate-burst %d: must not be negative (0: one second's worth)", *rateBurst)
+	case set["rate-burst"] && *rateLimit == "":
+		return nil, invalid("invalid -rate-burst %d: needs -rate-limit (no limit without it)", *rateBurst)
 	}
 	o.proxy.MaxConns, o.proxy.MaxConnsPerIP, o.proxy.RateBurst = *maxConnsAll, *maxConnsIP, *rateBurst
 	if *rateLimit != "" {
@@ -332,8 +343,6 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
 	}
 
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := tf.apply(&o, set, *host, *port); err != nil {
 		return nil, err
 	}

@@ -67,7 +67,11 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-alert-webhook=http://a/x,http:///y"}, `invalid -alert-webhook "http:///y": missing host`},
 		{[]string{ok, "-alert-format=xml"}, `invalid -alert-format "xml": want json or slack`},
 		{[]string{ok, "-client-header-timeout=0s"}, "invalid -client-header-timeout 0s: must be positive"},
-		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1"},
+		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1: must not be negative (0: no limit)"},
+		{[]string{ok, "-rate-limit=10/s", "-rate-burst=-1"}, "invalid -rate-burst -1: must not be negative (0: one second's worth)"},
+		{[]string{ok, "-rate-burst=5"}, "invalid -rate-burst 5: needs -rate-limit"},
+		{[]string{ok, "-hedge-budget=5"}, "invalid -hedge-budget 5: needs -hedge-after"},
+		{[]string{ok, "-hedge-after=0", "-hedge-budget=20"}, "invalid -hedge-budget 20: needs -hedge-after"},
 		{[]string{ok, "-rate-limit=fast"}, `invalid -rate-limit "fast": want a positive rate`},
 		{[]string{ok, "-rate-limit=10/d"}, `invalid -rate-limit "10/d": unknown unit "d"`},
 		{[]string{ok, "-trusted-proxies=10.0.0.0/33"}, `invalid -trusted-proxies: invalid trusted proxy "10.0.0.0/33"`},
@@ -625,6 +629,26 @@ func TestParseFlagsDisableWithZero(t *testing.T) {
 	if o.proxy.TryTimeout >= 0 || o.proxy.TunnelIdleTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
 		t.Errorf("try %v tunnel %v eject %d hedge %v body %d: zero must disable, not select the default",
 			o.proxy.TryTimeout, o.proxy.TunnelIdleTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
+	}
+}
+
+// TestParseFlagsRateBurstAndHedgeBudget: each is taken with the flag it
+// qualifies, from the command line or the file.
+func TestParseFlagsRateBurstAndHedgeBudget(t *testing.T) {
+	o, err := parseFlags([]string{"-backends=http://a:1", "-rate-limit=10/s", "-rate-burst=5", "-hedge-after=20ms", "-hedge-budget=30"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.proxy.RateLimit != 10 || o.proxy.RateBurst != 5 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.HedgeBudget != 30 {
+		t.Errorf("rate %v burst %d hedge after %v budget %d", o.proxy.RateLimit, o.proxy.RateBurst, o.proxy.HedgeAfter, o.proxy.HedgeBudget)
+	}
+	o, _, err = parseConfig(t, "backends: [http://a:1]\nrate-burst: 7\nhedge-budget: 40\n", "-rate-limit=1/s", "-hedge-after=1s")
+	if err != nil || o.proxy.RateBurst != 7 || o.proxy.HedgeBudget != 40 {
+		t.Errorf("from the file: burst %d budget %d, %v", o.proxy.RateBurst, o.proxy.HedgeBudget, err)
+	}
+	_, path, err := parseConfig(t, "backends: [http://a:1]\nrate-burst: 7\n")
+	if want := path + ":2: rate-burst: invalid rate-burst 7: needs -rate-limit"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }
 
