@@ -62,6 +62,7 @@ pools:
 			"lb.yaml:3: health-timeout: invalid health-timeout 2s: longer than -health-interval 1s"},
 		{"bad top-level backend", "backends:\n  - http://a:1\n  - http://b:1 wieght=2\n", nil,
 			`lb.yaml:3: backends[1]: invalid backend "http://b:1 wieght=2": unknown option "wieght=2"`},
+		{"blank admin token", "backends: [http://a:1]\nadmin-token: \"   \"\n", nil, `lb.yaml:2: admin-token: invalid admin-token "   ": only white space`},
 		{"duplicate key", "backends: [http://a:1]\nport: 1\nport: 2\n", nil, "lb.yaml:3: port: given twice (first at line 2)"},
 		{"YAML syntax", "backends: [http://a:1\nport: 1\n", nil, "lb.yaml:"},
 		{"not a mapping", "- a\n- b\n", nil, "lb.yaml:1: (top level): want a mapping"},

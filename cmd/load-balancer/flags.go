@@ -356,6 +356,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if err := checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
 		return nil, err
 	}
+	if o.adminToken != "" && strings.TrimSpace(o.adminToken) == "" {
+		// As a token file's blank first line: a request's credentials lose
+		// their white space, so this token would lock everyone out.
+		return nil, invalid("invalid -admin-token %q: only white space, which no request can carry", o.adminToken)
+	}
 	if *tokenFile != "" {
 		// The two flags are one setting: given in different places, the
 		// command line's wins over the file's key, as for any flag.

@@ -66,6 +66,8 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-alert-webhook=ftp://hooks.example/x"}, `invalid -alert-webhook "ftp://hooks.example/x": unsupported scheme "ftp" (want http or https)`},
 		{[]string{ok, "-alert-webhook=http://a/x,http:///y"}, `invalid -alert-webhook "http:///y": missing host`},
 		{[]string{ok, "-alert-format=xml"}, `invalid -alert-format "xml": want json or slack`},
+		{[]string{ok, "-admin-token=  "}, `invalid -admin-token "  ": only white space, which no request can carry`},
+		{[]string{ok, "-admin-token=\t"}, `invalid -admin-token "\t": only white space`},
 		{[]string{ok, "-client-header-timeout=0s"}, "invalid -client-header-timeout 0s: must be positive"},
 		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1: must not be negative (0: no limit)"},
 		{[]string{ok, "-rate-limit=10/s", "-rate-burst=-1"}, "invalid -rate-burst -1: must not be negative (0: one second's worth)"},
