@@ -66,6 +66,12 @@ pools:
 		{"duplicate key", "backends: [http://a:1]\nport: 1\nport: 2\n", nil, "lb.yaml:3: port: given twice (first at line 2)"},
 		{"YAML syntax", "backends: [http://a:1\nport: 1\n", nil, "lb.yaml:"},
 		{"not a mapping", "- a\n- b\n", nil, "lb.yaml:1: (top level): want a mapping"},
+		{"second document", "backends: [http://a:1]\nport: 3030\n---\nport: 4040\n", nil,
+			"lb.yaml:3: (top level): a second YAML document, whose keys would be ignored: give every key in one document"},
+		{"second document after an empty one", "backends: [http://a:1]\n---\n# nothing\n---\nretries: 1\n", nil,
+			"lb.yaml:4: (top level): a second YAML document"},
+		{"first document empty", "---\n---\nbackends: [http://a:1]\n", nil, "lb.yaml:2: (top level): a second YAML document"},
+		{"YAML syntax in a second document", "backends: [http://a:1]\n---\nport: [1\n", nil, "invalid YAML: did not find expected ',' or ']'"},
 		{"empty file", "# nothing\n", nil, "lb.yaml: empty configuration"},
 		{"a list for a single value", "backends: [http://a:1]\nport: [1, 2]\n", nil, "lb.yaml:2: port: want a single value, not a list"},
 		{"empty value", "backends: [http://a:1]\nport:\n", nil, "lb.yaml:2: port: empty value"},
@@ -136,6 +142,21 @@ pools:
 				t.Errorf("error %T: a bad configuration must exit 2", err)
 			}
 		})
+	}
+}
+
+// TestConfigDocumentMarkers: a file may start its one document with "---"
+// and end it with "..." or an empty "---".
+func TestConfigDocumentMarkers(t *testing.T) {
+	for _, body := range []string{
+		"---\nbackends: [http://a:1]\nport: 4000\n",
+		"backends: [http://a:1]\nport: 4000\n...\n",
+		"backends: [http://a:1]\nport: 4000\n---\n# nothing more\n",
+	} {
+		o, _, err := parseConfig(t, body)
+		if err != nil || o.addr != ":4000" {
+			t.Errorf("%q: %v", body, err)
+		}
 	}
 }
 
