@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,11 +59,16 @@ func invalid(format string, args ...any) error {
 
 // parseFlags reads args into options and validates every value. With
 // -config, the file's keys set the flags the command line does not give.
-// Help output and flag syntax errors go to out.
+// The help text (-h) goes to out; every error is returned, flag syntax
+// errors included.
 func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
+	// Parse would print its errors and the help text after each; they are
+	// returned instead, printed as any bad value is, and the help is for -h.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	usage := func() {
+		fs.SetOutput(out)
 		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n"+
 			"       load-balancer -config=FILE [flags]\n\n"+
 			"An HTTP/1.1 and HTTP/2 load balancer: spreads requests over the backends by\n"+
@@ -144,7 +150,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	af.register(fs)
 
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, err
+		}
+		return nil, parseError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, invalid("unexpected argument %q: flags take the form -name=value", fs.Arg(0))
@@ -406,6 +416,24 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	o.settings = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { o.settings[f.Name] = f.Value.String() })
 	return &o, nil
+}
+
+// flagError is the flag package's message for a value a flag refused.
+var flagError = regexp.MustCompile(`^(invalid (?:boolean )?value ".*" for (?:flag )?-([a-z0-9-]+)): (.*)$`)
+
+// parseError turns an error of fs.Parse into a usage error, saying what the
+// flag wants where the flag package says only "parse error".
+func parseError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if m := flagError.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			return invalid("%s: %s", m[1], setError(f, errors.New(m[3])))
+		}
+	}
+	if strings.HasPrefix(msg, "flag provided but not defined: ") {
+		msg += " (-h lists the flags)"
+	}
+	return invalid("%s", msg)
 }
 
 // maxTokenFile bounds what readTokenFile reads: a token is a line, and a

@@ -231,21 +231,27 @@ func TestParseFlagsHealthTimeoutDefault(t *testing.T) {
 	}
 }
 
+// TestParseFlagsSyntaxErrorsNameFlagAndValue: a value a flag cannot parse
+// exits 2 with one line naming the flag and the value, and what it wants,
+// as any other bad value: the help text is for -h.
 func TestParseFlagsSyntaxErrorsNameFlagAndValue(t *testing.T) {
 	for _, tc := range []struct {
 		arg, want string
 	}{
-		{"-health-interval=soon", `invalid value "soon" for flag -health-interval`},
-		{"-max-body-size=10XB", `invalid value "10XB" for flag -max-body-size: unknown unit "XB"`},
-		{"-port=http", `invalid value "http" for flag -port`},
-		{"-nope", "flag provided but not defined: -nope"},
+		{"-health-interval=soon", `load-balancer: invalid value "soon" for flag -health-interval: want a duration such as 5s or 250ms`},
+		{"-max-body-size=10XB", `load-balancer: invalid value "10XB" for flag -max-body-size: unknown unit "XB": want B, KiB, MiB or GiB`},
+		{"-max-header-size=big", `load-balancer: invalid value "big" for flag -max-header-size: want a byte count such as 4096, 16KiB or 16MiB`},
+		{"-max-header-size=99999999999999999999", `load-balancer: invalid value "99999999999999999999" for flag -max-header-size: number out of range`},
+		{"-port=http", `load-balancer: invalid value "http" for flag -port: want a whole number`},
+		{"-http2=maybe", `load-balancer: invalid boolean value "maybe" for -http2: want true or false`},
+		{"-nope", "load-balancer: flag provided but not defined: -nope (-h lists the flags)"},
 	} {
-		var out bytes.Buffer
-		if _, err := parseFlags([]string{"-backends=http://a:1", tc.arg}, &out); err == nil {
-			t.Errorf("%s accepted", tc.arg)
+		var out, errOut bytes.Buffer
+		if code := run([]string{"-backends=http://a:1", tc.arg}, &out, &errOut); code != 2 {
+			t.Errorf("%s: exit %d, want 2", tc.arg, code)
 		}
-		if !strings.Contains(out.String(), tc.want) {
-			t.Errorf("%s: output %q, want it to contain %q", tc.arg, out.String(), tc.want)
+		if got := errOut.String(); got != tc.want+"\n" {
+			t.Errorf("%s: stderr %q, want the one line %q", tc.arg, got, tc.want)
 		}
 	}
 }
