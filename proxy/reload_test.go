@@ -191,6 +191,12 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 		{"bad pool name", Config{Pools: []PoolConfig{{Name: "a b", Backends: []string{b.URL()}}}}, `invalid pool name "a b"`},
 		{"empty pool", Config{Pools: []PoolConfig{{Name: "x"}}}, `pool "x": no backends and no discovery`},
 		{"bad health path", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL()}, HealthPath: "h"}}}, `health path "h"`},
+		// One endpoint spelt otherwise: a port with a leading zero, an
+		// IPv4-mapped IPv6 address.
+		{"duplicate backend", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL(), strings.Replace(b.URL(), "127.0.0.1:", "127.0.0.1:0", 1)}}}},
+			`pool "x": duplicate backend`},
+		{"duplicate default backend", Config{Backends: []string{b.URL(), strings.Replace(b.URL(), "127.0.0.1", "[::ffff:127.0.0.1]", 1)}},
+			`duplicate backend`},
 	} {
 		err := p.Reload(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

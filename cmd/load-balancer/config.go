@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"regexp"
@@ -106,9 +108,25 @@ func loadConfig(path string, flags []string) (*configFile, error) {
 		return nil, invalid("invalid -config %q: %v", path, err)
 	}
 	cf := &configFile{path: path}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		return nil, cf.syntaxError(err)
+	}
+	// yaml reads the first document alone: keys after a "---" would be
+	// ignored without a word. An empty one (a trailing "---") holds none.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, cf.syntaxError(err)
+		}
+		if len(next.Content) > 0 && !isEmpty(next.Content[0]) {
+			return nil, cf.errorf(next.Line, "(top level)", "a second YAML document, whose keys would be ignored: give every key in one document")
+		}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, invalid("%s: empty configuration", path)
@@ -136,6 +154,12 @@ func loadConfig(path string, flags []string) (*configFile, error) {
 		return nil, err
 	}
 	return cf, nil
+}
+
+// isEmpty reports whether n is a document's empty content: no value, or
+// only a null.
+func isEmpty(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -332,6 +356,9 @@ func (cf *configFile) parseListeners(v *yaml.Node) error {
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return cf.errorf(l.line, path, "invalid address %q: port %q: want 1-65535", l.addr, port)
+		}
+		if err := checkListenHost(host); err != nil {
+			return cf.errorf(l.line, path, "invalid address %q: host %q: %v", l.addr, host, err)
 		}
 		key := net.JoinHostPort(host, port)
 		if first, dup := seen[key]; dup {

@@ -62,9 +62,16 @@ pools:
 			"lb.yaml:3: health-timeout: invalid health-timeout 2s: longer than -health-interval 1s"},
 		{"bad top-level backend", "backends:\n  - http://a:1\n  - http://b:1 wieght=2\n", nil,
 			`lb.yaml:3: backends[1]: invalid backend "http://b:1 wieght=2": unknown option "wieght=2"`},
+		{"blank admin token", "backends: [http://a:1]\nadmin-token: \"   \"\n", nil, `lb.yaml:2: admin-token: invalid admin-token "   ": only white space`},
 		{"duplicate key", "backends: [http://a:1]\nport: 1\nport: 2\n", nil, "lb.yaml:3: port: given twice (first at line 2)"},
 		{"YAML syntax", "backends: [http://a:1\nport: 1\n", nil, "lb.yaml:"},
 		{"not a mapping", "- a\n- b\n", nil, "lb.yaml:1: (top level): want a mapping"},
+		{"second document", "backends: [http://a:1]\nport: 3030\n---\nport: 4040\n", nil,
+			"lb.yaml:3: (top level): a second YAML document, whose keys would be ignored: give every key in one document"},
+		{"second document after an empty one", "backends: [http://a:1]\n---\n# nothing\n---\nretries: 1\n", nil,
+			"lb.yaml:4: (top level): a second YAML document"},
+		{"first document empty", "---\n---\nbackends: [http://a:1]\n", nil, "lb.yaml:2: (top level): a second YAML document"},
+		{"YAML syntax in a second document", "backends: [http://a:1]\n---\nport: [1\n", nil, "invalid YAML: did not find expected ',' or ']'"},
 		{"empty file", "# nothing\n", nil, "lb.yaml: empty configuration"},
 		{"a list for a single value", "backends: [http://a:1]\nport: [1, 2]\n", nil, "lb.yaml:2: port: want a single value, not a list"},
 		{"empty value", "backends: [http://a:1]\nport:\n", nil, "lb.yaml:2: port: empty value"},
@@ -76,6 +83,8 @@ pools:
 		{"empty pool", "pools:\n  api:\n    policy: p2c\n", nil, "lb.yaml:2: pools.api: no backends: give backends, dns or etcd"},
 		{"duplicate backend in a pool", "pools:\n  api:\n    backends:\n      - http://a:1\n      - http://A:1/\n", nil,
 			`lb.yaml:5: pools.api.backends[1]: duplicate backend "http://A:1/" (of pools.api.backends[0])`},
+		{"duplicate backend in a pool, spelt otherwise", "pools:\n  api:\n    backends:\n      - http://127.0.0.1:24081\n      - http://[::ffff:127.0.0.1]:024081\n", nil,
+			`lb.yaml:5: pools.api.backends[1]: duplicate backend "http://[::ffff:127.0.0.1]:024081" (of pools.api.backends[0])`},
 		{"bad policy", "pools:\n  api:\n    backends: [http://a:1]\n    policy: fastest\n", nil,
 			`lb.yaml:4: pools.api.policy: invalid policy "fastest"`},
 		{"hash key without hash", "pools:\n  api:\n    backends: [http://a:1]\n    hash-key: uri\n", nil,
@@ -107,6 +116,11 @@ pools:
 			"lb.yaml:3: listeners: give listeners, or host, port and tls-port, not both (port is set too)"},
 		{"bad listener", "backends: [http://a:1]\nlisteners: [\"3031\"]\n", nil,
 			`lb.yaml:2: listeners[0]: invalid address "3031": want host:port or :port`},
+		{"listener on a bad IP", "backends: [http://a:1]\nlisteners: [\":3031\", \"999.1.1.1:3032\"]\n", nil,
+			`lb.yaml:2: listeners[1]: invalid address "999.1.1.1:3032": host "999.1.1.1": not an IP address`},
+		{"listener on a name that does not resolve", "backends: [http://a:1]\nlisteners:\n  - address: notahost.invalid:3031\n", nil,
+			`lb.yaml:3: listeners[0]: invalid address "notahost.invalid:3031": host "notahost.invalid": not an IP address, and the name does not resolve`},
+		{"bad host key", "backends: [http://a:1]\nhost: 999.1.1.1\n", nil, `lb.yaml:2: host: invalid host "999.1.1.1": not an IP address`},
 		{"duplicate listener", "backends: [http://a:1]\nlisteners: [\":3031\", \":3031\"]\n", nil,
 			`lb.yaml:2: listeners[1]: address ":3031" is listed twice`},
 		{"tls listener without certificates", "backends: [http://a:1]\nlisteners:\n  - address: \":3443\"\n    tls: true\n", nil,
@@ -128,6 +142,21 @@ pools:
 				t.Errorf("error %T: a bad configuration must exit 2", err)
 			}
 		})
+	}
+}
+
+// TestConfigDocumentMarkers: a file may start its one document with "---"
+// and end it with "..." or an empty "---".
+func TestConfigDocumentMarkers(t *testing.T) {
+	for _, body := range []string{
+		"---\nbackends: [http://a:1]\nport: 4000\n",
+		"backends: [http://a:1]\nport: 4000\n...\n",
+		"backends: [http://a:1]\nport: 4000\n---\n# nothing more\n",
+	} {
+		o, _, err := parseConfig(t, body)
+		if err != nil || o.addr != ":4000" {
+			t.Errorf("%q: %v", body, err)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -173,5 +174,40 @@ func TestBinaryCheckConfig(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 ||
 		!strings.Contains(string(out), path+":2: health-intervl: unknown key (did you mean health-interval?)") {
 		t.Errorf("bad file: %v\n%s", err, out)
+	}
+}
+
+// TestBinaryCheckConfigRefusesListenHost: a -host, listener or admin
+// address that can never be listened on (a malformed IP, a name that does
+// not resolve) fails -check-config with status 2 naming it, as a start
+// would, instead of passing it and a start then exiting 1.
+func TestBinaryCheckConfigRefusesListenHost(t *testing.T) {
+	bin := buildBinaries(t)
+	file := filepath.Join(t.TempDir(), "lb.yaml")
+	if err := os.WriteFile(file, []byte("backends: [http://127.0.0.1:1]\nlisteners: [\"999.1.1.1:3030\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-backends=http://127.0.0.1:1", "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IP address`},
+		{[]string{"-backends=http://127.0.0.1:1", "-host=notahost.invalid"}, `invalid -host "notahost.invalid": not an IP address, and the name does not resolve`},
+		{[]string{"-backends=http://127.0.0.1:1", "-admin-addr=notahost.invalid:9030"}, `invalid -admin-addr "notahost.invalid:9030": host "notahost.invalid"`},
+		{[]string{"-config=" + file}, file + `:2: listeners[0]: invalid address "999.1.1.1:3030": host "999.1.1.1": not an IP address`},
+	} {
+		for _, check := range []bool{true, false} {
+			args := tc.args
+			if check {
+				args = append([]string{"-check-config"}, args...)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			out, err := exec.CommandContext(ctx, filepath.Join(bin, "load-balancer"), args...).CombinedOutput()
+			cancel()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+				t.Errorf("%q: %v, want exit status 2 with %q\n%s", args, err, tc.want, out)
+			}
+		}
 	}
 }

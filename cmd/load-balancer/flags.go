@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,11 +59,16 @@ func invalid(format string, args ...any) error {
 
 // parseFlags reads args into options and validates every value. With
 // -config, the file's keys set the flags the command line does not give.
-// Help output and flag syntax errors go to out.
+// The help text (-h) goes to out; every error is returned, flag syntax
+// errors included.
 func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
+	// Parse would print its errors and the help text after each; they are
+	// returned instead, printed as any bad value is, and the help is for -h.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	usage := func() {
+		fs.SetOutput(out)
 		fmt.Fprintf(out, "Usage: load-balancer -backends='URL [OPTIONS][,URL [OPTIONS]...]' [flags]\n"+
 			"       load-balancer -config=FILE [flags]\n\n"+
 			"An HTTP/1.1 and HTTP/2 load balancer: spreads requests over the backends by\n"+
@@ -80,7 +88,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		hashKey      = fs.String("hash-key", "ip", "what -policy=hash hashes: ip, uri, header:NAME or cookie:NAME")
 		stickyCookie = fs.String("sticky-cookie", "", "pin each client to a backend with a cookie of this name (any policy; empty: off)")
 		port         = fs.Int("port", 3030, "port to listen on")
-		host         = fs.String("host", "", "address to listen on (default all interfaces)")
+		host         = fs.String("host", "", "address to listen on: an IP address, or a name that resolves (default all interfaces)")
 		retries      = fs.Int("retries", proxy.DefaultRetries, fmt.Sprintf("extra attempts on other backends after a failure (0-%d)", pool.MaxTries-1))
 		maxHeader    = sizeFlag(proxy.DefaultMaxHeaderSize)
 		maxBody      = sizeFlag(proxy.DefaultMaxBodySize)
@@ -93,12 +101,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		ejectAfter   = fs.Int("eject-after", proxy.DefaultEjectAfter, "consecutive connect failures or try timeouts that take a backend out of rotation (0 disables)")
 		maxEjected   = fs.Int("max-ejected-percent", proxy.DefaultMaxEjectedPercent, "most backends, in percent, that live traffic may take out of rotation")
 		hedgeAfter   = fs.Duration("hedge-after", 0, "send a GET or HEAD also to another backend when no response header came after this long (0 disables)")
-		flushEvery   = fs.Duration("flush-interval", 0, "how often a streamed response of known length is flushed to the client: -1 at once, 0 as buffers fill (chunked and event streams are always flushed at once)")
-		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests")
+		hedgeBudget  = fs.Int("hedge-budget", proxy.DefaultHedgeBudget, "most hedged requests, in percent of GET and HEAD requests (needs -hedge-after)")
 		maxConnsAll  = fs.Int("max-conns", 0, "most client connections at once; more are refused with 503 (0: no limit)")
 		maxConnsIP   = fs.Int("max-conns-per-ip", 0, "most connections from one client address; more are refused with 429 (0: no limit)")
 		rateLimit    = fs.String("rate-limit", "", "requests per client address, such as 100/s or 6000/m; more get 429 (empty: no limit)")
-		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit (0: one second's worth)")
+		rateBurst    = fs.Int("rate-burst", 0, "requests a client may make at once under -rate-limit, which it needs (0: one second's worth)")
 		trusted      = fs.String("trusted-proxies", "", "comma-separated CIDR ranges of proxies in front whose X-Forwarded-For is believed")
 		durationArgs = []struct {
 			name  string
@@ -107,7 +114,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 			usage string
 		}{
 			{"health-interval", &o.proxy.Health.Interval, 5 * time.Second, "time between health check rounds"},
-			{"health-timeout", &o.proxy.Health.Timeout, 2 * time.Second, "time allowed for one health check"},
+			{"health-timeout", &o.proxy.Health.Timeout, 2 * time.Second, "time allowed for one health check, at most -health-interval; not given, -health-interval when that is shorter"},
 			{"dial-timeout", &o.proxy.DialTimeout, proxy.DefaultDialTimeout, "time allowed to connect to a backend"},
 			{"backend-timeout", &o.proxy.BackendTimeout, proxy.DefaultBackendTimeout, "time allowed for a backend's whole response; slower gets 504"},
 			{"backend-idle-timeout", &o.proxy.BackendIdleTimeout, proxy.DefaultBackendIdleTimeout, "how long idle backend connections are kept (keep below the backends' keep-alive timeout)"},
@@ -120,6 +127,8 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	for _, d := range durationArgs {
 		fs.DurationVar(d.dst, d.name, d.def, d.usage)
 	}
+	var flushEvery flushFlag
+	fs.Var(&flushEvery, "flush-interval", "how a streamed response of known length reaches the client: -1 each piece as it arrives (-1 without a unit; other negative values are refused), 0 as buffers fill, a `duration` such as 100ms no later than that after it arrived (chunked and event streams are always flushed at once)")
 	fs.Var(&maxHeader, "max-header-size", "largest request header block; larger gets 431 (units: B, KiB, MiB)")
 	fs.Var(&maxBody, "max-body-size", "largest request body; larger gets 413; 0 means no limit (units: B, KiB, MiB, GiB)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
@@ -141,7 +150,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	af.register(fs)
 
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, err
+		}
+		return nil, parseError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, invalid("unexpected argument %q: flags take the form -name=value", fs.Arg(0))
@@ -164,6 +177,10 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 			}
 		}()
 	}
+
+	// The flags given, by the command line or the file.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	switch {
 	case cf != nil && len(cf.pools) > 0 && strings.TrimSpace(*backends) == "":
@@ -191,12 +208,20 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
 	}
+	if err := checkListenHost(*host); err != nil {
+		return nil, invalid("invalid -host %q: %v", *host, err)
+	}
 	o.addr = listenAddr(*host, *port)
 
 	for _, d := range durationArgs {
 		if *d.dst <= 0 {
 			return nil, invalid("invalid -%s %v: must be positive", d.name, *d.dst)
 		}
+	}
+	// A timeout not given follows a shorter interval, as HAProxy takes the
+	// interval for a check timeout not set: only one given can disagree.
+	if !set["health-timeout"] {
+		o.proxy.Health.Timeout = min(o.proxy.Health.Timeout, o.proxy.Health.Interval)
 	}
 	if o.proxy.Health.Timeout > o.proxy.Health.Interval {
 		return nil, invalid("invalid -health-timeout %v: longer than -health-interval %v", o.proxy.Health.Timeout, o.proxy.Health.Interval)
@@ -238,17 +263,29 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if *hedgeBudget < 1 || *hedgeBudget > 100 {
 		return nil, invalid("invalid -hedge-budget %d: want 1-100", *hedgeBudget)
 	}
+	if set["hedge-budget"] && *hedgeAfter == 0 {
+		return nil, invalid("invalid -hedge-budget %d: needs -hedge-after (hedging is off without it)", *hedgeBudget)
+	}
 	o.proxy.HedgeAfter = *hedgeAfter
-	o.proxy.FlushInterval = *flushEvery
+	if flushEvery < 0 && flushEvery != -1 {
+		return nil, invalid("invalid -flush-interval %v: want -1 (each piece at once), 0 or a positive duration", time.Duration(flushEvery))
+	}
+	o.proxy.FlushInterval = time.Duration(flushEvery)
 	o.proxy.HedgeBudget = *hedgeBudget
 
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"max-conns", *maxConnsAll}, {"max-conns-per-ip", *maxConnsIP}, {"rate-burst", *rateBurst}} {
+	}{{"max-conns", *maxConnsAll}, {"max-conns-per-ip", *maxConnsIP}} {
 		if n.v < 0 {
 			return nil, invalid("invalid -%s %d: must not be negative (0: no limit)", n.name, n.v)
 		}
+	}
+	switch {
+	case *rateBurst < 0:
+		return nil, invalid("invalid -rate-burst %d: must not be negative (0: one second's worth)", *rateBurst)
+	case set["rate-burst"] && *rateLimit == "":
+		return nil, invalid("invalid -rate-burst %d: needs -rate-limit (no limit without it)", *rateBurst)
 	}
 	o.proxy.MaxConns, o.proxy.MaxConnsPerIP, o.proxy.RateBurst = *maxConnsAll, *maxConnsIP, *rateBurst
 	if *rateLimit != "" {
@@ -316,8 +353,6 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
 	}
 
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := tf.apply(&o, set, *host, *port); err != nil {
 		return nil, err
 	}
@@ -330,6 +365,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 
 	if err := checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
 		return nil, err
+	}
+	if o.adminToken != "" && strings.TrimSpace(o.adminToken) == "" {
+		// As a token file's blank first line: a request's credentials lose
+		// their white space, so this token would lock everyone out.
+		return nil, invalid("invalid -admin-token %q: only white space, which no request can carry", o.adminToken)
 	}
 	if *tokenFile != "" {
 		// The two flags are one setting: given in different places, the
@@ -376,6 +416,24 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	o.settings = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { o.settings[f.Name] = f.Value.String() })
 	return &o, nil
+}
+
+// flagError is the flag package's message for a value a flag refused.
+var flagError = regexp.MustCompile(`^(invalid (?:boolean )?value ".*" for (?:flag )?-([a-z0-9-]+)): (.*)$`)
+
+// parseError turns an error of fs.Parse into a usage error, saying what the
+// flag wants where the flag package says only "parse error".
+func parseError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if m := flagError.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			return invalid("%s: %s", m[1], setError(f, errors.New(m[3])))
+		}
+	}
+	if strings.HasPrefix(msg, "flag provided but not defined: ") {
+		msg += " (-h lists the flags)"
+	}
+	return invalid("%s", msg)
 }
 
 // maxTokenFile bounds what readTokenFile reads: a token is a line, and a
@@ -449,6 +507,45 @@ func listenAddr(host string, port int) string {
 	return host + ":" + strconv.Itoa(port)
 }
 
+// resolveTimeout bounds the lookup of a name to listen on: a start, a
+// -check-config or a reload waits no longer for a resolver that does not
+// answer.
+const resolveTimeout = 2 * time.Second
+
+// checkListenHost refuses a host that no listener could bind, so that
+// -check-config refuses it too (and a start exits 2, not 1): an IP literal
+// (an IPv4 one is digits and dots) must parse as one, and a name must
+// resolve. Empty is every interface; brackets around IPv6 are allowed.
+func checkListenHost(host string) error {
+	h := strings.TrimSpace(host)
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if h == "" {
+		return nil
+	}
+	if strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == "" {
+		if _, err := netip.ParseAddr(h); err != nil {
+			msg := err.Error()
+			if _, after, ok := strings.Cut(msg, "): "); ok {
+				msg = after // netip names the text, which the caller does
+			}
+			return fmt.Errorf("not an IP address (%s)", msg)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	if _, err := net.DefaultResolver.LookupHost(ctx, h); err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) {
+			err = errors.New(de.Err)
+		}
+		return fmt.Errorf("not an IP address, and the name does not resolve (%v)", err)
+	}
+	return nil
+}
+
 // checkAdminAddr validates -admin-addr: empty, or host:port with a port of
 // its own, never one that serves traffic (public, or tls when set).
 func checkAdminAddr(addr, public, tls string) error {
@@ -461,6 +558,9 @@ func checkAdminAddr(addr, public, tls string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
+	}
+	if err := checkListenHost(host); err != nil {
+		return invalid("invalid -admin-addr %q: host %q: %v", addr, host, err)
 	}
 	for _, l := range []struct{ addr, flag string }{{public, "-port"}, {tls, "-tls-port"}} {
 		if l.addr == "" {
@@ -561,6 +661,31 @@ func parsePolicy(fs *flag.FlagSet, o *options, name, hashKey string, forPools bo
 	if name == pool.PolicyHash {
 		o.policy += " " + key.String()
 	}
+	return nil
+}
+
+// flushFlag is -flush-interval: a duration, or -1 without a unit for
+// httputil.ReverseProxy.FlushInterval's "each piece at once" (-1s, a
+// duration, is refused by parseFlags, as any negative one but -1).
+type flushFlag time.Duration
+
+func (f flushFlag) String() string {
+	if f == -1 {
+		return "-1"
+	}
+	return time.Duration(f).String()
+}
+
+func (f *flushFlag) Set(v string) error {
+	if strings.TrimSpace(v) == "-1" {
+		*f = -1
+		return nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("want -1, 0 or a duration such as 100ms")
+	}
+	*f = flushFlag(d)
 	return nil
 }
 

@@ -29,9 +29,17 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-backends=localhost:8081"}, `invalid -backends entry "localhost:8081": missing scheme`},
 		{[]string{"-backends=http://a:1,http://A:1/"}, `invalid -backends entry "http://A:1/": duplicate of "http://a:1"`},
 		{[]string{"-backends=http://a:1,"}, `invalid -backends entry "": empty address`},
+		{[]string{"-backends=http://127.0.0.1:024081,http://127.0.0.1:24081"}, `invalid -backends entry "http://127.0.0.1:24081": duplicate of "http://127.0.0.1:024081"`},
+		{[]string{"-backends=http://[::ffff:127.0.0.1]:1,http://127.0.0.1:1"}, `invalid -backends entry "http://127.0.0.1:1": duplicate of "http://[::ffff:127.0.0.1]:1"`},
 		{[]string{"-backends=http://a:1/api"}, `path "/api" is not supported`},
 		{[]string{ok, "-port=0"}, "invalid -port 0: want 1-65535"},
 		{[]string{ok, "-port=70000"}, "invalid -port 70000"},
+		{[]string{ok, "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IP address (IPv4 field has value >255)`},
+		{[]string{ok, "-host=1.2.3"}, `invalid -host "1.2.3": not an IP address`},
+		{[]string{ok, "-host=::1::2"}, `invalid -host "::1::2": not an IP address`},
+		{[]string{ok, "-host=notahost.invalid"}, `invalid -host "notahost.invalid": not an IP address, and the name does not resolve (no such host)`},
+		{[]string{ok, "-admin-addr=999.1.1.1:9030"}, `invalid -admin-addr "999.1.1.1:9030": host "999.1.1.1": not an IP address`},
+		{[]string{ok, "-admin-addr=notahost.invalid:9030"}, `invalid -admin-addr "notahost.invalid:9030": host "notahost.invalid": not an IP address, and the name does not resolve`},
 		{[]string{ok, "-health-interval=0s"}, "invalid -health-interval 0s: must be positive"},
 		{[]string{ok, "-backend-timeout=-1s"}, "invalid -backend-timeout -1s: must be positive"},
 		{[]string{ok, "-health-interval=1s", "-health-timeout=2s"}, "invalid -health-timeout 2s: longer than -health-interval 1s"},
@@ -58,8 +66,14 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-alert-webhook=ftp://hooks.example/x"}, `invalid -alert-webhook "ftp://hooks.example/x": unsupported scheme "ftp" (want http or https)`},
 		{[]string{ok, "-alert-webhook=http://a/x,http:///y"}, `invalid -alert-webhook "http:///y": missing host`},
 		{[]string{ok, "-alert-format=xml"}, `invalid -alert-format "xml": want json or slack`},
+		{[]string{ok, "-admin-token=  "}, `invalid -admin-token "  ": only white space, which no request can carry`},
+		{[]string{ok, "-admin-token=\t"}, `invalid -admin-token "\t": only white space`},
 		{[]string{ok, "-client-header-timeout=0s"}, "invalid -client-header-timeout 0s: must be positive"},
-		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1"},
+		{[]string{ok, "-max-conns=-1"}, "invalid -max-conns -1: must not be negative (0: no limit)"},
+		{[]string{ok, "-rate-limit=10/s", "-rate-burst=-1"}, "invalid -rate-burst -1: must not be negative (0: one second's worth)"},
+		{[]string{ok, "-rate-burst=5"}, "invalid -rate-burst 5: needs -rate-limit"},
+		{[]string{ok, "-hedge-budget=5"}, "invalid -hedge-budget 5: needs -hedge-after"},
+		{[]string{ok, "-hedge-after=0", "-hedge-budget=20"}, "invalid -hedge-budget 20: needs -hedge-after"},
 		{[]string{ok, "-rate-limit=fast"}, `invalid -rate-limit "fast": want a positive rate`},
 		{[]string{ok, "-rate-limit=10/d"}, `invalid -rate-limit "10/d": unknown unit "d"`},
 		{[]string{ok, "-trusted-proxies=10.0.0.0/33"}, `invalid -trusted-proxies: invalid trusted proxy "10.0.0.0/33"`},
@@ -115,21 +129,129 @@ func TestParseFlagsRejects(t *testing.T) {
 	}
 }
 
+// TestParseFlagsFlushInterval: -flush-interval takes -1 (each piece at
+// once, as documented) on the command line and in the file; other negative
+// durations are refused, naming the value.
+func TestParseFlagsFlushInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string // the -config file's keys besides backends; "" for none
+		args   []string
+		want   time.Duration
+		err    string // in the error message; "lb.yaml" stands for the file
+	}{
+		{name: "default", want: 0},
+		{name: "-1", args: []string{"-flush-interval=-1"}, want: -1},
+		{name: "zero", args: []string{"-flush-interval=0"}, want: 0},
+		{name: "duration", args: []string{"-flush-interval=100ms"}, want: 100 * time.Millisecond},
+		{name: "-1 in the file", config: "flush-interval: -1\n", want: -1},
+		{name: "duration in the file", config: "flush-interval: 50ms\n", want: 50 * time.Millisecond},
+		{name: "-2s", args: []string{"-flush-interval=-2s"}, err: "invalid -flush-interval -2s: want -1 (each piece at once), 0 or a positive duration"},
+		{name: "-1s", args: []string{"-flush-interval=-1s"}, err: "invalid -flush-interval -1s: want -1 (each piece at once)"},
+		{name: "-2", args: []string{"-flush-interval=-2"}, err: `invalid value "-2" for flag -flush-interval: want -1, 0 or a duration such as 100ms`},
+		{name: "-2s in the file", config: "flush-interval: -2s\n", err: "lb.yaml:2: flush-interval: invalid flush-interval -2s: want -1"},
+		{name: "no unit in the file", config: "flush-interval: 5\n", err: `lb.yaml:2: flush-interval: invalid value "5": want -1, 0 or a duration such as 100ms`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, path := tc.args, ""
+			if tc.config != "" {
+				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config)
+				args = append([]string{"-config=" + path}, args...)
+			} else {
+				args = append([]string{"-backends=http://a:1"}, args...)
+			}
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.err != "" {
+				want := strings.ReplaceAll(tc.err, "lb.yaml", path)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want it to contain %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.proxy.FlushInterval != tc.want {
+				t.Errorf("flush interval %v, want %v", o.proxy.FlushInterval, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseFlagsHealthTimeoutDefault: without -health-timeout the check
+// timeout is 2s, or -health-interval when that is shorter (as HAProxy takes
+// the interval for a timeout not given); only a timeout given, on the
+// command line or in the file, longer than the interval is refused.
+func TestParseFlagsHealthTimeoutDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		config            string // the -config file's keys besides backends; "" for none
+		args              []string
+		interval, timeout time.Duration
+		err               string // in the error message; "lb.yaml" stands for the file
+	}{
+		{name: "defaults", interval: 5 * time.Second, timeout: 2 * time.Second},
+		{name: "interval of 1s alone", args: []string{"-health-interval=1s"}, interval: time.Second, timeout: time.Second},
+		{name: "interval of 500ms alone", args: []string{"-health-interval=500ms"}, interval: 500 * time.Millisecond, timeout: 500 * time.Millisecond},
+		{name: "longer interval alone", args: []string{"-health-interval=10s"}, interval: 10 * time.Second, timeout: 2 * time.Second},
+		{name: "both given", args: []string{"-health-interval=1s", "-health-timeout=300ms"}, interval: time.Second, timeout: 300 * time.Millisecond},
+		{name: "timeout equal to the interval", args: []string{"-health-interval=1s", "-health-timeout=1s"}, interval: time.Second, timeout: time.Second},
+		{name: "timeout alone", args: []string{"-health-timeout=4s"}, interval: 5 * time.Second, timeout: 4 * time.Second},
+		{name: "timeout given longer", args: []string{"-health-interval=1s", "-health-timeout=1500ms"}, err: "invalid -health-timeout 1.5s: longer than -health-interval 1s"},
+		{name: "timeout alone longer than the default interval", args: []string{"-health-timeout=6s"}, err: "invalid -health-timeout 6s: longer than -health-interval 5s"},
+		{name: "interval alone in the file", config: "health-interval: 1s\n", interval: time.Second, timeout: time.Second},
+		{name: "interval in the file, timeout on the command line", config: "health-interval: 1s\n", args: []string{"-health-timeout=200ms"},
+			interval: time.Second, timeout: 200 * time.Millisecond},
+		{name: "timeout in the file, shorter interval on the command line", config: "health-timeout: 3s\n", args: []string{"-health-interval=2s"},
+			err: "lb.yaml:2: health-timeout: invalid health-timeout 3s: longer than -health-interval 2s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, path := tc.args, ""
+			if tc.config != "" {
+				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config)
+				args = append([]string{"-config=" + path}, args...)
+			} else {
+				args = append([]string{"-backends=http://a:1"}, args...)
+			}
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.err != "" {
+				want := strings.ReplaceAll(tc.err, "lb.yaml", path)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want it to contain %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := o.proxy.Health; h.Interval != tc.interval || h.Timeout != tc.timeout {
+				t.Errorf("interval %v timeout %v, want %v %v", h.Interval, h.Timeout, tc.interval, tc.timeout)
+			}
+		})
+	}
+}
+
+// TestParseFlagsSyntaxErrorsNameFlagAndValue: a value a flag cannot parse
+// exits 2 with one line naming the flag and the value, and what it wants,
+// as any other bad value: the help text is for -h.
 func TestParseFlagsSyntaxErrorsNameFlagAndValue(t *testing.T) {
 	for _, tc := range []struct {
 		arg, want string
 	}{
-		{"-health-interval=soon", `invalid value "soon" for flag -health-interval`},
-		{"-max-body-size=10XB", `invalid value "10XB" for flag -max-body-size: unknown unit "XB"`},
-		{"-port=http", `invalid value "http" for flag -port`},
-		{"-nope", "flag provided but not defined: -nope"},
+		{"-health-interval=soon", `load-balancer: invalid value "soon" for flag -health-interval: want a duration such as 5s or 250ms`},
+		{"-max-body-size=10XB", `load-balancer: invalid value "10XB" for flag -max-body-size: unknown unit "XB": want B, KiB, MiB or GiB`},
+		{"-max-header-size=big", `load-balancer: invalid value "big" for flag -max-header-size: want a byte count such as 4096, 16KiB or 16MiB`},
+		{"-max-header-size=99999999999999999999", `load-balancer: invalid value "99999999999999999999" for flag -max-header-size: number out of range`},
+		{"-port=http", `load-balancer: invalid value "http" for flag -port: want a whole number`},
+		{"-http2=maybe", `load-balancer: invalid boolean value "maybe" for -http2: want true or false`},
+		{"-nope", "load-balancer: flag provided but not defined: -nope (-h lists the flags)"},
 	} {
-		var out bytes.Buffer
-		if _, err := parseFlags([]string{"-backends=http://a:1", tc.arg}, &out); err == nil {
-			t.Errorf("%s accepted", tc.arg)
+		var out, errOut bytes.Buffer
+		if code := run([]string{"-backends=http://a:1", tc.arg}, &out, &errOut); code != 2 {
+			t.Errorf("%s: exit %d, want 2", tc.arg, code)
 		}
-		if !strings.Contains(out.String(), tc.want) {
-			t.Errorf("%s: output %q, want it to contain %q", tc.arg, out.String(), tc.want)
+		if got := errOut.String(); got != tc.want+"\n" {
+			t.Errorf("%s: stderr %q, want the one line %q", tc.arg, got, tc.want)
 		}
 	}
 }
@@ -176,6 +298,28 @@ func TestParseFlagsValues(t *testing.T) {
 	}
 	if o, err = parseFlags([]string{"-backends=http://a:1", "-http2=false"}, &bytes.Buffer{}); err != nil || !o.proxy.HTTP2.Disable {
 		t.Errorf("-http2=false: %+v %v", o.proxy.HTTP2, err)
+	}
+}
+
+// TestParseFlagsListenHost: -host takes an IP literal, bracketed or not,
+// or a name that resolves.
+func TestParseFlagsListenHost(t *testing.T) {
+	for host, want := range map[string]string{
+		"":          ":3030",
+		"127.0.0.1": "127.0.0.1:3030",
+		"::1":       "[::1]:3030",
+		"[::1]":     "[::1]:3030",
+		"localhost": "localhost:3030",
+		"0.0.0.0":   "0.0.0.0:3030",
+	} {
+		o, err := parseFlags([]string{"-backends=http://a:1", "-host=" + host}, &bytes.Buffer{})
+		if err != nil {
+			t.Errorf("-host=%s: %v", host, err)
+			continue
+		}
+		if o.addr != want {
+			t.Errorf("-host=%s: address %q, want %q", host, o.addr, want)
+		}
 	}
 }
 
@@ -493,6 +637,26 @@ func TestParseFlagsDisableWithZero(t *testing.T) {
 	if o.proxy.TryTimeout >= 0 || o.proxy.TunnelIdleTimeout >= 0 || o.proxy.EjectAfter >= 0 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.MaxBodySize >= 0 {
 		t.Errorf("try %v tunnel %v eject %d hedge %v body %d: zero must disable, not select the default",
 			o.proxy.TryTimeout, o.proxy.TunnelIdleTimeout, o.proxy.EjectAfter, o.proxy.HedgeAfter, o.proxy.MaxBodySize)
+	}
+}
+
+// TestParseFlagsRateBurstAndHedgeBudget: each is taken with the flag it
+// qualifies, from the command line or the file.
+func TestParseFlagsRateBurstAndHedgeBudget(t *testing.T) {
+	o, err := parseFlags([]string{"-backends=http://a:1", "-rate-limit=10/s", "-rate-burst=5", "-hedge-after=20ms", "-hedge-budget=30"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.proxy.RateLimit != 10 || o.proxy.RateBurst != 5 || o.proxy.HedgeAfter != 20*time.Millisecond || o.proxy.HedgeBudget != 30 {
+		t.Errorf("rate %v burst %d hedge after %v budget %d", o.proxy.RateLimit, o.proxy.RateBurst, o.proxy.HedgeAfter, o.proxy.HedgeBudget)
+	}
+	o, _, err = parseConfig(t, "backends: [http://a:1]\nrate-burst: 7\nhedge-budget: 40\n", "-rate-limit=1/s", "-hedge-after=1s")
+	if err != nil || o.proxy.RateBurst != 7 || o.proxy.HedgeBudget != 40 {
+		t.Errorf("from the file: burst %d budget %d, %v", o.proxy.RateBurst, o.proxy.HedgeBudget, err)
+	}
+	_, path, err := parseConfig(t, "backends: [http://a:1]\nrate-burst: 7\n")
+	if want := path + ":2: rate-burst: invalid rate-burst 7: needs -rate-limit"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }
 

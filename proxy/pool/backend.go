@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ func (s State) String() string {
 // counters. Every field that changes after construction is atomic, so a
 // Backend is safe for concurrent use and the request path never locks it.
 type Backend struct {
-	url    string // canonical scheme://host:port
+	url    string // canonical scheme://host:port: lower case, an IP unmapped and in its shortest form, the port a number
 	id     uint64 // digest of url: ID
 	scheme string
 	addr   string // host:port, what a dialer takes
@@ -173,8 +174,16 @@ func NewBackend(entry string) (*Backend, error) {
 		}
 		port = defaultPort
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
 		return fail("invalid port %q", port)
+	}
+	// One endpoint has one URL however it is spelt (024081 is port 24081,
+	// [::ffff:10.0.0.1] is 10.0.0.1), or it could be listed twice: two
+	// members on one port, with twice its weight and connection limit.
+	port = strconv.Itoa(n)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
 	}
 	switch {
 	case opts.Protocol == H2 && scheme != "https":
@@ -196,7 +205,9 @@ func NewBackend(entry string) (*Backend, error) {
 	return b, nil
 }
 
-// URL returns the backend's canonical address, such as "http://10.0.0.1:8081".
+// URL returns the backend's canonical address, such as "http://10.0.0.1:8081":
+// the same for every spelling of one endpoint (HTTP://10.0.0.1:08081,
+// http://[::ffff:10.0.0.1]:8081).
 func (b *Backend) URL() string { return b.url }
 
 // ID returns an opaque 64-bit identifier of the backend: the first 8 bytes of

@@ -47,6 +47,14 @@ func TestNewBackend(t *testing.T) {
 		{in: "https://example.com", url: "https://example.com:443", addr: "example.com:443", tls: true},
 		{in: "HTTPS://Example.com:8443/", url: "https://example.com:8443", addr: "example.com:8443", tls: true},
 		{in: "https://[::1]", url: "https://[::1]:443", addr: "[::1]:443", tls: true},
+		// Other spellings of one endpoint have one URL: the port as a
+		// number, an IP in its canonical form, IPv4-mapped IPv6 unmapped.
+		{in: "http://127.0.0.1:024081", url: "http://127.0.0.1:24081", addr: "127.0.0.1:24081"},
+		{in: "http://h:00080", url: "http://h:80", addr: "h:80"},
+		{in: "http://[::ffff:127.0.0.1]:24081", url: "http://127.0.0.1:24081", addr: "127.0.0.1:24081"},
+		{in: "http://[::FFFF:7f00:1]:24081", url: "http://127.0.0.1:24081", addr: "127.0.0.1:24081"},
+		{in: "http://[0:0::0001]:9000", url: "http://[::1]:9000", addr: "[::1]:9000"},
+		{in: "https://[2001:DB8::A]:8443", url: "https://[2001:db8::a]:8443", addr: "[2001:db8::a]:8443", tls: true},
 		{in: "https://h:1 weight=2", url: "https://h:1", addr: "h:1", tls: true, opts: Options{Weight: 2}},
 		{in: "htp://x", err: `invalid backend "htp://x": unsupported scheme "htp"`},
 		{in: "localhost:8081", err: `missing scheme`},
@@ -139,10 +147,20 @@ func TestNewPoolRejects(t *testing.T) {
 	} else if b, res := p.Acquire(nil, Tried{}); b != nil || res != NoneUsable {
 		t.Errorf("empty pool gave %v, %v; want nil, none usable", b, res)
 	}
-	a, _ := NewBackend("http://h:1")
-	b, _ := NewBackend("http://H:1/")
-	if _, err := New([]*Backend{a, b}, nil); err == nil || !strings.Contains(err.Error(), "duplicate") {
-		t.Errorf("duplicate accepted: %v", err)
+	for _, pair := range [][2]string{
+		{"http://h:1", "http://H:1/"},
+		{"http://127.0.0.1:24081", "http://127.0.0.1:024081"},
+		{"http://127.0.0.1:1", "http://[::ffff:127.0.0.1]:1"},
+		{"http://[::1]:1", "http://[0::1]:01"},
+	} {
+		a, errA := NewBackend(pair[0])
+		b, errB := NewBackend(pair[1])
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		if _, err := New([]*Backend{a, b}, nil); err == nil || !strings.Contains(err.Error(), "duplicate") {
+			t.Errorf("%s and %s: duplicate accepted: %v", pair[0], pair[1], err)
+		}
 	}
 }
 
