@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,5 +191,96 @@ func TestStalledStreamCut(t *testing.T) {
 	_, err = io.ReadAll(resp.Body)
 	if err == nil {
 		t.Error("a stream silent past the backend timeout ended cleanly; want it cut")
+	}
+}
+
+// TestTruncatedChunkedResponse: a backend that closes a chunked body before
+// its last chunk, wherever in the framing it stops, gives the client what
+// came and then a closed connection without a last chunk of the proxy's
+// own, so the client sees the body cut. The backend connection is closed,
+// not pooled, the attempt counts as failed, the access log counts the bytes
+// relayed, and the next request goes on a fresh connection.
+func TestTruncatedChunkedResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		body    string // the chunked body as sent before the close
+		relayed string // what the client gets of it
+	}{
+		{"closed after a chunk", "5\r\nhello\r\n", "hello"},
+		{"closed inside a chunk-size line", "5\r\nhello\r\n1", "hello"},
+		{"closed inside chunk data", "5\r\nhello\r\na\r\nhel", "hellohel"},
+		{"closed before a chunk's CRLF", "5\r\nhello", "hello"},
+		{"closed after the last chunk, inside the trailer", "5\r\nhello\r\n0\r\nX-T: 1\r\n", "hello"},
+		{"closed after the last chunk, before its CRLF", "5\r\nhello\r\n0\r\n", "hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int64
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				first := conns.Add(1) == 1
+				for {
+					if _, ok := rb.readRequest(r); !ok {
+						return
+					}
+					if first {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+						io.WriteString(c, tc.body)
+						return // and close
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			var log logBuffer
+			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, AccessLog: &log, AccessLogFormat: AccessLogJSON,
+				Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 1 {
+				t.Fatalf("status %d, Transfer-Encoding %v; want 200 chunked", resp.StatusCode, resp.TransferEncoding)
+			}
+			// A chunked reader that meets the end of the connection before
+			// a last chunk reports an unexpected EOF; a last chunk ends the
+			// body cleanly.
+			body, err := io.ReadAll(resp.Body)
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("body read ended with %v, want the connection closed before a last chunk", err)
+			}
+			if string(body) != tc.relayed {
+				t.Errorf("body %q, want %q", body, tc.relayed)
+			}
+			// The stream was closed, and the backend connection with it,
+			// before the client saw the body end.
+			b := p.Pool().Backends()[0]
+			if n, idle := upstreamOf(b).hc.ConnsCount(), upstreamOf(b).hc.IdleConnsCount(); n != 0 || b.InFlight() != 0 {
+				t.Errorf("%d backend connections open (%d of them pooled), %d attempts in flight; want none",
+					n, idle, b.InFlight())
+			}
+			if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("after the body: %d bytes, %v; want the connection closed", n, err)
+			}
+			if n := b.Failures(); n != 1 {
+				t.Errorf("%d failed attempts recorded, want 1", n)
+			}
+			m := jsonLine(t, accessLines(t, &log, 1)[0])
+			if m["status"] != float64(200) || m["bytes"] != float64(len(tc.relayed)) {
+				t.Errorf("access log line %v: want status 200, %d bytes", m, len(tc.relayed))
+			}
+
+			if status, body := get(t, newClient(t), url+"/"); status != http.StatusOK || body != "ok" {
+				t.Errorf("next request: %d %q, want 200 \"ok\"", status, body)
+			}
+			if n := rb.accepted.Load(); n != 2 {
+				t.Errorf("the backend accepted %d connections, want 2: the next request on a fresh one", n)
+			}
+		})
 	}
 }
