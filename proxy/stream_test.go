@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -280,6 +281,86 @@ func TestTruncatedChunkedResponse(t *testing.T) {
 			}
 			if n := rb.accepted.Load(); n != 2 {
 				t.Errorf("the backend accepted %d connections, want 2: the next request on a fresh one", n)
+			}
+		})
+	}
+}
+
+// readToClose reads what the proxy sends on c until it closes the
+// connection, and splits it into header block and body; it fails the test
+// if the connection stays open.
+func readToClose(t *testing.T, c net.Conn) (header, body string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v; want the connection closed at the body's end", len(b), err)
+	}
+	header, body, ok := strings.Cut(string(b), "\r\n\r\n")
+	if !ok {
+		t.Fatalf("no header block in %q", b)
+	}
+	return header, body
+}
+
+// TestHTTP10ClientUnframedBody: an HTTP/1.0 client cannot take chunks
+// (RFC 9112 §6.1), so a body of unknown length goes to it as it comes, with
+// neither Transfer-Encoding nor Content-Length, and the connection's close
+// ends it, even if the client asked to keep it alive.
+func TestHTTP10ClientUnframedBody(t *testing.T) {
+	be := startBackend(t, "a")
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		if _, ok := rb.readRequest(r); ok {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+			for i := range 3 {
+				io.WriteString(c, strings.Repeat(strconv.Itoa(i), 70000))
+			}
+		}
+	})
+	const size = 3000000
+	sse := regexp.MustCompile(`^(id: \d\ndata: event \d sent at \d+\n\n){3}$`)
+	download := func(body string) bool {
+		sum := sha256.Sum256([]byte(body))
+		return len(body) == size && hex.EncodeToString(sum[:]) == backend.PatternSHA256(size)
+	}
+	for _, tc := range []struct {
+		name, backend, request string
+		hedgeAfter             time.Duration // the request takes the hedged path, which has attempts of its own
+		check                  func(body string) bool
+	}{
+		{"chunked download", be.URL(), "GET /download/3000000?chunked=1 HTTP/1.0\r\n\r\n", 0, download},
+		{"chunked download, hedged", be.URL(), "GET /download/3000000?chunked=1 HTTP/1.0\r\n\r\n", time.Minute, download},
+		{"server-sent events", be.URL(), "GET /sse?n=3&every=10ms HTTP/1.0\r\n\r\n", 0, sse.MatchString},
+		{"server-sent events, kept alive", be.URL(), "GET /sse?n=3&every=10ms HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, sse.MatchString},
+		{"body ending with the backend's connection", rb.URL(), "GET / HTTP/1.0\r\n\r\n", 0, func(body string) bool {
+			return body == strings.Repeat("0", 70000)+strings.Repeat("1", 70000)+strings.Repeat("2", 70000)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := startProxy(t, Config{Backends: []string{tc.backend}, HedgeAfter: tc.hedgeAfter, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tc.request)
+			header, body := readToClose(t, c)
+			lower := strings.ToLower(header)
+			if !strings.HasPrefix(header, "HTTP/1.1 200 ") {
+				t.Errorf("status line %q, want HTTP/1.1 200", strings.SplitN(header, "\r\n", 2)[0])
+			}
+			if strings.Contains(lower, "\r\ntransfer-encoding:") || strings.Contains(lower, "\r\ncontent-length:") {
+				t.Errorf("header frames the body:\n%s", header)
+			}
+			if !strings.Contains(lower, "\r\nconnection: close") {
+				t.Errorf("header lacks Connection: close:\n%s", header)
+			}
+			if !tc.check(body) {
+				n := len(body)
+				if n > 200 {
+					body = body[:200] + "..."
+				}
+				t.Errorf("body not as the backend sent it (%d bytes): %q", n, body)
 			}
 		})
 	}
