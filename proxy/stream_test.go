@@ -317,6 +317,11 @@ func TestHTTP10ClientUnframedBody(t *testing.T) {
 			}
 		}
 	})
+	rb10 := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		if _, ok := rb.readRequest(r); ok {
+			io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\nbody of a 1.0 backend")
+		}
+	})
 	const size = 3000000
 	sse := regexp.MustCompile(`^(id: \d\ndata: event \d sent at \d+\n\n){3}$`)
 	download := func(body string) bool {
@@ -334,6 +339,9 @@ func TestHTTP10ClientUnframedBody(t *testing.T) {
 		{"server-sent events, kept alive", be.URL(), "GET /sse?n=3&every=10ms HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, sse.MatchString},
 		{"body ending with the backend's connection", rb.URL(), "GET / HTTP/1.0\r\n\r\n", 0, func(body string) bool {
 			return body == strings.Repeat("0", 70000)+strings.Repeat("1", 70000)+strings.Repeat("2", 70000)
+		}},
+		{"from an HTTP/1.0 backend", rb10.URL(), "GET / HTTP/1.0\r\n\r\n", 0, func(body string) bool {
+			return body == "body of a 1.0 backend"
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,6 +369,64 @@ func TestHTTP10ClientUnframedBody(t *testing.T) {
 					body = body[:200] + "..."
 				}
 				t.Errorf("body not as the backend sent it (%d bytes): %q", n, body)
+			}
+		})
+	}
+}
+
+// TestHTTP10Backend: the status line an HTTP/1.1 client gets says HTTP/1.1,
+// the proxy's own version (RFC 9110 §6.2), whatever version the backend
+// answered in; a body the backend ends by closing its connection reaches
+// the client chunked, one of known length with its length, and the client
+// connection stays open for the next request.
+func TestHTTP10Backend(t *testing.T) {
+	long := strings.Repeat("0123456789", 30000) // streams in several reads
+	for _, tc := range []struct {
+		name, answer, body string
+		chunked            bool
+	}{
+		{"close-delimited", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody of a 1.0 backend", "body of a 1.0 backend", true},
+		{"close-delimited, long", "HTTP/1.0 200 OK\r\n\r\n" + long, long, true},
+		{"with a length", "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				if _, ok := rb.readRequest(r); ok {
+					io.WriteString(c, tc.answer)
+				}
+			})
+			_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range 2 { // the second on the same client connection
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatalf("request %d: body: %v", i, err)
+				}
+				if resp.Proto != "HTTP/1.1" || resp.StatusCode != http.StatusOK {
+					t.Errorf("request %d: status line %s %d, want HTTP/1.1 200", i, resp.Proto, resp.StatusCode)
+				}
+				if chunked := len(resp.TransferEncoding) == 1 && resp.TransferEncoding[0] == "chunked"; chunked != tc.chunked ||
+					(!tc.chunked && resp.ContentLength != int64(len(tc.body))) {
+					t.Errorf("request %d: Transfer-Encoding %v, Content-Length %d; want chunked %v", i,
+						resp.TransferEncoding, resp.ContentLength, tc.chunked)
+				}
+				if string(body) != tc.body {
+					t.Errorf("request %d: body of %d bytes, want %d: %.60q", i, len(body), len(tc.body), body)
+				}
+				if resp.Close {
+					t.Fatalf("request %d: the proxy closes the client connection", i)
+				}
 			}
 		})
 	}
