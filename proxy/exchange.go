@@ -25,6 +25,9 @@ type exchangeEnv struct {
 	conn *guardConn
 	// upgrade says the request asks to switch protocols (WebSocket).
 	upgrade bool
+	// http10 says the client spoke HTTP/1.0 (the backend is sent HTTP/1.1):
+	// a body of unknown length cannot go to it chunked (flush.go: unframe).
+	http10 bool
 	// tunnel is set by exchange when the backend switched protocols: the
 	// caller hijacks the client connection and runs it.
 	tunnel *tunnel
@@ -182,7 +185,7 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		// Streamed: the body stream owns the connection from here on.
 		s := acquireStreamedBody()
 		s.init(p, b, up, cc, br, bc, env.client, mode, size)
-		resp.SetBodyStream(s.stream(), size)
+		resp.SetBodyStream(s.stream(env.http10), size)
 		return 0, nil
 	}
 

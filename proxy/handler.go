@@ -42,10 +42,11 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	header := 0
 	chunked := ctx.Request.Header.ContentLength() == -1
-	var sv served
+	// Read before prepareRequest makes the request HTTP/1.1 for the
+	// backend.
+	sv := served{http10: !ctx.Request.Header.IsHTTP11()}
 	if p.alog != nil {
 		ctx.Time() // the request's start, for the access log
-		sv.http10 = !ctx.Request.Header.IsHTTP11()
 	}
 	if p.https == nil || !p.https.redirect(ctx) {
 		header = p.proxy(ctx, cc, g, &sv)
@@ -56,11 +57,15 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if chunked {
 		p.endChunked(ctx)
 	}
-	if p.cfg.FlushInterval != 0 {
-		if _, ok := ctx.Response.BodyStream().(*directBody); ok {
+	if p.cfg.FlushInterval != 0 || sv.http10 {
+		if d, ok := ctx.Response.BodyStream().(*directBody); ok {
 			// The body goes to the connection itself (flush.go), after
 			// the header: which must not wait in the write buffer.
 			ctx.Response.ImmediateHeaderFlush = true
+			if d.s.mode != frameFixed {
+				// Of unknown length, to an HTTP/1.0 client: no chunks.
+				d.unframe(ctx)
+			}
 		}
 	}
 	p.countRequest(ctx, header)
@@ -140,7 +145,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv
 		pinned = rt.sticky.backend(&req.Header)
 	}
 
-	env := exchangeEnv{client: cc, conn: g, upgrade: upgrade}
+	env := exchangeEnv{client: cc, conn: g, upgrade: upgrade, http10: sv.http10}
 	var tried pool.Tried
 	var last failure
 	var b *pool.Backend
@@ -171,7 +176,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv
 		hedged := hedge && attempt == 0 // the hedged attempts record their own failures
 		if hedged {
 			var winner *pool.Backend
-			if winner, f, err = p.hedged(ctx, rt.pool, b, &tried, cc); err == nil {
+			if winner, f, err = p.hedged(ctx, rt.pool, b, &tried, &env); err == nil {
 				b = winner
 				header = responseHeaderSize(&ctx.Response)
 			}

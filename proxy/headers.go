@@ -308,12 +308,21 @@ func (c *connLines) lists(tok []byte) bool {
 	return false
 }
 
+var protoHTTP11 = []byte("HTTP/1.1")
+
 // cleanResponse removes hop-by-hop headers from a backend's response before
-// it is relayed. It returns the size of the header block as received, less
-// the status line, for the bytes-sent count: the headers are walked here
-// anyway, so the count is free.
+// it is relayed, and gives it the proxy's own HTTP version. It returns the
+// size of the header block as received, less the status line, for the
+// bytes-sent count: the headers are walked here anyway, so the count is
+// free.
 func cleanResponse(resp *fasthttp.Response) (size int) {
 	h := &resp.Header
+	if !h.IsHTTP11() {
+		// An HTTP/1.0 backend's: the status line is the proxy's to write,
+		// with its own version (RFC 9110 §6.2), and the body's framing
+		// (a close-delimited one goes out chunked) is the proxy's too.
+		h.SetProtocol(protoHTTP11)
+	}
 	h.ResetConnectionClose()
 	found := false
 	for key, value := range h.All() {

@@ -112,10 +112,10 @@ func (hb *hedgeBudget) spend() bool {
 // HedgeAfter. On success the winning response is in ctx.Response and winner
 // is its backend. On failure it returns the failure of the last attempt to
 // end (each attempt recorded its own), and the caller's retry loop carries
-// on with the backends not yet tried.
-func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, pl *pool.Pool, b *pool.Backend, tried *pool.Tried, cc *clientConn) (winner *pool.Backend, f failure, err error) {
+// on with the backends not yet tried. env is the request's (startAttempt).
+func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, pl *pool.Pool, b *pool.Backend, tried *pool.Tried, env *exchangeEnv) (winner *pool.Backend, f failure, err error) {
 	done := make(chan *hedgedAttempt, 2)
-	first := p.startAttempt(ctx, b, cc, done)
+	first := p.startAttempt(ctx, b, env, done)
 	timer := time.NewTimer(p.cfg.HedgeAfter)
 	defer timer.Stop()
 
@@ -131,7 +131,7 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, pl *pool.Pool, b *pool.Backend,
 			if hb == nil {
 				continue
 			}
-			attempts = append(attempts, p.startAttempt(ctx, hb, cc, done))
+			attempts = append(attempts, p.startAttempt(ctx, hb, env, done))
 			running++
 		case a := <-done:
 			running--
@@ -163,8 +163,11 @@ func (p *Proxy) hedged(ctx *fasthttp.RequestCtx, pl *pool.Pool, b *pool.Backend,
 
 // startAttempt sends a copy of the client's request to b, on which an
 // attempt has begun, in a goroutine of its own, which reports on done.
-func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clientConn, done chan<- *hedgedAttempt) *hedgedAttempt {
+// The attempt runs with the client connection and version of the request's
+// env.
+func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, request *exchangeEnv, done chan<- *hedgedAttempt) *hedgedAttempt {
 	a := &hedgedAttempt{b: b}
+	cc, http10 := request.client, request.http10
 	ctx.Request.CopyTo(&a.req)
 	a.req.UseHostHeader = true
 	a.req.URI().DisablePathNormalizing = true
@@ -172,7 +175,7 @@ func (p *Proxy) startAttempt(ctx *fasthttp.RequestCtx, b *pool.Backend, cc *clie
 		a.req.Header.SetHost(b.Addr())
 	}
 	go func() {
-		env := exchangeEnv{client: cc, hooks: &a.hooks}
+		env := exchangeEnv{client: cc, hooks: &a.hooks, http10: http10}
 		start := pool.Monotonic()
 		a.f, a.err = p.exchange(b, &a.req, &a.resp, &env)
 		if a.err == nil {

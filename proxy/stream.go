@@ -125,22 +125,23 @@ func (s *streamedBody) read(p []byte) (int, error) {
 		}
 		n, err := s.br.Read(p)
 		s.left -= int64(n)
-		if err == io.EOF {
-			return n, io.ErrUnexpectedEOF // the backend closed early
-		}
-		return n, err
+		return n, unexpectedEOF(err) // the backend closed early
 	case frameChunked:
 		if s.left == 0 {
+			// Only the last chunk and the trailer's end end the body: an
+			// end of stream before them (between chunks, inside a
+			// chunk-size line or the trailer) cuts it, and must not pass
+			// for its end, or the client would get a last chunk of ours.
 			size, err := readChunkSize(s.br)
 			if err != nil {
-				return 0, err
+				return 0, unexpectedEOF(err)
 			}
 			if size == 0 {
 				// Trailers are read and dropped: relaying them would need
 				// them announced before the body, which is already going.
 				var h fasthttp.ResponseHeader
 				if err := h.ReadTrailer(s.br); err != nil {
-					return 0, err
+					return 0, unexpectedEOF(err)
 				}
 				return 0, io.EOF
 			}
@@ -154,13 +155,19 @@ func (s *streamedBody) read(p []byte) (int, error) {
 		if err == nil && s.left == 0 {
 			err = readCRLF(s.br)
 		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return n, err
+		return n, unexpectedEOF(err)
 	default: // frameUntilClose
 		return s.br.Read(p)
 	}
+}
+
+// unexpectedEOF turns an end of stream met inside a body's framing into
+// io.ErrUnexpectedEOF, which Read reports as the body cut.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // readChunkSize reads a chunk-size line ("1a2b;ext=1\r\n").

@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,5 +192,242 @@ func TestStalledStreamCut(t *testing.T) {
 	_, err = io.ReadAll(resp.Body)
 	if err == nil {
 		t.Error("a stream silent past the backend timeout ended cleanly; want it cut")
+	}
+}
+
+// TestTruncatedChunkedResponse: a backend that closes a chunked body before
+// its last chunk, wherever in the framing it stops, gives the client what
+// came and then a closed connection without a last chunk of the proxy's
+// own, so the client sees the body cut. The backend connection is closed,
+// not pooled, the attempt counts as failed, the access log counts the bytes
+// relayed, and the next request goes on a fresh connection.
+func TestTruncatedChunkedResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		body    string // the chunked body as sent before the close
+		relayed string // what the client gets of it
+	}{
+		{"closed after a chunk", "5\r\nhello\r\n", "hello"},
+		{"closed inside a chunk-size line", "5\r\nhello\r\n1", "hello"},
+		{"closed inside chunk data", "5\r\nhello\r\na\r\nhel", "hellohel"},
+		{"closed before a chunk's CRLF", "5\r\nhello", "hello"},
+		{"closed after the last chunk, inside the trailer", "5\r\nhello\r\n0\r\nX-T: 1\r\n", "hello"},
+		{"closed after the last chunk, before its CRLF", "5\r\nhello\r\n0\r\n", "hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int64
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				first := conns.Add(1) == 1
+				for {
+					if _, ok := rb.readRequest(r); !ok {
+						return
+					}
+					if first {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+						io.WriteString(c, tc.body)
+						return // and close
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			var log logBuffer
+			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, AccessLog: &log, AccessLogFormat: AccessLogJSON,
+				Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 1 {
+				t.Fatalf("status %d, Transfer-Encoding %v; want 200 chunked", resp.StatusCode, resp.TransferEncoding)
+			}
+			// A chunked reader that meets the end of the connection before
+			// a last chunk reports an unexpected EOF; a last chunk ends the
+			// body cleanly.
+			body, err := io.ReadAll(resp.Body)
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("body read ended with %v, want the connection closed before a last chunk", err)
+			}
+			if string(body) != tc.relayed {
+				t.Errorf("body %q, want %q", body, tc.relayed)
+			}
+			// The stream was closed, and the backend connection with it,
+			// before the client saw the body end.
+			b := p.Pool().Backends()[0]
+			if n, idle := upstreamOf(b).hc.ConnsCount(), upstreamOf(b).hc.IdleConnsCount(); n != 0 || b.InFlight() != 0 {
+				t.Errorf("%d backend connections open (%d of them pooled), %d attempts in flight; want none",
+					n, idle, b.InFlight())
+			}
+			if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("after the body: %d bytes, %v; want the connection closed", n, err)
+			}
+			if n := b.Failures(); n != 1 {
+				t.Errorf("%d failed attempts recorded, want 1", n)
+			}
+			m := jsonLine(t, accessLines(t, &log, 1)[0])
+			if m["status"] != float64(200) || m["bytes"] != float64(len(tc.relayed)) {
+				t.Errorf("access log line %v: want status 200, %d bytes", m, len(tc.relayed))
+			}
+
+			if status, body := get(t, newClient(t), url+"/"); status != http.StatusOK || body != "ok" {
+				t.Errorf("next request: %d %q, want 200 \"ok\"", status, body)
+			}
+			if n := rb.accepted.Load(); n != 2 {
+				t.Errorf("the backend accepted %d connections, want 2: the next request on a fresh one", n)
+			}
+		})
+	}
+}
+
+// readToClose reads what the proxy sends on c until it closes the
+// connection, and splits it into header block and body; it fails the test
+// if the connection stays open.
+func readToClose(t *testing.T, c net.Conn) (header, body string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v; want the connection closed at the body's end", len(b), err)
+	}
+	header, body, ok := strings.Cut(string(b), "\r\n\r\n")
+	if !ok {
+		t.Fatalf("no header block in %q", b)
+	}
+	return header, body
+}
+
+// TestHTTP10ClientUnframedBody: an HTTP/1.0 client cannot take chunks
+// (RFC 9112 §6.1), so a body of unknown length goes to it as it comes, with
+// neither Transfer-Encoding nor Content-Length, and the connection's close
+// ends it, even if the client asked to keep it alive.
+func TestHTTP10ClientUnframedBody(t *testing.T) {
+	be := startBackend(t, "a")
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		if _, ok := rb.readRequest(r); ok {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+			for i := range 3 {
+				io.WriteString(c, strings.Repeat(strconv.Itoa(i), 70000))
+			}
+		}
+	})
+	rb10 := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		if _, ok := rb.readRequest(r); ok {
+			io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\nbody of a 1.0 backend")
+		}
+	})
+	const size = 3000000
+	sse := regexp.MustCompile(`^(id: \d\ndata: event \d sent at \d+\n\n){3}$`)
+	download := func(body string) bool {
+		sum := sha256.Sum256([]byte(body))
+		return len(body) == size && hex.EncodeToString(sum[:]) == backend.PatternSHA256(size)
+	}
+	for _, tc := range []struct {
+		name, backend, request string
+		hedgeAfter             time.Duration // the request takes the hedged path, which has attempts of its own
+		check                  func(body string) bool
+	}{
+		{"chunked download", be.URL(), "GET /download/3000000?chunked=1 HTTP/1.0\r\n\r\n", 0, download},
+		{"chunked download, hedged", be.URL(), "GET /download/3000000?chunked=1 HTTP/1.0\r\n\r\n", time.Minute, download},
+		{"server-sent events", be.URL(), "GET /sse?n=3&every=10ms HTTP/1.0\r\n\r\n", 0, sse.MatchString},
+		{"server-sent events, kept alive", be.URL(), "GET /sse?n=3&every=10ms HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, sse.MatchString},
+		{"body ending with the backend's connection", rb.URL(), "GET / HTTP/1.0\r\n\r\n", 0, func(body string) bool {
+			return body == strings.Repeat("0", 70000)+strings.Repeat("1", 70000)+strings.Repeat("2", 70000)
+		}},
+		{"from an HTTP/1.0 backend", rb10.URL(), "GET / HTTP/1.0\r\n\r\n", 0, func(body string) bool {
+			return body == "body of a 1.0 backend"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := startProxy(t, Config{Backends: []string{tc.backend}, HedgeAfter: tc.hedgeAfter, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tc.request)
+			header, body := readToClose(t, c)
+			lower := strings.ToLower(header)
+			if !strings.HasPrefix(header, "HTTP/1.1 200 ") {
+				t.Errorf("status line %q, want HTTP/1.1 200", strings.SplitN(header, "\r\n", 2)[0])
+			}
+			if strings.Contains(lower, "\r\ntransfer-encoding:") || strings.Contains(lower, "\r\ncontent-length:") {
+				t.Errorf("header frames the body:\n%s", header)
+			}
+			if !strings.Contains(lower, "\r\nconnection: close") {
+				t.Errorf("header lacks Connection: close:\n%s", header)
+			}
+			if !tc.check(body) {
+				n := len(body)
+				if n > 200 {
+					body = body[:200] + "..."
+				}
+				t.Errorf("body not as the backend sent it (%d bytes): %q", n, body)
+			}
+		})
+	}
+}
+
+// TestHTTP10Backend: the status line an HTTP/1.1 client gets says HTTP/1.1,
+// the proxy's own version (RFC 9110 §6.2), whatever version the backend
+// answered in; a body the backend ends by closing its connection reaches
+// the client chunked, one of known length with its length, and the client
+// connection stays open for the next request.
+func TestHTTP10Backend(t *testing.T) {
+	long := strings.Repeat("0123456789", 30000) // streams in several reads
+	for _, tc := range []struct {
+		name, answer, body string
+		chunked            bool
+	}{
+		{"close-delimited", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody of a 1.0 backend", "body of a 1.0 backend", true},
+		{"close-delimited, long", "HTTP/1.0 200 OK\r\n\r\n" + long, long, true},
+		{"with a length", "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				if _, ok := rb.readRequest(r); ok {
+					io.WriteString(c, tc.answer)
+				}
+			})
+			_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range 2 { // the second on the same client connection
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatalf("request %d: body: %v", i, err)
+				}
+				if resp.Proto != "HTTP/1.1" || resp.StatusCode != http.StatusOK {
+					t.Errorf("request %d: status line %s %d, want HTTP/1.1 200", i, resp.Proto, resp.StatusCode)
+				}
+				if chunked := len(resp.TransferEncoding) == 1 && resp.TransferEncoding[0] == "chunked"; chunked != tc.chunked ||
+					(!tc.chunked && resp.ContentLength != int64(len(tc.body))) {
+					t.Errorf("request %d: Transfer-Encoding %v, Content-Length %d; want chunked %v", i,
+						resp.TransferEncoding, resp.ContentLength, tc.chunked)
+				}
+				if string(body) != tc.body {
+					t.Errorf("request %d: body of %d bytes, want %d: %.60q", i, len(body), len(tc.body), body)
+				}
+				if resp.Close {
+					t.Fatalf("request %d: the proxy closes the client connection", i)
+				}
+			}
+		})
 	}
 }
