@@ -51,7 +51,7 @@ func (p *Proxy) takeBody(ctx *fasthttp.RequestCtx, cc *clientConn) (rb *requestB
 		}
 		if err != nil {
 			p.releaseBody(rb)
-			return nil, false, failClientGone
+			return nil, false, readFailure(cc)
 		}
 		req.SetBodyRaw(rb.buf.B)
 		return rb, false, 0

@@ -218,7 +218,7 @@ func (p *Proxy) sendBody(pf *preflight, src io.Reader, size int, cc *clientConn)
 		err = bw.Flush()
 	}
 	if u.err != nil {
-		return u.failure(), u.err
+		return u.failure(cc), u.err
 	}
 	if err != nil {
 		return classifyError(err), err

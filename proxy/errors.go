@@ -43,7 +43,27 @@ const (
 	failBodyTooLarge
 	// failClientGone: the client stopped sending the body it announced.
 	failClientGone
+	// failReadTimeout: the client's body did not come within the body
+	// timeout, and the watchdog ended its read (endRead): 408.
+	failReadTimeout
 )
+
+// clients reports whether f is the client's doing: the request is answered
+// at once, no other backend tried, and its connection closed, since the rest
+// of its body may still be on its way.
+func (f failure) clients() bool {
+	return f == failBodyTooLarge || f == failClientGone || f == failReadTimeout
+}
+
+// readFailure is what a failed read of the request body on the client
+// connection cc (nil: one the watchdog does not time) comes to: a 408 when
+// the watchdog ended it at the body timeout, else a client gone.
+func readFailure(cc *clientConn) failure {
+	if cc.readEnded() {
+		return failReadTimeout
+	}
+	return failClientGone
+}
 
 // classifyError maps an error from a backend attempt to a failure.
 func classifyError(err error) failure {
@@ -120,7 +140,7 @@ var (
 func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
 	status, body := f.answer()
 	writePlain(ctx, status, body)
-	if f == failBodyTooLarge || f == failClientGone {
+	if f.clients() {
 		// The rest of the body may still be on its way: the connection
 		// cannot carry another request.
 		ctx.SetConnectionClose()
@@ -145,6 +165,8 @@ func (f failure) answer() (status int, body []byte) {
 		status, body = fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge
 	case failClientGone:
 		status, body = fasthttp.StatusBadRequest, reasonBodyIncomplete
+	case failReadTimeout:
+		status, body = fasthttp.StatusRequestTimeout, reasonReadTimeout
 	}
 	return status, body
 }
@@ -188,6 +210,10 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case p.wd.client(ctx.Conn()).readEnded():
+		// The header limit passed (endRead), whatever error the read
+		// failed with (a chunked body's first bytes come wrapped).
+		writePlain(ctx, fasthttp.StatusRequestTimeout, reasonReadTimeout)
 	case errors.As(err, &small):
 		writePlain(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

@@ -116,7 +116,7 @@ func (p *Proxy) exchange(b *pool.Backend, req *fasthttp.Request, resp *fasthttp.
 	if err != nil {
 		up.conns.close(cc)
 		if upload != nil && upload.err != nil {
-			return upload.failure(), err
+			return upload.failure(env.client), err
 		}
 		f, err := p.exchangeFailed(bc, err, p.headerTimeoutFailure)
 		if f == failClosed && bc.uses > 1 {

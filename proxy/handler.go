@@ -205,7 +205,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv
 			return header
 		}
 		last = f
-		if f == failBodyTooLarge || f == failClientGone {
+		if f.clients() {
 			break // the client's fault, not the backend's
 		}
 		if f == failStale && replayable && !hedged {

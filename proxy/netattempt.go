@@ -79,7 +79,7 @@ func (f *netFront) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		last, lastErr = fl, err
-		if fl == failBodyTooLarge || fl == failClientGone {
+		if fl.clients() {
 			break
 		}
 		if !fl.retryable(st.replay) {

@@ -383,7 +383,7 @@ func (w *netWriter) answer(st *netState, status int, body []byte) {
 
 // fail answers after the last attempt failed with f (zero: none was made).
 func (w *netWriter) fail(st *netState, f failure) {
-	if (f == failBodyTooLarge || f == failClientGone) && !st.h2 {
+	if f.clients() && !st.h2 {
 		// As on HTTP/1.1: the rest of the body may be on its way.
 		w.Header().Set("Connection", "close")
 	}
@@ -540,7 +540,7 @@ func (p *Proxy) readBodyViaNet(ctx *fasthttp.RequestCtx, cc *clientConn) failure
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 				return failBodyTooLarge
 			}
-			return failClientGone
+			return readFailure(cc)
 		}
 	}
 	if size >= 0 && len(body) != size {

@@ -139,7 +139,7 @@ func (pk *parker) take(fd int32) *guardConn {
 		// No longer idle: the sweep must not ask it to park before its
 		// request is read (ServeConn reports no StateNew, and StateActive
 		// only once the first byte is in).
-		g.cc.enter(phaseHeader, pk.p.wd.now())
+		g.cc.enter(phaseNew, pk.p.wd.now())
 	}
 	g.park.Store(parkNone)
 	g.leaveCloses = 0

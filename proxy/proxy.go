@@ -140,11 +140,13 @@ type Config struct {
 	ClientIdleTimeout time.Duration
 	// ClientHeaderTimeout bounds receiving a request header, from the
 	// connection's start or the request's first byte: a client dribbling
-	// its header (slowloris) is dropped. Zero means
+	// its header (slowloris) gets 408 and is dropped; one that sent
+	// nothing is dropped unanswered. Zero means
 	// DefaultClientHeaderTimeout (10s).
 	ClientHeaderTimeout time.Duration
-	// ClientBodyTimeout bounds the gap between two reads of a request body.
-	// Zero means DefaultClientBodyTimeout (60s).
+	// ClientBodyTimeout bounds the gap between two reads of a request body;
+	// past it the client gets 408 and is dropped. Zero means
+	// DefaultClientBodyTimeout (60s).
 	ClientBodyTimeout time.Duration
 	// TunnelIdleTimeout closes a tunnel (a WebSocket, or any connection
 	// that switched protocols) that has carried nothing either way for

@@ -280,10 +280,11 @@ func (u *uploadBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// failure says how the upload ended the exchange.
-func (u *uploadBody) failure() failure {
+// failure says how the upload from the client connection cc ended the
+// exchange.
+func (u *uploadBody) failure(cc *clientConn) failure {
 	if u.err == errBodyTooLarge {
 		return failBodyTooLarge
 	}
-	return failClientGone
+	return readFailure(cc)
 }

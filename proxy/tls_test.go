@@ -432,6 +432,14 @@ func TestTLSTimeouts(t *testing.T) {
 	io.WriteString(stuck, "\x16\x03\x01") // the start of a ClientHello, and no more
 	closedWithin(t, stuck, 5*time.Second)
 
+	// A header begun over TLS and not finished gets its 408 over TLS.
+	slowHeader := dialTLS(t, tp.tlsAddr, &tls.Config{ServerName: "localhost", RootCAs: ca.Pool()})
+	slowHeader.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(slowHeader, "GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+	if resp, err := http.ReadResponse(bufio.NewReader(slowHeader), nil); err != nil || resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("a header not finished over TLS: %v, %v; want 408", resp, err)
+	}
+
 	client := newTLSClient(t, ca.Pool())
 	status, body := get(t, client, tp.tlsURL("localhost", "/delay/3s"))
 	if status != http.StatusGatewayTimeout {

@@ -12,8 +12,9 @@ import (
 // The watchdog enforces connection timeouts in coarse steps, the way nginx
 // runs its timers off a clock cached per event loop: each connection keeps
 // the phase it is in and when that phase began, in atomics, and a goroutine
-// sweeps them a few times a second and closes those past their limit. The
-// request path then pays a few atomic stores instead of arming and disarming
+// sweeps them a few times a second and closes those past their limit (a
+// request not read in time is answered 408 first: endRead). The request
+// path then pays a few atomic stores instead of arming and disarming
 // runtime timers (and reading the clock) four times per request.
 type watchdog struct {
 	clock atomic.Int64 // unix nanoseconds, advanced every backendTick
@@ -101,12 +102,14 @@ func (w *watchdog) close() {
 
 // Phases of a client connection.
 const (
-	phaseHeader   uint32 = iota // waiting for or reading a request header
-	phaseBody                   // reading a request body (progress restarts the clock)
-	phaseHandling               // the handler is proxying it
-	phaseWriting                // the response is being written
-	phaseIdle                   // kept alive between requests
-	phaseTunnel                 // carried by a tunnel (tunnel.go), which times itself
+	phaseHeader    uint32 = iota // reading a request header: a byte of it has come
+	phaseBody                    // reading a request body (progress restarts the clock)
+	phaseHandling                // the handler is proxying it
+	phaseWriting                 // the response is being written
+	phaseIdle                    // kept alive between requests
+	phaseTunnel                  // carried by a tunnel (tunnel.go), which times itself
+	phaseNew                     // accepted, and nothing read yet: the header limit runs
+	phaseAnswering               // its read was ended at a read limit (endRead): its 408 is being written
 )
 
 type clientConn struct {
@@ -116,7 +119,16 @@ type clientConn struct {
 	since atomic.Int64 // coarse unix nanoseconds the phase began
 	inSet int          // its place in the watchdog's clientSet (see connSet)
 	guard *guardConn   // the connection, when it may be parked while idle (park.go); else nil
+
+	// ended says the sweep ended its request's read at the header or body
+	// limit (endRead): the read's failure is a 408, whatever error it
+	// comes as (fasthttp wraps some without a way to unwrap them).
+	ended atomic.Bool
 }
+
+// readEnded reports whether the sweep ended the request read of the
+// connection cc (nil: one the watchdog does not time).
+func (cc *clientConn) readEnded() bool { return cc != nil && cc.ended.Load() }
 
 func (c *clientConn) slot() *int { return &c.inSet }
 
@@ -138,7 +150,7 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			if g.parker != nil && c == net.Conn(g) {
 				cc.guard = g
 			}
-			cc.enter(phaseHeader, w.now())
+			cc.enter(phaseNew, w.now())
 			if g.io.on() {
 				cc.io = &g.io
 			}
@@ -152,9 +164,10 @@ func (w *watchdog) connState(c net.Conn, state fasthttp.ConnState) {
 			return
 		}
 		cc := &clientConn{conn: c}
-		cc.enter(phaseHeader, w.now())
+		cc.enter(phaseNew, w.now())
 		w.clients.addConn(cc)
 	case fasthttp.StateActive:
+		// The first byte of a request is in.
 		if cc := w.client(c); cc != nil {
 			cc.enter(phaseHeader, w.now())
 		}
@@ -233,12 +246,13 @@ func (w *watchdog) sweepClients(now int64) {
 // park, and one past its phase's limit is dropped.
 func (w *watchdog) sweepClient(cc *clientConn, now, waitedSince int64) {
 	var limit time.Duration
-	switch cc.phase.Load() {
-	case phaseHeader:
+	phase := cc.phase.Load()
+	switch phase {
+	case phaseNew, phaseHeader:
 		limit = w.limits.header
 	case phaseBody:
 		limit = w.limits.body
-	case phaseWriting:
+	case phaseWriting, phaseAnswering:
 		limit = w.limits.write
 	case phaseIdle:
 		limit = w.limits.idle
@@ -250,9 +264,13 @@ func (w *watchdog) sweepClient(cc *clientConn, now, waitedSince int64) {
 		cc.io.wake(waitedSince)
 	}
 	if limit > 0 && now-cc.since.Load() > int64(limit) {
-		// A slow reader or writer, or an idle keep-alive connection:
-		// drop it, as nginx does on client_header_timeout,
-		// client_body_timeout, send_timeout and keepalive_timeout.
+		if (phase == phaseHeader || phase == phaseBody) && w.endRead(cc, phase, now) {
+			return
+		}
+		// A slow writer, an idle keep-alive connection, one that sent
+		// nothing, or a 408 nobody reads: drop it, as nginx does on
+		// send_timeout, keepalive_timeout and client_header_timeout
+		// before a request has begun.
 		abortConn(cc.conn)
 		// Once is enough: the connection's reads and writes fail
 		// now. (A connection an HTTP/2 server took over through a
@@ -260,6 +278,22 @@ func (w *watchdog) sweepClient(cc *clientConn, now, waitedSince int64) {
 		w.clients.remove(cc)
 		w.clients.removeConn(cc.conn)
 	}
+}
+
+// endRead ends the read of a request begun and not read within its limit,
+// header or body: the read fails, as one past its deadline, and the server
+// answers 408 and closes the connection (handleReadError for a header,
+// readFailure for a body), as nginx answers client_body_timeout and HAProxy
+// and Apache a header not finished in time. The 408 then has the write
+// limit to go out. It reports false when the read cannot be ended so (the
+// connection is closed already): the caller drops the connection.
+func (w *watchdog) endRead(cc *clientConn, phase uint32, now int64) bool {
+	if !cc.phase.CompareAndSwap(phase, phaseAnswering) {
+		return true // it moved on meanwhile: its new phase is timed next
+	}
+	cc.since.Store(now)
+	cc.ended.Store(true)
+	return cc.conn.SetReadDeadline(aLongTimeAgo) == nil
 }
 
 // clientSet holds the client connections the sweep visits. Connections the

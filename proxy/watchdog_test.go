@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -113,5 +114,65 @@ func TestStalledBodyClosed(t *testing.T) {
 		c.Write(make([]byte, 16<<10)) // then nothing more
 		closedWithin(t, c, 5*time.Second)
 		c.Close()
+	}
+}
+
+// TestReadTimeoutAnswered408: a request not read in time gets 408 and the
+// connection closes, as nginx answers client_body_timeout (and HAProxy and
+// Apache a header begun and not finished); the access log says the 408
+// and the bytes of its body. A connection that sent nothing at all is
+// closed without a word, and nothing is logged: there is no request.
+func TestReadTimeoutAnswered408(t *testing.T) {
+	be := startBackend(t, "a")
+	for _, tc := range []struct {
+		name string
+		send string
+		line string // what the access log line holds; "" for no line, and no answer
+	}{
+		{"header begun", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", `] "-" 408 20 `},
+		{"header whole, body not begun", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", `] "-" 408 20 `},
+		{"body read whole", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", `] "POST /echo HTTP/1.1" 408 20 `},
+		{"body streamed", "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n" + strings.Repeat("z", 16<<10), `] "POST /upload HTTP/1.1" 408 20 `},
+		{"chunked body", "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", `] "POST /upload HTTP/1.1" 408 20 `},
+		{"nothing sent", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf logBuffer
+			p, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientHeaderTimeout: 300 * time.Millisecond,
+				ClientBodyTimeout: 300 * time.Millisecond, AccessLog: &buf, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, tc.send)
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("connection not closed: %v (read %q)", err, got)
+			}
+			if tc.line == "" {
+				if len(got) != 0 {
+					t.Errorf("answered %q, want a close without a word", got)
+				}
+			} else {
+				resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(got))), nil)
+				if err != nil {
+					t.Errorf("no response in %q: %v", got, err)
+				} else if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusRequestTimeout || !resp.Close || string(body) != "408 Request Timeout\n" {
+					t.Errorf("got %d (close %v) %q, want 408 with Connection: close", resp.StatusCode, resp.Close, body)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			p.Shutdown(ctx) //nolint:errcheck // writes the access log out
+			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+			switch {
+			case tc.line == "" && buf.String() != "":
+				t.Errorf("logged %q for a connection that sent nothing", buf.String())
+			case tc.line != "" && (len(lines) != 1 || !strings.Contains(lines[0], tc.line)):
+				t.Errorf("access log %q, want one line with %q", buf.String(), tc.line)
+			}
+		})
 	}
 }
