@@ -204,13 +204,23 @@ var (
 	reasonBodyIncomplete = []byte("400 Bad Request: request body incomplete\n")
 )
 
-// handleReadError answers a request that failed to parse or arrive. The
-// server closes the connection afterwards.
+// handleReadError answers a request that failed to parse or arrive, and
+// counts and logs the answer as the handler does its own. The server closes
+// the connection afterwards.
 func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	cc := p.wd.client(ctx.Conn())
+	if cc != nil && cc.phase.Load() == phaseNew {
+		// Not a byte of a request came (StateActive marks the first): a
+		// client that reset its connection, or whose TLS handshake
+		// failed. There is no request to answer, count or log, as nginx
+		// has none; the close makes sure nothing is written.
+		abortConn(ctx.Conn())
+		return
+	}
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
-	case p.wd.client(ctx.Conn()).readEnded():
+	case cc.readEnded():
 		// The header limit passed (endRead), whatever error the read
 		// failed with (a chunked body's first bytes come wrapped).
 		writePlain(ctx, fasthttp.StatusRequestTimeout, reasonReadTimeout)
@@ -226,6 +236,13 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	if p.debug {
 		p.log.Debug("bad request", "client", ctx.RemoteAddr().String(), "error", err.Error())
 	}
+	gone := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	if gone {
+		// The client reset the connection: the answer cannot reach it,
+		// and counts and logs with no body sent.
+		ctx.Response.ResetBody()
+	}
+	p.countRequest(ctx, 0)
 	if p.alog != nil {
 		p.logReadError(ctx)
 	}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -115,6 +118,103 @@ func TestNoBackendCounted(t *testing.T) {
 	if tr := p.Traffic().Snapshot(); tr.NoBackend != 1 || tr.Requests[4] != 1 {
 		t.Errorf("no backend %d, 5xx %d; want 1 1", tr.NoBackend, tr.Requests[4])
 	}
+}
+
+// TestOwnAnswersCounted: every answer of the balancer's own to a request it
+// could not take counts in the client requests by class, whether fasthttp
+// failed to read it (431, 400, 408) or the handler refused it, one for each
+// access log line; a connection that ends before a byte of a request (a
+// reset, a failed TLS handshake) is no request, counted nowhere, and a
+// request cut off by a reset is logged with the 0 bytes that could be sent.
+func TestOwnAnswersCounted(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	var buf logBuffer
+	tp := startTLSProxy(t, Config{Backends: []string{startBackend(t, "a").URL()}, MaxHeaderSize: 1024,
+		ClientHeaderTimeout: 300 * time.Millisecond, AccessLog: &buf, Health: HealthConfig{Interval: -1},
+		TLS: &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))}})
+	plain := strings.TrimPrefix(tp.plainURL, "http://")
+	request := func(raw string) func(t *testing.T) {
+		return func(t *testing.T) { rawRequest(t, tp.plainURL, raw) }
+	}
+	// reset sends raw, waits until the proxy has read a byte of it when
+	// there is one, and resets the connection.
+	reset := func(addr, raw string) func(t *testing.T) {
+		return func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte(raw))
+			if raw != "" {
+				waitFor(t, "the header to begin", 5*time.Second, func() bool {
+					tp.wd.clients.mu.Lock()
+					defer tp.wd.clients.mu.Unlock()
+					for _, cc := range tp.wd.clients.list {
+						if cc.phase.Load() == phaseHeader {
+							return true
+						}
+					}
+					return false
+				})
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}
+	lines := 0
+	for _, tc := range []struct {
+		name string
+		do   func(t *testing.T)
+		line string // what its access log line holds; "" for none
+	}{
+		{"header too large", request("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 4096) + "\r\n\r\n"), `"-" 431 36 `},
+		{"malformed request line", request("GET\r\n\r\n"), `"-" 400 16 `},
+		{"bare LF", request("GET / HTTP/1.1\nHost: x\n\n"), `"-" 400 16 `},
+		{"no Host", request("GET / HTTP/1.1\r\n\r\n"), `"-" 400 16 `},
+		{"header not finished in time", request("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "), `"-" 408 20 `},
+		{"Content-Length with Transfer-Encoding", request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), `"POST / HTTP/1.1" 400 16 `},
+		{"reset mid-header", reset(plain, "GET / HTTP/1.1\r\nHo"), `"-" 400 0 `},
+		{"reset before a byte", reset(plain, ""), ""},
+		{"failed TLS handshake", func(t *testing.T) { rawRequestTo(t, tp.tlsAddr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tp.Traffic().Snapshot().Requests[3]
+			tc.do(t)
+			waitFor(t, "the connection to close", 5*time.Second, func() bool { return tp.Traffic().Snapshot().Conns == 0 })
+			want := before
+			if tc.line != "" {
+				want++
+				lines++
+				if got := accessLines(t, &buf, lines); !strings.Contains(got[lines-1], tc.line) {
+					t.Errorf("access log line %q, want %q", got[lines-1], tc.line)
+				}
+			}
+			if got := tp.Traffic().Snapshot().Requests[3]; got != want {
+				t.Errorf("4xx count went from %d to %d, want %d", before, got, want)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tp.Shutdown(ctx) //nolint:errcheck // writes the access log out
+	if n := strings.Count(buf.String(), "\n"); n != lines || tp.Traffic().Snapshot().Requests[3] != uint64(n) {
+		t.Errorf("%d access log lines, %d counted 4xx, for %d answers:\n%s", n, tp.Traffic().Snapshot().Requests[3], lines, buf.String())
+	}
+}
+
+// rawRequestTo writes raw to addr and reads what comes back until the other
+// side closes or a second passes.
+func rawRequestTo(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	io.WriteString(c, raw)
+	b, _ := io.ReadAll(c)
+	return string(b)
 }
 
 func TestClientConnectionsCounted(t *testing.T) {
