@@ -88,6 +88,12 @@ func (l *logFile) reopen(path string) error {
 	if err != nil {
 		return err
 	}
+	return l.use(path, f)
+}
+
+// use writes to f, opened from path, from now on, and closes the file
+// written until now.
+func (l *logFile) use(path string, f *os.File) error {
 	l.mu.Lock()
 	old := l.f
 	l.path, l.f, l.w = path, f, f

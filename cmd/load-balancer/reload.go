@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -42,12 +43,21 @@ func (r *reloader) Reload() error {
 	defer r.mu.Unlock()
 	start := time.Now()
 	o, err := parseFlags(r.args, io.Discard)
+	var newLog *os.File
 	if err == nil {
-		o.proxy.Logger = r.log
-		err = r.p.Reload(o.proxy)
+		// Opened before anything is applied: a file that cannot be
+		// opened refuses the reload, as it stops a start.
+		newLog, err = r.openAccessLog(o)
 	}
 	if err == nil {
-		r.moveAccessLog(o)
+		o.proxy.Logger = r.log
+		if err = r.p.Reload(o.proxy); err != nil && newLog != nil {
+			newLog.Close()
+		}
+	}
+	if err == nil && newLog != nil {
+		r.accessLog.use(o.accessLog, newLog) //nolint:errcheck // the old file's close: nothing is lost
+		r.log.Info("configuration reload: access log now written to " + o.accessLog)
 	}
 	if err != nil {
 		r.stats.Failures++
@@ -65,29 +75,30 @@ func (r *reloader) Reload() error {
 	return nil
 }
 
-// moveAccessLog writes the access log to the file the reload names, once
-// the rest of it is applied (a refused reload changes nothing). Turning the
-// log on or off, or to or from stdout, waits for a restart; a file that
-// cannot be opened leaves the log where it was.
-func (r *reloader) moveAccessLog(o *options) {
+// openAccessLog opens the file the reload names for the access log when it
+// is another than the one written now, and returns nil when there is none
+// to move to. Turning the log on or off, or to or from stdout, waits for a
+// restart: o then keeps the running one. A file that cannot be opened is an
+// error that names it.
+func (r *reloader) openAccessLog(o *options) (*os.File, error) {
 	old := o.accessLog
 	if r.current != nil {
 		old = r.current.accessLog
 	}
 	switch {
 	case o.accessLog == old:
+		return nil, nil
 	case r.accessLog == nil || o.accessLog == "" || old == "-" || o.accessLog == "-":
 		r.log.Warn("configuration reload: access-log changed; it takes effect after a restart",
 			"running", old, "configured", o.accessLog)
 		o.accessLog = old
-	default:
-		if err := r.accessLog.reopen(o.accessLog); err != nil {
-			r.log.Error("configuration reload: the access log stays where it was", "error", err.Error())
-			o.accessLog = old
-			return
-		}
-		r.log.Info("configuration reload: access log now written to " + o.accessLog)
+		return nil, nil
 	}
+	f, err := openAppend(o.accessLog)
+	if err != nil {
+		return nil, invalid("%s: invalid access-log: %v", o.configPath, err)
+	}
+	return f, nil
 }
 
 // ReloadStats implements admin.Reloader.

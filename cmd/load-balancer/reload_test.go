@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -129,4 +130,63 @@ func startReloader(t *testing.T, args []string, o *options) (*reloader, *lockedL
 	}
 	t.Cleanup(func() { p.Close() })
 	return &reloader{args: args, p: p, log: log, current: o}, logs
+}
+
+// TestReloaderAccessLogPath: a reload naming an access log file that cannot
+// be opened is refused as any bad value is (at start it exits 2): the error
+// names the path, it counts as a failure, and the old configuration (its
+// backends, its log file) stays. One that can be opened moves the log.
+func TestReloaderAccessLogPath(t *testing.T) {
+	a, b := backendtest.Start(t, "a"), backendtest.Start(t, "b")
+	dir := t.TempDir()
+	first := filepath.Join(dir, "first.log")
+	body := func(backend, log string) string {
+		return "backends: [" + backend + "]\nhealth-path: /health\naccess-log: " + log + "\n"
+	}
+	path := writeConfig(t, body(a.URL(), first))
+	args := []string{"-config=" + path}
+	o, err := parseFlags(args, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, _ := startReloader(t, args, o)
+	if rl.accessLog, err = openLogFile(first, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rl.accessLog.close() })
+
+	for i, tc := range []struct {
+		name string
+		log  string
+		ok   bool
+	}{
+		{"no such directory", filepath.Join(dir, "missing", "a.log"), false},
+		{"a directory", dir, false},
+		{"a file that opens", filepath.Join(dir, "second.log"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(body(b.URL(), tc.log)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			before := rl.ReloadStats()
+			err := rl.Reload()
+			st := rl.ReloadStats()
+			bs := rl.p.Pool().Backends()
+			if tc.ok {
+				if err != nil || st.Successes != before.Successes+1 || rl.accessLog.name() != tc.log || len(bs) != 1 || bs[0].URL() != b.URL() {
+					t.Errorf("reload %d: %v, stats %+v, log %s, backends %v; want applied", i, err, st, rl.accessLog.name(), bs)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.log) {
+				t.Errorf("reload: %v, want an error naming %s", err, tc.log)
+			}
+			if st.Failures != before.Failures+1 || st.Successes != before.Successes {
+				t.Errorf("stats %+v after %+v: want one more failure", st, before)
+			}
+			if rl.accessLog.name() != first || len(bs) != 1 || bs[0].URL() != a.URL() {
+				t.Errorf("a refused reload changed things: log %s, backends %v", rl.accessLog.name(), bs)
+			}
+		})
+	}
 }
