@@ -95,13 +95,15 @@ func (p *Proxy) serve(ln net.Listener) error {
 	p.listeners = append(p.listeners, ln)
 	p.lnMu.Unlock()
 	err := p.Server().Serve(ln)
-	if errors.Is(err, net.ErrClosed) && p.shuttingDown() {
+	if errors.Is(err, net.ErrClosed) && p.ShuttingDown() {
 		return nil // closed by Shutdown, possibly before fasthttp knew of it
 	}
 	return err
 }
 
-func (p *Proxy) shuttingDown() bool {
+// ShuttingDown reports whether Shutdown has begun: from then on the proxy
+// accepts no connection, and the admin interface's /api/health answers 503.
+func (p *Proxy) ShuttingDown() bool {
 	p.lnMu.Lock()
 	defer p.lnMu.Unlock()
 	return p.shut

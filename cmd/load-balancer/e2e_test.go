@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -511,6 +512,59 @@ func TestBinaryAdminAndAlerts(t *testing.T) {
 	lb.cmd.Process.Signal(syscall.SIGTERM)
 	if err := lb.cmd.Wait(); err != nil {
 		t.Errorf("balancer exit: %v", err)
+	}
+}
+
+// TestBinaryShutdownSignals: once SIGTERM has begun the graceful shutdown,
+// the admin interface's /api/health answers 503 while a request is still
+// finishing, and a second SIGTERM ends the process at once, with status 1
+// and a line saying so, rather than waiting out -shutdown-timeout.
+func TestBinaryShutdownSignals(t *testing.T) {
+	bin := buildBinaries(t)
+	bePort, lbPort, adminPort := freePort(t), freePort(t), freePort(t)
+	start(t, []string{"PORT=" + strconv.Itoa(bePort)}, filepath.Join(bin, "backend-server"))
+	be := "http://127.0.0.1:" + strconv.Itoa(bePort)
+	admin := "http://127.0.0.1:" + strconv.Itoa(adminPort)
+	lb := start(t, nil, filepath.Join(bin, "load-balancer"),
+		"-backends="+be, "-port="+strconv.Itoa(lbPort), "-host=127.0.0.1", "-health-path=/health",
+		"-try-timeout=0", "-shutdown-timeout=60s", "-admin-addr=127.0.0.1:"+strconv.Itoa(adminPort))
+	url := "http://127.0.0.1:" + strconv.Itoa(lbPort)
+	waitUntil(t, "the balancer to serve", func() bool { code, _ := fetch(t, url+"/"); return code == 200 })
+	if code, body := fetch(t, admin+"/api/health"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
+		t.Fatalf("/api/health before shutdown: %d %s", code, body)
+	}
+
+	go fetch(t, url+"/delay/30s") // holds the shutdown open; cut by the second signal
+	waitUntil(t, "the slow request at the backend", func() bool {
+		_, body := fetch(t, be+"/stats")
+		return strings.Contains(body, `"in_flight":1`)
+	})
+	lb.cmd.Process.Signal(syscall.SIGTERM)
+	var code int
+	var body string
+	waitUntil(t, "/api/health to change", func() bool { code, body = fetch(t, admin+"/api/health"); return code != 200 })
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"status":"shutting_down"`) {
+		t.Errorf("/api/health during the shutdown: %d %s, want 503 shutting_down", code, body)
+	}
+
+	exited := make(chan error, 1)
+	go func() { exited <- lb.cmd.Wait() }()
+	began := time.Now()
+	lb.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("exit after the second SIGTERM: %v, want status 1", err)
+		}
+		if took := time.Since(began); took > 5*time.Second {
+			t.Errorf("took %v to exit after the second SIGTERM", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after a second SIGTERM")
+	}
+	if !strings.Contains(lb.output(), "second signal during shutdown: exiting at once") {
+		t.Errorf("the forced exit is not logged:\n%s", lb.output())
 	}
 }
 

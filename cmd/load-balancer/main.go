@@ -6,10 +6,10 @@
 //
 // It spreads requests over the backends, retries failed attempts on other
 // backends, checks backend health in the background and stops gracefully on
-// SIGINT or SIGTERM. With -tls-cert and -tls-key it serves HTTPS too. A
-// -config file (YAML) says what the flags say, and several listeners, pools
-// and routes. SIGHUP reloads the file and the certificates. Run it with -h
-// for every flag.
+// SIGINT or SIGTERM (a second one ends it at once). With -tls-cert and
+// -tls-key it serves HTTPS too. A -config file (YAML) says what the flags
+// say, and several listeners, pools and routes. SIGHUP reloads the file and
+// the certificates. Run it with -h for every flag.
 package main
 
 import (
@@ -148,8 +148,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Room for two: the first shuts down gracefully, a second during that
+	// ends the process at once (forceExit).
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(term)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -241,11 +244,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			log.Info("SIGUSR1: access log reopened", "file", accessLog.name())
-		case <-ctx.Done():
+		case <-term:
 			running = false
 		}
 	}
-	stop() // a second signal now kills the process the default way
+	shutdownDone := make(chan struct{})
+	defer close(shutdownDone)
+	go forceExit(term, shutdownDone, log)
 	log.Info("shutting down: waiting for in-flight requests", "timeout", o.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
@@ -264,6 +269,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// forceExit ends the process at once, with status 1, on a second SIGINT or
+// SIGTERM during the graceful shutdown, as Caddy does: an operator pressing
+// Ctrl-C again, or a supervisor that has waited long enough, is not kept
+// waiting for requests in flight (a process run as PID 1, as in a
+// container, would otherwise ignore the signal). Lines the access log has
+// not written out yet are lost. It returns once done is closed.
+func forceExit(term <-chan os.Signal, done <-chan struct{}, log *slog.Logger) {
+	select {
+	case sig := <-term:
+		log.Error("second signal during shutdown: exiting at once, without waiting for requests in flight", "signal", sig.String())
+		os.Exit(1)
+	case <-done:
+	}
 }
 
 // summary describes a valid configuration in a line, for -check-config.

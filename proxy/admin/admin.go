@@ -51,6 +51,15 @@ type AccessLogSource interface {
 	AccessLogDropped() uint64
 }
 
+// ShutdownSource is a Source that says when it has begun shutting down:
+// *proxy.Proxy is one. From that moment /api/health answers 503
+// "shutting_down", so that a load balancer in front stops sending while
+// requests in flight finish (Envoy's /ready, HAProxy's monitor fail).
+type ShutdownSource interface {
+	// ShuttingDown reports whether a graceful shutdown has begun.
+	ShuttingDown() bool
+}
+
 // Control changes backends at run time; *proxy.Proxy is one. A pool name
 // may be empty when there is only one pool. Errors that wrap
 // pool.ErrNotFound are answered 404, pool.ErrConflict 409, others 400.

@@ -119,7 +119,9 @@ type trafficJSON struct {
 // healthJSON is /api/health.
 type healthJSON struct {
 	// Status is "ok" (every pool has a backend in rotation), "degraded"
-	// (some pool has none) or "unavailable" (no pool has one: 503).
+	// (some pool has none), "unavailable" (no pool has one: 503) or
+	// "shutting_down" (a graceful shutdown has begun: 503, whatever the
+	// pools; see ShutdownSource).
 	Status        string           `json:"status"`
 	BackendsUp    int              `json:"backends_up"` // in rotation
 	BackendsTotal int              `json:"backends_total"`
@@ -280,7 +282,10 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	status := fasthttp.StatusOK
+	sd, _ := s.src.(ShutdownSource)
 	switch {
+	case sd != nil && sd.ShuttingDown():
+		h.Status, status = "shutting_down", fasthttp.StatusServiceUnavailable
 	case h.BackendsUp == 0:
 		h.Status, status = "unavailable", fasthttp.StatusServiceUnavailable
 	case empty > 0:

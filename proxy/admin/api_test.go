@@ -145,6 +145,42 @@ func TestAPIHealth(t *testing.T) {
 	check(http.StatusOK, "ok")
 }
 
+// TestAPIHealthDuringShutdown: from the moment the proxy begins shutting
+// down, /api/health answers 503 "shutting_down", though its backends are
+// up and a request is still finishing, so that whatever sits in front
+// stops sending (Envoy's /ready, HAProxy's monitor fail).
+func TestAPIHealthDuringShutdown(t *testing.T) {
+	r := newRig(t, 1, proxy.Config{Health: proxy.HealthConfig{Interval: -1}}, Config{})
+	slow := make(chan int, 1)
+	go func() { code, _ := fetch(t, r.proxyURL+"/delay/800ms", ""); slow <- code }()
+	waitFor(t, "the slow request in flight", 5*time.Second, func() bool { return r.proxy.Pool().Backends()[0].InFlight() == 1 })
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- r.proxy.Shutdown(ctx)
+	}()
+	var code int
+	var body string
+	waitFor(t, "/api/health to say shutting down", 5*time.Second, func() bool {
+		code, body = fetch(t, r.adminURL+"/api/health", "")
+		return code != http.StatusOK
+	})
+	var h healthJSON
+	if err := json.Unmarshal([]byte(body), &h); err != nil || code != http.StatusServiceUnavailable || h.Status != "shutting_down" || h.BackendsUp != 1 {
+		t.Errorf("/api/health during shutdown: %d %s, want 503 shutting_down with the backend up", code, body)
+	}
+	if r.proxy.Pool().Backends()[0].InFlight() != 1 {
+		t.Error("the slow request ended before /api/health said so: the check proves nothing")
+	}
+	if code := <-slow; code != http.StatusOK {
+		t.Errorf("the request in flight got %d", code)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
 // webhook is an alert receiver on loopback.
 type webhook struct {
 	*httptest.Server
