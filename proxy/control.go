@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
@@ -15,8 +17,9 @@ import (
 
 // Errors of the control methods wrap pool.ErrNotFound (no such pool or
 // backend) or pool.ErrConflict (adding a backend the pool has, removing one
-// that discovery found), to be told apart with errors.Is; others are
-// invalid input (a pool.ParseError, a weight out of range).
+// that discovery found or a pool's last), to be told apart with errors.Is;
+// others are invalid input (a pool.ParseError, a weight out of range, no
+// pool named where there are several).
 var (
 	ErrNotFound = pool.ErrNotFound
 	ErrConflict = pool.ErrConflict
@@ -57,7 +60,12 @@ func (p *Proxy) livePoolLocked(name string) (*livePool, error) {
 		if len(p.order) == 1 {
 			return p.pools[p.order[0]], nil
 		}
-		return nil, fmt.Errorf("pool: name one of %v: %w", p.order, ErrNotFound)
+		// Bad input, not a pool that is missing.
+		names := make([]string, len(p.order))
+		for i, n := range p.order {
+			names[i] = strconv.Quote(n)
+		}
+		return nil, fmt.Errorf("no pool named, and there are %d: name one of %s", len(names), strings.Join(names, ", "))
 	}
 	lp := p.pools[name]
 	if lp == nil {
@@ -121,7 +129,9 @@ func (p *Proxy) AddBackend(poolName, entry string) (*pool.Backend, error) {
 // poolName: it takes no new request, and its connections close once its
 // requests in flight have finished. A backend that service discovery found
 // cannot be removed here (the next update would bring it back): drain it, or
-// remove it at its source.
+// remove it at its source. Nor can the last backend of a pool without
+// discovery, which a configuration could not leave empty: add another
+// first, or drain it.
 func (p *Proxy) RemoveBackend(poolName, url string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -130,6 +140,10 @@ func (p *Proxy) RemoveBackend(poolName, url string) error {
 		return err
 	}
 	u := b.URL()
+	if len(lp.spec.Discovery) == 0 && len(lp.pool.Backends()) == 1 {
+		return fmt.Errorf("backend %q is the last in pool %q, which may not be left empty: add another first, or drain it: %w",
+			u, lp.spec.Name, ErrConflict)
+	}
 	origin := ""
 	switch {
 	case slices.ContainsFunc(lp.spec.static, func(s *pool.Backend) bool { return s.URL() == u }):

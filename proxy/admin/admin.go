@@ -107,7 +107,8 @@ type Config struct {
 	// Control, when set, serves the backend endpoints under /api/backends/
 	// (add, remove, weight, drain, enable). Nil leaves the API read-only.
 	Control Control
-	// Reloader, when set, serves POST /api/reload and the reload metrics.
+	// Reloader, when set, serves POST /api/reload and the reload metrics;
+	// without it, POST /api/reload answers 409: nothing to reload.
 	Reloader Reloader
 }
 
@@ -191,10 +192,7 @@ func (s *Server) route(path string) (h fasthttp.RequestHandler, post, ok bool) {
 	case "/api/status":
 		return s.serveStatus, false, true
 	case "/api/reload":
-		if s.cfg.Reloader != nil {
-			return s.serveReload, true, true
-		}
-		return nil, false, false
+		return s.serveReload, true, true // without a Reloader, a 409 that says so
 	}
 	if h, ok := s.controlRoute(path); ok {
 		return h, true, true

@@ -21,10 +21,11 @@ import (
 //	POST /api/reload
 //
 // "pool" may be left out when there is only one. A change answers 200 (201
-// for add) with the backend as /api/backends shows it; an error answers
-// {"error": "..."} with 400 (bad input or a refused configuration), 404 (no
-// such pool or backend) or 409 (a conflict, such as adding a backend the pool
-// has).
+// for add) with the backend as /api/backends shows it (remove: as it was,
+// with the state "removed"); an error answers {"error": "..."} with 400 (bad
+// input or a refused configuration), 404 (no such pool or backend) or 409 (a
+// conflict, such as adding a backend the pool has, removing a pool's last,
+// or a reload without a configuration file).
 
 // controlRequest is the body of a control call.
 type controlRequest struct {
@@ -58,7 +59,12 @@ func (s *Server) controlRoute(path string) (fasthttp.RequestHandler, bool) {
 		}
 	case "/api/backends/remove":
 		do = func(r *controlRequest) (*pool.Backend, int, error) {
-			return nil, fasthttp.StatusOK, c.RemoveBackend(r.Pool, r.URL)
+			// Found first: once removed, it is in no pool.
+			b := s.member(r.Pool, r.URL)
+			if err := c.RemoveBackend(r.Pool, r.URL); err != nil {
+				return nil, 0, err
+			}
+			return b, fasthttp.StatusOK, nil
 		}
 	case "/api/backends/weight":
 		do = func(r *controlRequest) (*pool.Backend, int, error) {
@@ -111,15 +117,23 @@ func (s *Server) serveControl(ctx *fasthttp.RequestCtx, path string, do func(*co
 	}
 	s.log.Info("admin API: "+path[len("/api/backends/"):], attrs...)
 	if b == nil {
-		writeJSON(ctx, status, map[string]string{"removed": r.URL})
+		// Changed meanwhile (a reload took it out): its URL is all.
+		writeJSON(ctx, status, map[string]string{"url": r.URL})
 		return
 	}
-	pl := b.Pool()
+	pl, removed := b.Pool(), path == "/api/backends/remove"
+	if removed {
+		pl = s.poolOf(r.Pool)
+	}
 	if pl == nil {
 		writeJSON(ctx, status, map[string]string{"url": b.URL()})
 		return
 	}
-	writeJSON(ctx, status, describe(pl, b, inRotation(pl, b), s.window.view(), false))
+	j := describe(pl, b, !removed && inRotation(pl, b), s.window.view(), false)
+	if removed {
+		j.State = "removed" // its requests in flight (in_flight) finish
+	}
+	writeJSON(ctx, status, j)
 }
 
 // member finds the backend a call named, to show it after a change.
@@ -134,6 +148,21 @@ func (s *Server) member(poolName, u string) *pool.Backend {
 				return m
 			}
 		}
+	}
+	return nil
+}
+
+// poolOf names the pool a backend was removed from: the one the call named,
+// or the only one.
+func (s *Server) poolOf(poolName string) *pool.Pool {
+	pls := s.src.Pools()
+	for _, pl := range pls {
+		if pl.Name() == poolName {
+			return pl
+		}
+	}
+	if poolName == "" && len(pls) == 1 {
+		return pls[0]
 	}
 	return nil
 }
@@ -159,8 +188,13 @@ func errorStatus(err error) int {
 }
 
 // serveReload reloads the configuration: 200 when applied, 400 with the
-// reason when refused (the old configuration keeps serving).
+// reason when refused (the old configuration keeps serving), 409 without a
+// Reloader: there is nothing to reload.
 func (s *Server) serveReload(ctx *fasthttp.RequestCtx) {
+	if s.cfg.Reloader == nil {
+		writeJSON(ctx, fasthttp.StatusConflict, errorJSON{Error: "no configuration file to reload: the balancer runs without one (-config)"})
+		return
+	}
 	if err := s.cfg.Reloader.Reload(); err != nil {
 		writeJSON(ctx, fasthttp.StatusBadRequest, errorJSON{Error: err.Error()})
 		return

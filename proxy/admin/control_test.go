@@ -130,7 +130,7 @@ func TestControlAPI(t *testing.T) {
 	if n := extra.Hits(); n != 5 {
 		t.Errorf("weight 5 of 7: the added backend served %d", n)
 	}
-	if code, body := post(t, r.adminURL+"/api/backends/remove", `{"url": "`+extra.URL()+`"}`); code != http.StatusOK || !strings.Contains(body, "removed") {
+	if code, body := post(t, r.adminURL+"/api/backends/remove", `{"url": "`+extra.URL()+`"}`); code != http.StatusOK || !strings.Contains(body, `"state":"removed"`) {
 		t.Errorf("remove: %d %s", code, body)
 	}
 	if len(apiBackends(t, r)) != 2 {
@@ -157,6 +157,48 @@ func TestControlAPI(t *testing.T) {
 		if code != tc.want || !strings.Contains(body, tc.in) {
 			t.Errorf("%s %s: %d %s, want %d with %q", tc.path, tc.body, code, body, tc.want, tc.in)
 		}
+	}
+}
+
+// TestControlAPIAnswers: the API answers as the README says: remove with
+// the backend it removed, bad input (no pool named among several) with 400
+// naming the pools, a reload with no configuration file with 409, and the
+// removal of a pool's last backend, which a configuration file could not
+// leave, is refused with 409.
+func TestControlAPIAnswers(t *testing.T) {
+	web, api1, api2 := backendtest.Start(t, "web"), backendtest.Start(t, "api1"), backendtest.Start(t, "api2")
+	p, url := poolsRig(t, proxy.HealthConfig{Interval: time.Hour},
+		proxy.PoolConfig{Name: "web", Backends: []string{web.URL()}},
+		proxy.PoolConfig{Name: "api", Backends: []string{api1.URL(), api2.URL()}},
+	)
+	for _, tc := range []struct {
+		name, path, body string
+		want             int
+		in               []string // in the body
+	}{
+		{"remove answers the backend", "/api/backends/remove", `{"pool": "api", "url": "` + api2.URL() + `"}`, http.StatusOK,
+			[]string{`"url":"` + api2.URL() + `"`, `"pool":"api"`, `"state":"removed"`, `"in_rotation":false`}},
+		{"remove the last of a pool", "/api/backends/remove", `{"pool": "api", "url": "` + api1.URL() + `"}`, http.StatusConflict,
+			[]string{`"error":`, "last", `\"api\"`}},
+		{"remove the only one", "/api/backends/remove", `{"pool": "web", "url": "` + web.URL() + `"}`, http.StatusConflict,
+			[]string{`"error":`, "last", `\"web\"`}},
+		{"no pool named among several", "/api/backends/drain", `{"url": "` + web.URL() + `"}`, http.StatusBadRequest,
+			[]string{`"error":`, `\"web\"`, `\"api\"`}},
+		{"reload without a configuration file", "/api/reload", "", http.StatusConflict,
+			[]string{`"error":`, "no configuration file"}},
+	} {
+		code, body := post(t, url+tc.path, tc.body)
+		if code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+		for _, in := range tc.in {
+			if !strings.Contains(body, in) {
+				t.Errorf("%s: body %s lacks %s", tc.name, body, in)
+			}
+		}
+	}
+	if n := len(p.Pool().Backends()) + len(p.Pools()[1].Backends()); n != 2 {
+		t.Errorf("%d backends left, want web's and api's first", n)
 	}
 }
 
@@ -199,8 +241,8 @@ func TestControlAPIGuards(t *testing.T) {
 	if code, _ := post(t, ro.adminURL+"/api/backends/drain", body); code != http.StatusNotFound {
 		t.Errorf("drain without a Control: %d, want 404", code)
 	}
-	if code, _ := post(t, ro.adminURL+"/api/reload", ""); code != http.StatusNotFound {
-		t.Errorf("reload without a Reloader: %d, want 404", code)
+	if code, body := post(t, ro.adminURL+"/api/reload", ""); code != http.StatusConflict || !strings.Contains(body, "no configuration file") {
+		t.Errorf("reload without a Reloader: %d %s, want 409 saying there is no configuration file", code, body)
 	}
 }
 
@@ -250,8 +292,8 @@ func TestPoolsAPI(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, `{"name":"api","backends_up":0,"backends_total":1}`) {
 		t.Errorf("/api/health with an empty pool: %d %s", code, body)
 	}
-	if code, _ := post(t, url+"/api/backends/drain", `{"url": "`+web.URL()+`"}`); code != http.StatusNotFound {
-		t.Errorf("no pool named with several: %d, want 404", code)
+	if code, body := post(t, url+"/api/backends/drain", `{"url": "`+web.URL()+`"}`); code != http.StatusBadRequest {
+		t.Errorf("no pool named with several: %d %s, want 400", code, body)
 	}
 	m, _ := scrapeURL(t, url)
 	if m.get(t, "lb_backend_up", "pool", "api", "backend", api.URL()) != 1 || m.get(t, "lb_pool_backends_up", "pool", "api") != 0 {
