@@ -299,7 +299,8 @@ func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 	if f.countsTowardEjection() && p.ejectAfter > 0 && b.AddFailureStreak() >= p.ejectAfter {
 		// Its own pool: nil once a reload has taken it out.
 		if pl := b.Pool(); pl != nil && pl.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
-			p.log.Warn("backend down: " + b.URL() + ": " + err.Error())
+			// Named as the health checker names it (its logger's pool).
+			p.log.Warn("backend down: "+b.URL()+": "+err.Error(), "pool", pl.Name())
 			return
 		}
 	}
@@ -307,7 +308,11 @@ func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 		// Not logged per request, but not hidden either: a backend that
 		// cannot be reached (a wrong CA, a closed port) is an operator's
 		// business even while it stays in rotation.
-		p.log.Warn("backend connect failed: " + b.URL() + ": " + err.Error())
+		var attrs []any
+		if pl := b.Pool(); pl != nil {
+			attrs = append(attrs, "pool", pl.Name())
+		}
+		p.log.Warn("backend connect failed: "+b.URL()+": "+err.Error(), attrs...)
 		return
 	}
 	if p.debug {

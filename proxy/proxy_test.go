@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -245,6 +246,48 @@ func TestAllBackendsDown(t *testing.T) {
 	}
 	if strings.Contains(body, "dial") || strings.Contains(body, "refused") {
 		t.Errorf("error text leaked to the client: %q", body)
+	}
+}
+
+// TestBackendDownLogged: "backend down" names the backend's pool whichever
+// took it down, live traffic or a health check, so that the same URL in two
+// pools is told apart.
+func TestBackendDownLogged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		health HealthConfig
+		eject  int
+	}{
+		{"by live traffic", HealthConfig{Interval: -1}, 1},
+		{"by health checks", HealthConfig{Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Fall: 1}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dead, good := startBackend(t, "dead"), startBackend(t, "good")
+			dead.kill()
+			var logs logBuffer
+			_, url := startProxy(t, Config{
+				Pools:             []PoolConfig{{Name: "api", Backends: []string{dead.URL(), good.URL()}}},
+				EjectAfter:        tc.eject,
+				MaxEjectedPercent: 100,
+				Health:            tc.health,
+				Logger:            slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			client := newClient(t)
+			var line string
+			waitFor(t, "the down line", 5*time.Second, func() bool {
+				get(t, client, url+"/")
+				for _, l := range strings.Split(logs.String(), "\n") {
+					if strings.Contains(l, "backend down: "+dead.URL()) {
+						line = l
+						return true
+					}
+				}
+				return false
+			})
+			if !strings.Contains(line, " pool=api") {
+				t.Errorf("%q: want pool=api", line)
+			}
+		})
 	}
 }
 
