@@ -234,12 +234,15 @@ func (p *Proxy) logFastHTTP(ctx *fasthttp.RequestCtx, sv *served) {
 	logEntry(p.alog, &e, time.Now())
 }
 
-// logReadError logs a request the server could not read (handleReadError):
-// its request line shows as "-" when its header never arrived whole.
+// logReadError logs a request the server could not read (handleReadError).
+// fasthttp keeps nothing of a header it could not read, not even its request
+// line, and answers for what it lacks with defaults ("GET", "/",
+// "HTTP/1.1"): the line then says nothing of the request in either format
+// ("-" in combined, empty strings in JSON), rather than what was never read.
 func (p *Proxy) logReadError(ctx *fasthttp.RequestCtx) {
 	e := p.fastEntry(ctx, netip.Addr{})
 	if len(ctx.Request.Header.RawHeaders()) == 0 {
-		e.method = nil
+		e.method, e.uri, e.proto, e.host, e.referer, e.agent = nil, nil, nil, nil, nil, nil
 	}
 	e.bytes = int64(len(ctx.Response.Body()))
 	logEntry(p.alog, &e, time.Now())

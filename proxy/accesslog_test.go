@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,20 +169,48 @@ func TestAccessLogStreamedResponse(t *testing.T) {
 	}
 }
 
-// TestAccessLogReadError: requests the server answers itself before the
-// handler (431, a header too large) are logged too, with "-" for a request
-// line never read whole.
+// TestAccessLogReadError: requests the balancer answers itself for a bad
+// header are logged too, and both formats say the same of the request line:
+// what was read, or nothing ("-" in combined, empty strings in JSON) where
+// fasthttp kept none of it (a header it could not read).
 func TestAccessLogReadError(t *testing.T) {
 	be := startBackend(t, "a")
-	var buf logBuffer
-	_, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf, MaxHeaderSize: 1024})
-	status, _ := rawRequest(t, u, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 4096)+"\r\n\r\n")
-	if !strings.Contains(status, "431") {
-		t.Fatalf("status %q, want 431", status)
-	}
-	line := accessLines(t, &buf, 1)[0]
-	if !strings.HasPrefix(line, "127.0.0.1 - - [") || !strings.Contains(line, `] "-" 431 `) {
-		t.Errorf("line %q: want 127.0.0.1, request \"-\" and 431", line)
+	var combined, asJSON logBuffer
+	_, cu := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &combined, MaxHeaderSize: 1024})
+	_, ju := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &asJSON, AccessLogFormat: AccessLogJSON, MaxHeaderSize: 1024})
+	for i, tc := range []struct {
+		name, raw string
+		status    int
+		line      string // method, target and protocol as logged; "" for none
+	}{
+		{"header too large", "GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 4096) + "\r\n\r\n", 431, ""},
+		{"no Host", "GET /nohost HTTP/1.1\r\n\r\n", 400, ""},
+		{"header line without a colon", "GET /nc HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 400, ""},
+		{"NUL in a header value", "GET /nul HTTP/1.1\r\nHost: x\r\nX-A: b\x00c\r\n\r\n", 400, ""},
+		{"space in a header name", "GET /sp HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400, "GET /sp HTTP/1.1"},
+		{"obsolete line folding", "GET /fold HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n", 400, "GET /fold HTTP/1.1"},
+		{"Content-Length with Transfer-Encoding", "POST /te HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "POST /te HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, u := range []string{cu, ju} {
+				if status, _ := rawRequest(t, u, tc.raw); !strings.Contains(status, " "+strconv.Itoa(tc.status)+" ") {
+					t.Fatalf("status %q, want %d", status, tc.status)
+				}
+			}
+			c := accessLines(t, &combined, i+1)[i]
+			wantLine := tc.line
+			if wantLine == "" {
+				wantLine = "-"
+			}
+			if !strings.HasPrefix(c, "127.0.0.1 - - [") || !strings.Contains(c, `] "`+wantLine+`" `+strconv.Itoa(tc.status)+" ") {
+				t.Errorf("combined %q: want 127.0.0.1, request %q and %d", c, wantLine, tc.status)
+			}
+			m := jsonLine(t, accessLines(t, &asJSON, i+1)[i])
+			got := strings.TrimSpace(fmt.Sprint(m["method"], " ", m["uri"], " ", m["proto"]))
+			if got != tc.line || m["status"] != float64(tc.status) || m["client"] != "127.0.0.1" {
+				t.Errorf("json %v: want request %q, status %d, client 127.0.0.1", m, tc.line, tc.status)
+			}
+		})
 	}
 }
 
