@@ -153,23 +153,9 @@ func TestParseFlagsFlushInterval(t *testing.T) {
 		{name: "no unit in the file", config: "flush-interval: 5\n", err: `lb.yaml:2: flush-interval: invalid value "5": want -1, 0 or a duration such as 100ms`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args, path := tc.args, ""
-			if tc.config != "" {
-				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config)
-				args = append([]string{"-config=" + path}, args...)
-			} else {
-				args = append([]string{"-backends=http://a:1"}, args...)
-			}
-			o, err := parseFlags(args, &bytes.Buffer{})
-			if tc.err != "" {
-				want := strings.ReplaceAll(tc.err, "lb.yaml", path)
-				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Fatalf("error %v, want it to contain %q", err, want)
-				}
+			o := parseCase(t, tc.config, tc.args, tc.err)
+			if o == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if o.proxy.FlushInterval != tc.want {
 				t.Errorf("flush interval %v, want %v", o.proxy.FlushInterval, tc.want)
@@ -206,23 +192,9 @@ func TestParseFlagsHealthTimeoutDefault(t *testing.T) {
 			err: "lb.yaml:2: health-timeout: invalid health-timeout 3s: longer than -health-interval 2s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args, path := tc.args, ""
-			if tc.config != "" {
-				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config)
-				args = append([]string{"-config=" + path}, args...)
-			} else {
-				args = append([]string{"-backends=http://a:1"}, args...)
-			}
-			o, err := parseFlags(args, &bytes.Buffer{})
-			if tc.err != "" {
-				want := strings.ReplaceAll(tc.err, "lb.yaml", path)
-				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Fatalf("error %v, want it to contain %q", err, want)
-				}
+			o := parseCase(t, tc.config, tc.args, tc.err)
+			if o == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if h := o.proxy.Health; h.Interval != tc.interval || h.Timeout != tc.timeout {
 				t.Errorf("interval %v timeout %v, want %v %v", h.Interval, h.Timeout, tc.interval, tc.timeout)
@@ -696,4 +668,31 @@ func TestRunRejectsBadCertificates(t *testing.T) {
 			t.Errorf("stderr %q, want it to contain %q", errOut.String(), tc.want)
 		}
 	}
+}
+
+// parseCase runs parseFlags over args after -config= a file of one
+// backend and config, or after -backends= one backend when config is
+// empty. With wantErr given ("lb.yaml" standing for the file) it checks
+// that the error contains it and returns nil; else it fails on any error.
+func parseCase(t *testing.T, config string, args []string, wantErr string) *options {
+	t.Helper()
+	path := ""
+	if config != "" {
+		path = writeConfig(t, "backends: [http://a:1]\n"+config)
+		args = append([]string{"-config=" + path}, args...)
+	} else {
+		args = append([]string{"-backends=http://a:1"}, args...)
+	}
+	o, err := parseFlags(args, &bytes.Buffer{})
+	if wantErr != "" {
+		want := strings.ReplaceAll(wantErr, "lb.yaml", path)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want it to contain %q", err, want)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
