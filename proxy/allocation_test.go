@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"cmp"
 	"io"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -39,6 +41,14 @@ func TestProxiedRequestAllocations(t *testing.T) {
 			req.Header.Set("Connection", "keep-alive, X-Hop")
 			req.Header.Set("X-Hop", "1")
 			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		}, 0, 0, nil},
+		// Lines of one name after a hop-by-hop header, put back in order.
+		{"GET with hop-by-hop headers and names twice", func(req *fasthttp.Request) {
+			req.SetRequestURI("http://example.com/")
+			req.Header.Set("Connection", "keep-alive")
+			req.Header.Add("Forwarded", "for=192.0.2.1")
+			req.Header.Add("Via", "1.1 cdn")
+			req.Header.Add("Forwarded", "for=198.51.100.7")
 		}, 0, 0, nil},
 		// From a trusted proxy the chain is extended: in one line, and in
 		// two, as HAProxy's option forwardfor sends it when the client
@@ -262,4 +272,52 @@ func allocsPerRun(tb testing.TB, runs int, f func()) float64 {
 	}
 	tb.Fatalf("a garbage collection ran during each of three counts of %d calls: the count is not the calls' alone", runs)
 	return 0
+}
+
+// TestLineOrderAllocations keeps the strip's putting back of lines of one
+// name off the allocator, for requests and responses, a response's lines
+// copied on the stack or, past 1 KiB, into a lent buffer.
+func TestLineOrderAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	long := strings.Repeat("x", 600)
+	for _, tc := range []struct{ name, headers string }{
+		{"two spellings", "Connection: keep-alive\r\nforwarded: for=a\r\nVia: 1.0 a\r\nFORWARDED: for=b\r\nCookie: a=1\r\nCookie: b=2\r\n"},
+		{"more names than are noted", "Connection: keep-alive\r\n" + manyNames("X-N-") + "Via: 1.0 a\r\nVia: 1.1 b\r\n"},
+	} {
+		t.Run("request, "+tc.name, func(t *testing.T) {
+			var src, h fasthttp.RequestHeader
+			src.DisableNormalizing()
+			if err := src.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: x\r\n" + tc.headers + "\r\n"))); err != nil {
+				t.Fatal(err)
+			}
+			if n := allocsPerRun(t, 1000, func() {
+				src.CopyTo(&h)
+				stripRequestHeaders(&h, h.RawHeaders())
+			}); n > strayAllocs {
+				t.Errorf("%.4f allocations per strip, want none", n)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, headers string }{
+		{"on the stack", "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nLink: <a>\r\nVary: Accept\r\nLink: <b>\r\nVary: Origin\r\n"},
+		{"lent", "Connection: keep-alive\r\nLink: <a" + long + ">\r\nX-A: 1\r\nLink: <b" + long + ">\r\n"},
+		{"more names than are noted", "Connection: keep-alive\r\n" + manyNames("X-N-") + "Via: 1.0 a\r\nVia: 1.1 b\r\n"},
+	} {
+		t.Run("response, "+tc.name, func(t *testing.T) {
+			var src fasthttp.ResponseHeader
+			var resp fasthttp.Response
+			src.DisableNormalizing()
+			if err := src.Read(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + tc.headers + "\r\n"))); err != nil {
+				t.Fatal(err)
+			}
+			if n := allocsPerRun(t, 1000, func() {
+				src.CopyTo(&resp.Header)
+				cleanResponse(&resp)
+			}); n > strayAllocs {
+				t.Errorf("%.4f allocations per clean, want none", n)
+			}
+		})
+	}
 }

@@ -228,6 +228,10 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 	if conn.over {
 		conn.raw = raw // more lines than it holds: it walks them all
 	}
+	// The names kept after the first line deleted: two lines of one may
+	// be out of order (see lineorder.go).
+	moved := sameNames{apart: requestHeldApart}
+	cut := -1 // where in raw the first line deleted starts
 	sc = headerScanner{b: raw}
 	for {
 		key, _, ok := sc.next()
@@ -236,12 +240,20 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 		}
 		if classify(key) != keep || (conn.n > 0 && mayBeListed(key) && conn.lists(key)) {
 			h.DelBytes(key)
+			if cut < 0 {
+				cut = cap(raw) - cap(key) // key is a subslice of raw
+			}
+		} else if cut >= 0 {
+			moved.add(key)
 		}
 	}
 	// Framing headers are stored under their canonical names whatever the
 	// client wrote; Write sets the framing from the body.
 	h.Del("Transfer-Encoding")
 	h.Del("Trailer")
+	if moved.any() {
+		requestInOrder(h, raw, cut, &moved, &conn)
+	}
 	// h2c by Upgrade is not passed on: behind it the backend would speak
 	// HTTP/2 through a tunnel the proxy no longer reads, past its routes,
 	// limits and X-Forwarded-For (an old smuggling vector; the proxy offers
@@ -335,15 +347,14 @@ func cleanResponse(resp *fasthttp.Response) (size int) {
 		return size
 	}
 	stripResponseHeaders(h)
-	h.Del("Transfer-Encoding")
-	h.Del("Trailer")
 	h.ResetConnectionClose()
 	return size
 }
 
 // stripResponseHeaders removes a response's hop-by-hop headers and those its
 // Connection header lines name, however many (the framing excepted, as for
-// requests: see mayBeListed).
+// requests: see mayBeListed), keeping the order of the lines of each name
+// that stays.
 func stripResponseHeaders(h *fasthttp.ResponseHeader) {
 	// Deleting while iterating is not allowed, and deletion moves the
 	// header storage: the Connection lines and the names to delete are
@@ -365,13 +376,31 @@ func stripResponseHeaders(h *fasthttp.ResponseHeader) {
 		// mistake. Its hop-by-hop headers go, the names it lists stay.
 		n = 0
 	}
+	moved := sameNames{apart: responseHeldApart}
+	deleteResponseHeaders(h, conn[:n], &moved)
+}
+
+// deleteResponseHeaders removes the hop-by-hop headers, those the Connection
+// tokens in conn name and the framing headers. With moved, its first walk
+// notes the names that stay after the first to go, and if one has two
+// lines, which a deletion may swap, responseInOrder goes on from there.
+func deleteResponseHeaders(h *fasthttp.ResponseHeader, conn []byte, moved *sameNames) {
 	var names [256]byte
+	cut := -1 // the place in h.All() of the first header to go
 	for {
 		var at [8]int // ends of the names in names
 		k, more := 0, false
+		i := 0
 		for key := range h.All() {
-			if classify(key) != hopByHop && !(mayBeListed(key) && listsToken(conn[:n], key)) {
+			i++
+			if classify(key) != hopByHop && !(mayBeListed(key) && listsToken(conn, key)) {
+				if cut >= 0 && moved != nil {
+					moved.add(key)
+				}
 				continue
+			}
+			if cut < 0 {
+				cut = i - 1
 			}
 			start := 0
 			if k > 0 {
@@ -384,13 +413,27 @@ func stripResponseHeaders(h *fasthttp.ResponseHeader) {
 			at[k] = start + copy(names[start:], key)
 			k++
 		}
-		start := 0
-		for _, end := range at[:k] {
-			h.DelBytes(names[start:end])
-			start = end
+		if moved != nil {
+			if moved.any() {
+				responseInOrder(h, conn, names[:], at[:k], more, cut, moved)
+				return
+			}
+			moved = nil // every name was noted
 		}
+		deleteNames(h, names[:], at[:k])
 		if !more || k == 0 {
 			break // done, or a name longer than names: it stays
 		}
+	}
+	h.Del("Transfer-Encoding")
+	h.Del("Trailer")
+}
+
+// deleteNames deletes the headers named in names, each ending where at says.
+func deleteNames(h *fasthttp.ResponseHeader, names []byte, at []int) {
+	start := 0
+	for _, end := range at {
+		h.DelBytes(names[start:end])
+		start = end
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -492,6 +493,50 @@ func TestClientConnectionClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSameNameLinesInOrder: through the proxy, a request's Forwarded lines
+// reach the backend, and a response's Link lines the client, in the order
+// they were sent (RFC 9110 §5.3), though each message has a hop-by-hop
+// header to strip before them.
+func TestSameNameLinesInOrder(t *testing.T) {
+	forwarded := make(chan []string, 1)
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		for {
+			req, ok := rb.readRequest(r)
+			if !ok {
+				return
+			}
+			select {
+			case forwarded <- req.Header["Forwarded"]:
+			default:
+			}
+			// As nginx sends it, its add_header lines last.
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"+
+				"Keep-Alive: timeout=5\r\nETag: \"1\"\r\nLink: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n\r\nok")
+		}
+	})
+	_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nAccept: */*\r\n"+
+		"Forwarded: for=192.0.2.1\r\nVia: 1.1 edge\r\nForwarded: for=192.0.2.2;by=edge\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header["Link"], []string{"</a.css>; rel=preload", "</b.js>; rel=preload"}; !slices.Equal(got, want) {
+		t.Errorf("client got Link %q, want %q", got, want)
+	}
+	if got, want := <-forwarded, []string{"for=192.0.2.1", "for=192.0.2.2;by=edge"}; !slices.Equal(got, want) {
+		t.Errorf("backend got Forwarded %q, want %q", got, want)
 	}
 }
 
