@@ -198,6 +198,7 @@ func writeTooMany(ctx *fasthttp.RequestCtx) {
 // Answers to requests the server could not read.
 var (
 	reasonHeaderTooLarge = []byte("431 Request Header Fields Too Large\n")
+	reasonURITooLong     = []byte("414 URI Too Long\n")
 	reasonBodyTooLarge   = []byte("413 Content Too Large\n")
 	reasonReadTimeout    = []byte("408 Request Timeout\n")
 	reasonBadRequest     = []byte("400 Bad Request\n")
@@ -224,6 +225,8 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		// The header limit passed (endRead), whatever error the read
 		// failed with (a chunked body's first bytes come wrapped).
 		writePlain(ctx, fasthttp.StatusRequestTimeout, reasonReadTimeout)
+	case errors.As(err, &small) && requestLineTooLong(ctx):
+		writePlain(ctx, fasthttp.StatusRequestURITooLong, reasonURITooLong)
 	case errors.As(err, &small):
 		writePlain(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -246,4 +249,14 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	if p.alog != nil {
 		p.logReadError(ctx)
 	}
+}
+
+// requestLineTooLong reports whether a head too large for the read buffer
+// was so already in its request line, as the head scan of a plain-text
+// connection saw it (headscan.go): the target is too long, 414 as nginx
+// answers, rather than the header fields, 431. Over TLS the scan sees
+// nothing, and such a head gets 431.
+func requestLineTooLong(ctx *fasthttp.RequestCtx) bool {
+	g := clientOf(ctx.Conn())
+	return g != nil && g.head.on && !g.head.started && g.head.sinceLF > 0
 }
