@@ -25,7 +25,12 @@ func newHTTPSPolicy(c *TLSConfig, healthPath string) *httpsPolicy {
 	if c == nil || (!c.RedirectHTTP && c.HSTS == 0) {
 		return nil
 	}
-	h := &httpsPolicy{redirectHTTP: c.RedirectHTTP, healthPath: []byte(healthPath)}
+	h := &httpsPolicy{redirectHTTP: c.RedirectHTTP}
+	if healthPath != "/" {
+		// The root is the site's home page, not a path apart for checks
+		// (and the default health path): it is redirected like the rest.
+		h.healthPath = []byte(healthPath)
+	}
 	if c.RedirectPort != 443 {
 		h.portSuffix = []byte(":" + strconv.Itoa(c.RedirectPort))
 	}

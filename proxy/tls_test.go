@@ -284,6 +284,19 @@ func TestRedirectHTTPS(t *testing.T) {
 	if !strings.Contains(rest, "Location: https://example.com/x\r\n") {
 		t.Errorf("redirect to port 443 names the port or is missing:\n%s", rest)
 	}
+
+	// A health path of / (the default) is the home page: redirected too.
+	tpRoot := startTLSProxy(t, Config{
+		Backends: []string{be.URL()},
+		Health:   HealthConfig{Interval: -1, Path: "/"},
+		TLS:      &TLSConfig{Certificates: files, RedirectHTTP: true},
+	})
+	for _, uri := range []string{"/", "/?utm=1"} {
+		status, rest := rawRequest(t, tpRoot.plainURL, "GET "+uri+" HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 308 Permanent Redirect" || !strings.Contains(rest, "Location: https://example.com"+uri+"\r\n") {
+			t.Errorf("GET %s with health path /: %q\n%s, want a 308 to https", uri, status, rest)
+		}
+	}
 }
 
 // TestHSTS adds Strict-Transport-Security to TLS responses only, and leaves
