@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/backend/backendtest"
 	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
@@ -35,6 +36,8 @@ type h2Backend struct {
 	srv   *http.Server
 	ln    net.Listener
 	conns map[net.Conn]struct{}
+	// unhold lets the killed backend's port go (backendtest.HoldPort); nil before kill.
+	unhold func()
 }
 
 func startH2Backend(t *testing.T, name string, leaf *testpki.Leaf) *h2Backend {
@@ -66,7 +69,12 @@ func startH2Backend(t *testing.T, name string, leaf *testpki.Leaf) *h2Backend {
 	srv.Protocols = &protos
 	b.srv, b.ln = srv, ln
 	go srv.Serve(ln) //nolint:errcheck // ends at kill
-	t.Cleanup(b.kill)
+	t.Cleanup(func() {
+		b.kill()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.unhold()
+	})
 	return b
 }
 
@@ -78,9 +86,15 @@ func (b *h2Backend) URL() string {
 	return "http://" + b.addr + " proto=h2c"
 }
 
-// kill closes the listener and every connection at once.
+// kill closes the listener and every connection at once. Its port stays
+// refused, and kept from other listeners, until the test's end.
 func (b *h2Backend) kill() {
 	b.srv.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.unhold == nil {
+		b.unhold = backendtest.HoldPort(b.addr)
+	}
 }
 
 func (b *h2Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/backend/backendtest"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -54,6 +55,7 @@ type testBackend struct {
 	srv    *fasthttp.Server
 	conns  map[net.Conn]struct{}
 	frozen chan struct{} // non-nil while frozen; closed to thaw
+	unhold func()        // lets the killed backend's port go (backendtest.HoldPort)
 }
 
 func startBackend(t testing.TB, name string) *testBackend {
@@ -63,6 +65,9 @@ func startBackend(t testing.TB, name string) *testBackend {
 	t.Cleanup(func() {
 		b.thaw()
 		b.kill()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.release()
 	})
 	return b
 }
@@ -122,7 +127,8 @@ func (b *testBackend) listen(addr string) {
 }
 
 // kill closes the listener and every open connection without a word to
-// the clients, as a crashed process would.
+// the clients, as a crashed process would. Its port stays refused, and
+// kept from other listeners, until restart or the test's end.
 func (b *testBackend) kill() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -134,6 +140,15 @@ func (b *testBackend) kill() {
 		c.Close()
 	}
 	b.ln = nil
+	b.unhold = backendtest.HoldPort(b.addr)
+}
+
+// release lets go of the port a kill held; b.mu is held.
+func (b *testBackend) release() {
+	if b.unhold != nil {
+		b.unhold()
+		b.unhold = nil
+	}
 }
 
 // freeze makes the backend accept connections and read requests but answer
@@ -167,6 +182,9 @@ func (b *testBackend) openConns() int {
 // restart listens again on the address the backend had.
 func (b *testBackend) restart() {
 	b.t.Helper()
+	b.mu.Lock()
+	b.release()
+	b.mu.Unlock()
 	b.listen(b.addr)
 }
 

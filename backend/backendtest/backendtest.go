@@ -25,6 +25,9 @@ type Server struct {
 	addr  string
 	ln    net.Listener
 	conns map[net.Conn]struct{}
+	// unhold lets a killed server's port go (HoldPort); nil while it
+	// listens.
+	unhold func()
 }
 
 // Start serves a backend named name (its answers say so) on a free loopback
@@ -33,7 +36,7 @@ func Start(t testing.TB, name string) *Server {
 	t.Helper()
 	s := &Server{t: t}
 	s.listen("127.0.0.1:0", name)
-	t.Cleanup(s.Kill)
+	t.Cleanup(s.end)
 	return s
 }
 
@@ -44,7 +47,7 @@ func StartAt(t testing.TB, addr, name string) *Server {
 	t.Helper()
 	s := &Server{t: t}
 	s.listen(addr, name)
-	t.Cleanup(s.Kill)
+	t.Cleanup(s.end)
 	return s
 }
 
@@ -100,6 +103,8 @@ func (s *Server) listen(addr, name string) {
 
 // Kill closes the listener and every open connection without a word to the
 // clients, as a crashed process would. Killing a dead server does nothing.
+// Its port stays refused, and kept from other listeners, until Restart or
+// the test's end.
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,11 +116,29 @@ func (s *Server) Kill() {
 		c.Close()
 	}
 	s.ln = nil
+	s.unhold = HoldPort(s.addr)
+}
+
+// end kills the server and lets its port go, at the test's end.
+func (s *Server) end() {
+	s.Kill()
+	s.release()
+}
+
+// release lets go of the port a Kill held.
+func (s *Server) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unhold != nil {
+		s.unhold()
+		s.unhold = nil
+	}
 }
 
 // Restart listens again on the address it had, with the same handler.
 func (s *Server) Restart() {
 	s.t.Helper()
+	s.release()
 	s.mu.Lock()
 	addr := s.addr
 	s.mu.Unlock()
