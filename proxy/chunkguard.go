@@ -62,6 +62,7 @@ func (p *Proxy) endChunked(ctx *fasthttp.RequestCtx) {
 	}
 	if !g.body.eof {
 		ctx.SetConnectionClose()
+		lingerOnClose(ctx)
 	}
 	g.body = guardedBody{}
 }

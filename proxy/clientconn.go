@@ -20,6 +20,7 @@ type guardListener struct {
 	tls    bool         // TLS is spoken above: a refusal cannot be answered
 	log    *slog.Logger // for accepts that wait (acceptWaiting)
 	closed *closeOnce   // closed with the listener: ends an accept's wait
+	linger *lingerers   // its connections' lingering closes (linger.go)
 }
 
 // closeOnce is a channel closed once, however many times Close is called.
@@ -47,7 +48,7 @@ func (c *closeOnce) done() <-chan struct{} {
 func (p *Proxy) guardListener(ln net.Listener, tls bool) guardListener {
 	return guardListener{
 		Listener: ln, acc: acceptorFor(ln), limit: p.connLimit, tls: tls,
-		log: p.log, closed: &closeOnce{ch: make(chan struct{})},
+		log: p.log, closed: &closeOnce{ch: make(chan struct{})}, linger: &p.lingerers,
 	}
 }
 
@@ -67,7 +68,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 		} else {
 			peer = addrOf(c.RemoteAddr())
 		}
-		g := &guardConn{peer: peer}
+		g := &guardConn{peer: peer, lingerers: l.linger}
 		if l.limit != nil {
 			if why := l.limit.take(peer); why != admitted {
 				l.limit.refuse(c, peer, l.tls, why)
@@ -119,6 +120,12 @@ type guardConn struct {
 
 	tunnel *tunnel // the tunnel a 101 hands the connection to: its record stays with the watchdog until it ends
 
+	// A lingering close (linger.go): whether one was asked for, by the
+	// serving goroutine (atomic: the watchdog's abort clears it), and
+	// who runs it.
+	linger    atomic.Bool
+	lingerers *lingerers
+
 	plain bool     // fasthttp reads the connection in plain text (not through TLS)
 	head  headScan // the request head being read, while plain (headscan.go)
 
@@ -159,6 +166,9 @@ func (c *guardConn) Read(b []byte) (int, error) {
 // held, is the parker's (closeParked).
 func (c *guardConn) Close() error {
 	if c.parker != nil && c.parker.closeParked(c) {
+		return nil
+	}
+	if c.lingerIfAsked() {
 		return nil
 	}
 	return c.closeConn()

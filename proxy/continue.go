@@ -39,6 +39,17 @@ type preflight struct {
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
 // body sent, or the final status of an answer already in ctx.Response.
 func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
+	status := p.expectation(ctx)
+	if status != fasthttp.StatusContinue {
+		// fasthttp closes the connection after a refusal: a client that
+		// stopped waiting for the 100 may be sending the body already.
+		lingerOnClose(ctx)
+	}
+	return status
+}
+
+// expectation answers an expectation for expectContinue.
+func (p *Proxy) expectation(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
 	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
 		// Whichever path would proxy it: the body is refused unsent.

@@ -142,8 +142,9 @@ func writeFailure(ctx *fasthttp.RequestCtx, f failure) {
 	writePlain(ctx, status, body)
 	if f.clients() {
 		// The rest of the body may still be on its way: the connection
-		// cannot carry another request.
+		// cannot carry another request, and closes lingering.
 		ctx.SetConnectionClose()
+		lingerOnClose(ctx)
 	}
 }
 
@@ -244,6 +245,10 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		// The client reset the connection: the answer cannot reach it,
 		// and counts and logs with no body sent.
 		ctx.Response.ResetBody()
+	} else {
+		// The rest of what the client sends is not read: its answer
+		// must not be lost to a reset.
+		lingerOnClose(ctx)
 	}
 	p.countRequest(ctx, 0)
 	if p.alog != nil {

@@ -322,6 +322,7 @@ type Proxy struct {
 	shut      bool
 
 	connLimit *connLimit // nil: no connection limit (connlimit.go)
+	lingerers lingerers  // client connections closing slowly (linger.go)
 
 	// The live configuration (reload.go), changed under mu.
 	mu          sync.Mutex
@@ -584,6 +585,7 @@ func (p *Proxy) warnInsecureBackends() {
 // not stop a server started by Serve; use Shutdown for a graceful stop.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
+		p.lingerers.stop()
 		p.stopBG()
 		p.bgWG.Wait()
 		for _, pl := range p.Pools() {

@@ -170,4 +170,5 @@ func refuse(ctx *fasthttp.RequestCtx, status int) {
 	}
 	writePlain(ctx, status, body)
 	ctx.SetConnectionClose()
+	lingerOnClose(ctx)
 }

@@ -171,10 +171,14 @@ func (p *Proxy) ReloadCertificates() error {
 // close_notify alert and may wait up to five seconds for a peer that reads
 // nothing; the watchdog closes connections from its one sweeping goroutine
 // and must not wait, so for TLS it closes the socket beneath.
+//
+// An abort never lingers (linger.go).
 func abortConn(c net.Conn) {
 	if tc, ok := c.(*tls.Conn); ok {
-		tc.NetConn().Close()
-		return
+		c = tc.NetConn()
+	}
+	if g := clientOf(c); g != nil {
+		g.linger.Store(false)
 	}
 	c.Close()
 }
