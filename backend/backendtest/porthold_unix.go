@@ -5,6 +5,7 @@ package backendtest
 import (
 	"net"
 	"syscall"
+	"testing"
 )
 
 // HoldPort keeps addr's TCP port (IPv4) from being handed to another
@@ -37,4 +38,35 @@ func HoldPort(addr string) (release func()) {
 		return nop
 	}
 	return func() { syscall.Close(fd) }
+}
+
+// ReservePort returns a loopback TCP port for a process the test starts to
+// listen on, held as HoldPort holds one until the test ends. A port found
+// free by listening on port 0 and closing is free only until someone binds
+// it, and a listener of a test running beside may be given it before the
+// process binds it; a held port is passed over by the kernel when it
+// chooses one, while the process, whose listener sets SO_REUSEADDR as Go's,
+// nginx's and HAProxy's do, may still bind it and listen.
+func ReservePort(t testing.TB) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("reserve a port: %v", err)
+	}
+	sa := &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		t.Fatalf("reserve a port: SO_REUSEADDR: %v", err)
+	}
+	if err := syscall.Bind(fd, sa); err != nil {
+		syscall.Close(fd)
+		t.Fatalf("reserve a port: bind: %v", err)
+	}
+	got, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		t.Fatalf("reserve a port: getsockname: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	return got.(*syscall.SockaddrInet4).Port
 }

@@ -4,7 +4,9 @@ package backendtest
 
 import (
 	"errors"
+	"io"
 	"net"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -42,4 +44,34 @@ func bindPlain(port int) error {
 	}
 	defer syscall.Close(fd)
 	return syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+}
+
+// TestReservePort: a reserved port is taken for the kernel's own choice of
+// a free port, yet a listener that sets SO_REUSEADDR, as a started process's
+// does, can listen on it and be reached.
+func TestReservePort(t *testing.T) {
+	port := ReservePort(t)
+	if err := bindPlain(port); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("bind a reserved port: %v, want address in use", err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("listen on a reserved port: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "hi" {
+		t.Errorf("read %q, %v from the listener on a reserved port", b, err)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/backend/backendtest"
 	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
@@ -67,34 +68,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback TCP port that is free now.
-//
-// The port is free only until someone binds it, and the binaries started on
-// the ports handed out bind them a moment later; the kernel may meanwhile
-// give the same port again (TestBinaryConfigReload once got its balancer's
-// port equal to a backend's). So no port is handed out twice.
+// freePort returns a loopback TCP port for a binary the test starts, held
+// until the test ends (backendtest.ReservePort): a port merely found free
+// could be given to another listener before the binary binds it (one test
+// once got its balancer's port equal to a backend's), and the kernel passes
+// over a held one, while the binary can still listen on it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if !portsGiven[port] {
-			portsGiven[port] = true
-			return port
-		}
-	}
+	return backendtest.ReservePort(t)
 }
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
 
 // process is a started binary whose output is collected.
 type process struct {
