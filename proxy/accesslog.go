@@ -203,6 +203,9 @@ type served struct {
 	attempts int           // backends tried, hedges included
 	http10   bool          // the client spoke HTTP/1.0 (the backend is sent HTTP/1.1)
 	client   netip.Addr    // the client as prepareRequest found it, if it ran
+	// bodyLeft: part of a request body of known length may be unread
+	// on the connection when the answer goes out (linger.go).
+	bodyLeft bool
 }
 
 // logFastHTTP logs a request that HandleFastHTTP answered. A streamed body

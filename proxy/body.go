@@ -80,6 +80,19 @@ func (p *Proxy) readFull(b []byte, src io.Reader, cc *clientConn) error {
 	return nil
 }
 
+// endBody ends the request's body, of length size (-1: chunked), when the
+// request has been answered: it notes in sv whether a streamed one was left
+// unread, and releases rb.
+func (p *Proxy) endBody(rb *requestBody, sv *served, size int) {
+	if rb == nil {
+		return
+	}
+	if u := &rb.upload; u.src != nil && !u.eof && (size < 0 || u.read < int64(size)) {
+		sv.bodyLeft = true
+	}
+	p.releaseBody(rb)
+}
+
 func (p *Proxy) releaseBody(rb *requestBody) {
 	if rb == nil {
 		return

@@ -50,12 +50,18 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	if p.https == nil || !p.https.redirect(ctx) {
 		header = p.proxy(ctx, cc, g, &sv)
+	} else {
+		sv.bodyLeft = ctx.Request.Header.ContentLength() > 0
 	}
 	if p.https != nil {
 		p.https.addHSTS(ctx)
 	}
 	if chunked {
 		p.endChunked(ctx)
+	} else if sv.bodyLeft {
+		// fasthttp drains a short rest and keeps the connection, or
+		// closes it: then lingering.
+		lingerOnClose(ctx)
 	}
 	if p.cfg.FlushInterval != 0 || sv.http10 {
 		if d, ok := ctx.Response.BodyStream().(*directBody); ok {
@@ -98,7 +104,10 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv
 		// The request expected 100-continue and was prepared then.
 		if pf := v.(*preflight); pf != nil {
 			sv.backend, sv.attempts = pf.b, 1
-			return p.continued(ctx, pf, cc, g)
+			header = p.continued(ctx, pf, cc, g)
+			// A failed attempt may have stopped reading the body.
+			sv.bodyLeft = header == 0 && req.Header.ContentLength() > 0
+			return header
 		}
 	} else {
 		var status int
@@ -110,12 +119,14 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv
 		sv.client = client
 		if p.limiter != nil && !p.limiter.allow(client, p.wd.now()) {
 			writeTooMany(ctx)
+			sv.bodyLeft = req.Header.ContentLength() > 0
 			return
 		}
 	}
 	rt := t.match(req)
 	if rt == nil {
 		writeNoRoute(ctx)
+		sv.bodyLeft = req.Header.ContentLength() > 0
 		return
 	}
 	noHost := len(req.Header.Host()) == 0
@@ -126,7 +137,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, cc *clientConn, g *guardConn, sv
 		writeFailure(ctx, f)
 		return
 	}
-	defer p.releaseBody(rb)
+	defer p.endBody(rb, sv, req.Header.ContentLength())
 	if streaming {
 		// A body that streams is gone once sent: only a backend that was
 		// never reached may be tried again.

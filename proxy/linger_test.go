@@ -23,19 +23,41 @@ const lingerBody = 16 << 20
 // before it has all come: the proxy reads and drops the rest, then closes.
 func TestLingeringClose(t *testing.T) {
 	ca := testpki.NewCA(t, "test CA")
-	tp := startTLSProxy(t, Config{
-		Backends:    []string{startBackend(t, "a").URL()},
-		MaxBodySize: 64 << 10, MaxHeaderSize: 8 << 10,
-		TLS: &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
-	})
-	dials := []struct {
-		name string
-		dial func() (net.Conn, error)
-	}{
-		{"plain", func() (net.Conn, error) { return net.Dial("tcp", strings.TrimPrefix(tp.plainURL, "http://")) }},
-		{"TLS", func() (net.Conn, error) {
-			return tls.Dial("tcp", tp.tlsAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}})
-		}},
+	start := func(cfg Config) *tlsProxy {
+		cfg.TLS = &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))}
+		cfg.Health.Interval = -1
+		if cfg.Backends == nil && cfg.Pools == nil {
+			cfg.Backends = []string{startBackend(t, "a").URL()}
+		}
+		return startTLSProxy(t, cfg)
+	}
+	dead := startBackend(t, "dead")
+	dead.kill()
+	proxies := map[string]*tlsProxy{
+		// Limits a request can pass.
+		"limits": start(Config{MaxBodySize: 64 << 10, MaxHeaderSize: 8 << 10}),
+		// Answers of its own to a body within the limits, which it has
+		// not read.
+		"dead":  start(Config{Backends: []string{dead.URL()}, MaxBodySize: -1}),
+		"rated": start(Config{RateLimit: 0.001, RateBurst: 1, MaxBodySize: -1}),
+		"routed": start(Config{
+			Pools: []PoolConfig{
+				{Name: "api", Backends: []string{startBackend(t, "api").URL()}},
+				{Name: "web", Backends: []string{startBackend(t, "web").URL()}},
+			},
+			Routes:      []Route{{Host: "api.example", Pool: "api"}, {Host: "web.example", Pool: "web"}},
+			MaxBodySize: -1,
+		}),
+	}
+	// The one request the rate allows, over both kinds of connection.
+	if status, _ := rawRequest(t, proxies["rated"].plainURL, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.Contains(status, " 200 ") {
+		t.Fatalf("first request under the rate limit: %q", status)
+	}
+	dial := func(kind string, tp *tlsProxy) (net.Conn, error) {
+		if kind == "plain" {
+			return net.Dial("tcp", strings.TrimPrefix(tp.plainURL, "http://"))
+		}
+		return tls.Dial("tcp", tp.tlsAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}})
 	}
 
 	chunked := func(w io.Writer) error {
@@ -52,21 +74,27 @@ func TestLingeringClose(t *testing.T) {
 		_, err := w.Write(make([]byte, lingerBody))
 		return err
 	}
+	post := fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", lingerBody)
 	for _, tc := range []struct {
 		name   string
+		proxy  string
 		head   string
 		rest   func(io.Writer) error
 		status string
 	}{
-		{"length over the body limit", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", lingerBody), body, "413"},
-		{"chunked body over the limit", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", chunked, "413"},
-		{"expectation refused, body sent anyway", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", lingerBody), body, "413"},
-		{"header over the header limit", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: ", body, "431"},
-		{"framing refused", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\nContent-Length: 1\r\n\r\n", lingerBody), body, "400"},
+		{"length over the body limit", "limits", post, body, "413"},
+		{"chunked body over the limit", "limits", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", chunked, "413"},
+		{"expectation refused, body sent anyway", "limits", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", lingerBody), body, "413"},
+		{"header over the header limit", "limits", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: ", body, "431"},
+		{"framing refused", "limits", fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\nContent-Length: 1\r\n\r\n", lingerBody), body, "400"},
+		{"no backend for a streamed body", "dead", post, body, "502"},
+		{"no backend for a chunked body", "dead", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", chunked, "502"},
+		{"over the rate limit", "rated", post, body, "429"},
+		{"no route", "routed", post, body, "404"},
 	} {
-		for _, d := range dials {
-			t.Run(d.name+"/"+tc.name, func(t *testing.T) {
-				c, err := d.dial()
+		for _, kind := range []string{"plain", "TLS"} {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) {
+				c, err := dial(kind, proxies[tc.proxy])
 				if err != nil {
 					t.Fatal(err)
 				}

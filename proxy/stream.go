@@ -246,6 +246,7 @@ type uploadBody struct {
 	read   int64
 	limit  int64 // zero: no limit
 	err    error
+	eof    bool // src has ended
 	bc     *backendConn
 	client *clientConn
 }
@@ -274,7 +275,9 @@ func (u *uploadBody) Read(p []byte) (int, error) {
 			u.client.since.Store(now)
 		}
 	}
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		u.eof = true
+	} else if err != nil {
 		u.err = err
 	}
 	return n, err
