@@ -44,6 +44,10 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 		// fasthttp closes the connection after a refusal: a client that
 		// stopped waiting for the 100 may be sending the body already.
 		lingerOnClose(ctx)
+		if p.https != nil {
+			// The handler, which adds it to the rest, will not run.
+			p.https.addHSTS(ctx)
+		}
 	}
 	return status
 }
@@ -51,6 +55,15 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 // expectation answers an expectation for expectContinue.
 func (p *Proxy) expectation(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
+	if p.https != nil && p.https.redirect(ctx) {
+		// As the handler would, before any backend is asked: its body is
+		// not wanted here.
+		p.countRequest(ctx, 0) // the handler will not run
+		if p.alog != nil {
+			p.logFastHTTP(ctx, &served{http10: !req.Header.IsHTTP11()})
+		}
+		return ctx.Response.StatusCode()
+	}
 	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
 		// Whichever path would proxy it: the body is refused unsent.
 		writeFailure(ctx, failBodyTooLarge)

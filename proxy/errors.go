@@ -237,6 +237,9 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writePlain(ctx, fasthttp.StatusBadRequest, reasonBadRequest)
 	}
+	if p.https != nil {
+		p.https.addHSTS(ctx) // over TLS, as every answer there
+	}
 	if p.debug {
 		p.log.Debug("bad request", "client", ctx.RemoteAddr().String(), "error", err.Error())
 	}

@@ -122,6 +122,13 @@ func (f *netFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.client = client
 
+	if h := p.https; h != nil && st.h2 && h.redirectNet(nw, st) {
+		// h2c on the plain port, redirected as HTTP/1.1 is there
+		// (HandleFastHTTP, which has already judged the HTTP/1.1
+		// requests this path gets).
+		return
+	}
+
 	switch r.Method {
 	case http.MethodConnect, http.MethodTrace:
 		// As on HTTP/1.1 (strict.go); extended CONNECT (WebSockets over
@@ -275,7 +282,7 @@ func (f *netFront) modifyResponse(resp *http.Response) error {
 		}
 	}
 	if h := p.https; h != nil && h.hsts != nil && st.in.TLS != nil && resp.Header.Get(headerHSTS) == "" {
-		resp.Header.Set(headerHSTS, string(h.hsts))
+		resp.Header[headerHSTS] = []string{h.hstsValue}
 	}
 	return nil
 }
@@ -368,9 +375,13 @@ func (w *netWriter) FlushError() error {
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
-// answer sends one of the proxy's own answers.
+// answer sends one of the proxy's own answers. Over TLS it carries HSTS,
+// as a relayed response does (modifyResponse).
 func (w *netWriter) answer(st *netState, status int, body []byte) {
 	st.answered = true
+	if h := w.p.https; h != nil && h.hsts != nil && st.in.TLS != nil {
+		w.Header()[headerHSTS] = []string{h.hstsValue}
+	}
 	if st.grpc {
 		writeGRPCError(w, status, body)
 		return

@@ -32,15 +32,17 @@ type TLSConfig struct {
 	ReloadInterval time.Duration
 
 	// HSTS, when positive, adds "Strict-Transport-Security: max-age=N" (N in
-	// seconds) to every response sent over TLS that does not already carry
-	// the header from the backend. Zero sends none. At least one second.
+	// seconds) to every response sent over TLS, on HTTP/1.1 and HTTP/2, the
+	// proxy's own answers included, that does not already carry the header
+	// from the backend. Zero sends none. At least one second.
 	HSTS time.Duration
 
-	// RedirectHTTP answers requests that arrive over plain HTTP with 308
-	// Permanent Redirect to the same host, path and query over https on
-	// RedirectPort, except requests for Health.Path, which are proxied as
-	// usual so that a load balancer in front can keep checking. False
-	// proxies plain HTTP like HTTPS.
+	// RedirectHTTP answers requests that arrive over plain HTTP (HTTP/1.1,
+	// or HTTP/2 with HTTP2Config.H2C) with 308 Permanent Redirect to the
+	// same host, path and query over https on RedirectPort, except
+	// requests for Health.Path, which are proxied as usual so that a load
+	// balancer in front can keep checking, and CONNECT, which gets 405 as
+	// over TLS. False proxies plain HTTP like HTTPS.
 	RedirectHTTP bool
 	// RedirectPort is the HTTPS port redirects point to. Zero means 443,
 	// which the Location leaves out.
