@@ -242,8 +242,14 @@ func (p *Proxy) logFastHTTP(ctx *fasthttp.RequestCtx, sv *served) {
 // line, and answers for what it lacks with defaults ("GET", "/",
 // "HTTP/1.1"): the line then says nothing of the request in either format
 // ("-" in combined, empty strings in JSON), rather than what was never read.
-func (p *Proxy) logReadError(ctx *fasthttp.RequestCtx) {
+// Its time runs from began, the coarse unix nanoseconds its first byte
+// came (clientConn.readStart), when known: no handler ran to start it, and
+// ctx.Time() would read the clock only now.
+func (p *Proxy) logReadError(ctx *fasthttp.RequestCtx, began int64) {
 	e := p.fastEntry(ctx, netip.Addr{})
+	if began != 0 {
+		e.start = time.Unix(0, began)
+	}
 	if len(ctx.Request.Header.RawHeaders()) == 0 {
 		e.method, e.uri, e.proto, e.host, e.referer, e.agent = nil, nil, nil, nil, nil, nil
 	}

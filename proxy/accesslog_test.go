@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -209,6 +212,68 @@ func TestAccessLogReadError(t *testing.T) {
 			got := strings.TrimSpace(fmt.Sprint(m["method"], " ", m["uri"], " ", m["proto"]))
 			if got != tc.line || m["status"] != float64(tc.status) || m["client"] != "127.0.0.1" {
 				t.Errorf("json %v: want request %q, status %d, client 127.0.0.1", m, tc.line, tc.status)
+			}
+		})
+	}
+}
+
+// TestAccessLogReadErrorTime: the line of a request the server could not
+// read counts its time from its first byte (the watchdog's record of the
+// connection), as nginx's $request_time does, not 0.000: the handler, whose
+// first clock read starts a request's time, never ran. Each request sends
+// its first part, then the rest once the proxy's clock has gone pause past
+// the request's start (or nothing, and the header limit answers it).
+func TestAccessLogReadErrorTime(t *testing.T) {
+	be := startBackend(t, "a")
+	const pause = 150 * time.Millisecond
+	for _, tc := range []struct {
+		name        string
+		first, rest string // rest "": none, the header limit passes
+		status      int
+		least       time.Duration // the time the line must count at least
+	}{
+		{"bad header line", "GET /nc HTTP/1.1\r\nHost: x\r\n", "NoColon\r\n\r\n", 400, pause},
+		{"header too large", "GET /big HTTP/1.1\r\nHost: x\r\n", "X-Big: " + strings.Repeat("a", 2048) + "\r\n\r\n", 431, pause},
+		{"request line too long", "GET /" + strings.Repeat("u", 100), strings.Repeat("u", 2048) + " HTTP/1.1\r\nHost: x\r\n\r\n", 414, pause},
+		{"header not finished in time", "GET /slow HTTP/1.1\r\nHost: x\r\n", "", 408, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf logBuffer
+			p, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf, AccessLogFormat: AccessLogJSON,
+				MaxHeaderSize: 1024, ClientHeaderTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, tc.first)
+			// The request has begun when the connection's record says so.
+			var cc *clientConn
+			waitFor(t, "the request to begin", 5*time.Second, func() bool {
+				p.wd.clients.mu.Lock() // snapshot's slice is the sweep's
+				defer p.wd.clients.mu.Unlock()
+				for _, r := range p.wd.clients.list {
+					if r.phase.Load() == phaseHeader {
+						cc = r
+						return true
+					}
+				}
+				return false
+			})
+			began := cc.since.Load()
+			if tc.rest != "" {
+				waitFor(t, "the proxy's clock to pass the pause", 5*time.Second, func() bool { return p.wd.now()-began >= int64(pause) })
+				io.WriteString(c, tc.rest)
+			}
+			status, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || !strings.Contains(status, " "+strconv.Itoa(tc.status)+" ") {
+				t.Fatalf("status %q, %v; want %d", status, err, tc.status)
+			}
+			m := jsonLine(t, accessLines(t, &buf, 1)[0])
+			ms, _ := m["duration_ms"].(float64)
+			if m["status"] != float64(tc.status) || ms < float64(tc.least.Milliseconds()) || ms > 5000 {
+				t.Errorf("line %v: want status %d and duration_ms from %d to 5000", m, tc.status, tc.least.Milliseconds())
 			}
 		})
 	}

@@ -62,6 +62,11 @@ func TestProxiedRequestAllocations(t *testing.T) {
 			req.Header.Add("X-Forwarded-For", "6.6.6.6")
 			req.Header.Add("X-Forwarded-For", "203.0.113.9")
 		}, 0, 0, trustClient},
+		// An expectation without a body, dropped before the body's read.
+		{"GET expecting 100-continue", func(req *fasthttp.Request) {
+			req.SetRequestURI("http://example.com/")
+			req.Header.Set("Expect", "100-continue")
+		}, 0, 0, nil},
 		{"POST", func(req *fasthttp.Request) {
 			req.SetRequestURI("http://example.com/form")
 			req.Header.SetMethod(fasthttp.MethodPost)

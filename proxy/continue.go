@@ -21,6 +21,14 @@ import (
 // body is never read. A backend that says nothing within continueWait is
 // taken to accept, as RFC 9110 allows a client to do.
 
+//
+// A request that expects 100-continue but announces no body (no
+// Content-Length, or 0, and not chunked) has nothing to wait for: it loses
+// the expectation as soon as its header is read (headerReceived), and goes
+// as any other request, with no 100 written (RFC 9110 §10.1.1 lets a
+// server omit it; nginx sends none). Expect is hop-by-hop (headers.go): its
+// backend does not see it either.
+
 // continueWait is how long a backend gets to answer an expectation.
 const continueWait = time.Second
 
@@ -34,6 +42,20 @@ type preflight struct {
 	cc    any
 	bc    *backendConn
 	start time.Duration // pool.Monotonic when the header went out
+}
+
+// headerReceived is the server's HeaderReceived hook, run on every request
+// header before fasthttp reads the body or looks for an expectation: it
+// drops the Expect of a request that announces no body, so that fasthttp
+// neither writes 100 Continue nor calls expectContinue. The zero
+// RequestConfig keeps the server's limits.
+func headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	// -2: neither Content-Length nor Transfer-Encoding, no body in a
+	// request; -1 is chunked, whose body may still be empty: asked as sent.
+	if n := h.ContentLength(); (n == 0 || n == -2) && len(h.Peek(fasthttp.HeaderExpect)) > 0 {
+		h.Del(fasthttp.HeaderExpect)
+	}
+	return fasthttp.RequestConfig{}
 }
 
 // expectContinue is the server's ExpectHandler: it returns 100 to have the

@@ -114,3 +114,99 @@ func TestExpectContinueOverLimit(t *testing.T) {
 		t.Errorf("backend saw %d requests", n)
 	}
 }
+
+// TestExpectContinueWithoutBody: a request that expects 100-continue but
+// announces no body (no Content-Length, or 0, and not chunked) proceeds as
+// an ordinary one, as nginx takes it (RFC 9110 §10.1.1 lets a server omit
+// the 100 when no content is coming): no 100 Continue is written to the
+// client, the backend gets the request without the expectation (the proxy
+// strips Expect from every request it does not preflight), and the
+// connection stays open for the next request. A request with a body still
+// gets its 100, from the backend it asked.
+func TestExpectContinueWithoutBody(t *testing.T) {
+	type seen struct {
+		expect string
+		body   string
+	}
+	for _, tc := range []struct {
+		name       string
+		head, body string // the request's header block, and the body sent once the 100 came
+		continued  bool   // a 100 Continue is due before the final answer
+		expect     string // the Expect header the backend gets
+		got        string // the body the backend gets
+	}{
+		{name: "GET without Content-Length", head: "GET /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n"},
+		{name: "POST with Content-Length 0", head: "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n"},
+		{name: "PUT with Content-Length 00", head: "PUT /a HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 00\r\n\r\n"},
+		{name: "POST with a body", head: "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+			body: "hello", continued: true, expect: "100-continue", got: "hello"},
+		{name: "chunked, with an empty body", head: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+			body: "0\r\n\r\n", continued: true, expect: "100-continue"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan seen, 2)
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				for {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					if req.Header.Get("Expect") == "100-continue" {
+						io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+					}
+					b, _ := io.ReadAll(req.Body)
+					got <- seen{req.Header.Get("Expect"), string(b)}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+				}
+			})
+			_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(c)
+			// Twice on one connection: the first answer leaves nothing
+			// behind, and does not close the connection.
+			for i := range 2 {
+				io.WriteString(c, tc.head)
+				if tc.continued {
+					line, err := br.ReadString('\n')
+					if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+						t.Fatalf("request %d: read %q, %v; want 100 Continue", i, line, err)
+					}
+					if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+						t.Fatalf("request %d: 100 Continue followed by %q", i, blank)
+					}
+					io.WriteString(c, tc.body)
+				}
+				line, err := br.ReadString('\n')
+				if err != nil || line != "HTTP/1.1 200 OK\r\n" {
+					t.Fatalf("request %d: read %q, %v; want the backend's 200 at once", i, line, err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(io.MultiReader(strings.NewReader(line), br)), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if string(b) != "ok\n" || resp.Close {
+					t.Fatalf("request %d: body %q, close %v; want ok and the connection kept", i, b, resp.Close)
+				}
+				select {
+				case s := <-got:
+					if s.expect != tc.expect || s.body != tc.got {
+						t.Errorf("request %d: the backend got Expect %q and body %q; want %q and %q", i, s.expect, s.body, tc.expect, tc.got)
+					}
+				default:
+					t.Fatalf("request %d: the backend answered without a request", i)
+				}
+			}
+			// Nothing more comes: the proxy closes when the client has.
+			c.(*net.TCPConn).CloseWrite()
+			if rest, err := io.ReadAll(br); len(rest) != 0 || err != nil {
+				t.Errorf("after the answers: %q, %v; want nothing, then the close", rest, err)
+			}
+		})
+	}
+}

@@ -255,7 +255,7 @@ func (p *Proxy) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	p.countRequest(ctx, 0)
 	if p.alog != nil {
-		p.logReadError(ctx)
+		p.logReadError(ctx, cc.readStart())
 	}
 }
 

@@ -40,6 +40,7 @@ func FuzzRequest(f *testing.F) {
 		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
 		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+		"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
 		"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		"GET /download/100000?chunked=1 HTTP/1.0\r\n\r\n",
 		"HEAD /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n",

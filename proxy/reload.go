@@ -293,7 +293,9 @@ func (p *Proxy) apply(lp *livePool, policy pool.Policy) (gone []*pool.Backend) {
 			// the source's list is kept for later updates.
 			o := b.Options()
 			o.Weight = w
-			nb, _ := pool.NewBackend(u)
+			// From its dial address, which its URL may have shortened
+			// (a name's trailing dot).
+			nb, _ := pool.NewBackend(b.Scheme() + "://" + b.Addr())
 			nb.SetOptions(o) //nolint:errcheck // a weight the admin API validated, on a backend in no pool
 			nb.SetTransport(b.Transport())
 			b = nb

@@ -197,6 +197,8 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 			`pool "x": duplicate backend`},
 		{"duplicate default backend", Config{Backends: []string{b.URL(), strings.Replace(b.URL(), "127.0.0.1", "[::ffff:127.0.0.1]", 1)}},
 			`duplicate backend`},
+		{"duplicate backend, with a trailing dot", Config{Backends: []string{"http://localhost:1", "http://LocalHost.:1"}},
+			`pool "default": duplicate backend "http://LocalHost.:1" (and "http://localhost:1")`},
 	} {
 		err := p.Reload(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -124,11 +124,35 @@ type clientConn struct {
 	// limit (endRead): the read's failure is a 408, whatever error it
 	// comes as (fasthttp wraps some without a way to unwrap them).
 	ended atomic.Bool
+	// began is when the request whose header read the sweep ended began
+	// (its phaseHeader's since, which the 408's write limit took over),
+	// for the access log (readStart); zero otherwise.
+	began atomic.Int64
 }
 
 // readEnded reports whether the sweep ended the request read of the
 // connection cc (nil: one the watchdog does not time).
 func (cc *clientConn) readEnded() bool { return cc != nil && cc.ended.Load() }
+
+// readStart returns when the request whose read failed on the connection
+// cc (nil: one the watchdog does not time) began to arrive, in coarse unix
+// nanoseconds: its first byte's StateActive, or 0 when the record knows
+// nothing of it. Only a request not yet handled has it: the handler reads
+// the clock itself (for the access log), and its phases move on.
+func (cc *clientConn) readStart() int64 {
+	if cc == nil {
+		return 0
+	}
+	// since before phase: endRead moves the phase on before since.
+	since := cc.since.Load()
+	switch cc.phase.Load() {
+	case phaseHeader:
+		return since
+	case phaseAnswering:
+		return cc.began.Load()
+	}
+	return 0
+}
 
 func (c *clientConn) slot() *int { return &c.inSet }
 
@@ -288,6 +312,12 @@ func (w *watchdog) sweepClient(cc *clientConn, now, waitedSince int64) {
 // limit to go out. It reports false when the read cannot be ended so (the
 // connection is closed already): the caller drops the connection.
 func (w *watchdog) endRead(cc *clientConn, phase uint32, now int64) bool {
+	if phase == phaseHeader {
+		// The request's start, for its access log line (readStart):
+		// since becomes the 408's. Stored first, as readStart reads it
+		// once the phase has moved.
+		cc.began.Store(cc.since.Load())
+	}
 	if !cc.phase.CompareAndSwap(phase, phaseAnswering) {
 		return true // it moved on meanwhile: its new phase is timed next
 	}

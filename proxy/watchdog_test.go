@@ -176,3 +176,41 @@ func TestReadTimeoutAnswered408(t *testing.T) {
 		})
 	}
 }
+
+// TestReadStart: the start of a request whose read failed is its header's
+// phase start, kept through the sweep ending the read at the header limit
+// (the 408's write limit then runs from since), and unknown in any other
+// phase, the body's included: its since is its last progress.
+func TestReadStart(t *testing.T) {
+	w := &watchdog{}
+	for _, tc := range []struct {
+		name  string
+		phase uint32
+		end   bool // the sweep ends the read at 500
+		want  int64
+	}{
+		{"header being read", phaseHeader, false, 100},
+		{"header read ended at its limit", phaseHeader, true, 100},
+		{"body read ended at its limit", phaseBody, true, 0},
+		{"nothing read yet", phaseNew, false, 0},
+		{"handled", phaseHandling, false, 0},
+		{"idle", phaseIdle, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			cc := &clientConn{conn: a}
+			cc.enter(tc.phase, 100)
+			if tc.end && !w.endRead(cc, tc.phase, 500) {
+				t.Fatal("endRead failed")
+			}
+			if got := cc.readStart(); got != tc.want {
+				t.Errorf("readStart() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if got := (*clientConn)(nil).readStart(); got != 0 {
+		t.Errorf("nil record: readStart() = %d, want 0", got)
+	}
+}

@@ -371,6 +371,12 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		// their white space, so this token would lock everyone out.
 		return nil, invalid("invalid -admin-token %q: only white space, which no request can carry", o.adminToken)
 	}
+	if o.adminToken != strings.TrimSpace(o.adminToken) {
+		// So would white space around it: a client sending the token as
+		// meant would be refused. Unlike white space alone, the token is
+		// a secret, and stays out of the message (and the terminal).
+		return nil, invalid("invalid -admin-token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
+	}
 	if *tokenFile != "" {
 		// The two flags are one setting: given in different places, the
 		// command line's wins over the file's key, as for any flag.

@@ -31,6 +31,9 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-backends=http://a:1,"}, `invalid -backends entry "": empty address`},
 		{[]string{"-backends=http://127.0.0.1:024081,http://127.0.0.1:24081"}, `invalid -backends entry "http://127.0.0.1:24081": duplicate of "http://127.0.0.1:024081"`},
 		{[]string{"-backends=http://[::ffff:127.0.0.1]:1,http://127.0.0.1:1"}, `invalid -backends entry "http://127.0.0.1:1": duplicate of "http://[::ffff:127.0.0.1]:1"`},
+		{[]string{"-backends=http://localhost:1,http://localhost.:1"}, `invalid -backends entry "http://localhost.:1": duplicate of "http://localhost:1"`},
+		{[]string{"-backends=http://127.1:8081"}, `invalid -backends entry "http://127.1:8081": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{[]string{"-backends=http://127.0.0.1:1,http://2130706433:1"}, `invalid -backends entry "http://2130706433:1": host "2130706433": an IPv4 address takes the dotted-decimal form`},
 		{[]string{"-backends=http://a:1/api"}, `path "/api" is not supported`},
 		{[]string{ok, "-port=0"}, "invalid -port 0: want 1-65535"},
 		{[]string{ok, "-port=70000"}, "invalid -port 70000"},
@@ -124,6 +127,64 @@ func TestParseFlagsRejects(t *testing.T) {
 			_, err := parseFlags(tc.args, &out)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAdminTokenWhiteSpace: a token with white space around it, which a
+// request's credentials lose (so that a client sending the token as meant
+// is refused), exits 2 with one line naming the problem, from the command
+// line and the configuration file alike, and never shows the token. One of
+// white space alone says so, as before; white space inside is the token's.
+func TestAdminTokenWhiteSpace(t *testing.T) {
+	const around = "white space at its start or end, which a request's credentials lose: remove it (the token is not shown)"
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		config string // the configuration file's admin-token line, if any
+		want   string // the error; "lb.yaml" stands for the file's path; "" for none
+		token  string // the token taken, when there is no error
+	}{
+		{name: "flag, space before", args: []string{"-admin-token= s3cret"}, want: "invalid -admin-token: " + around},
+		{name: "flag, space after", args: []string{"-admin-token=s3cret "}, want: "invalid -admin-token: " + around},
+		{name: "flag, both", args: []string{"-admin-token= s3cret "}, want: "invalid -admin-token: " + around},
+		{name: "flag, tab and newline", args: []string{"-admin-token=\ts3cret\n"}, want: "invalid -admin-token: " + around},
+		{name: "flag, no-break space", args: []string{"-admin-token=s3cret\u00a0"}, want: "invalid -admin-token: " + around},
+		{name: "file, quoted spaces", config: `admin-token: " s3cret "`, want: "lb.yaml:2: admin-token: invalid admin-token: " + around},
+		{name: "file, trailing tab", config: `admin-token: "s3cret\t"`, want: "lb.yaml:2: admin-token: invalid admin-token: " + around},
+		{name: "flag over the file's good one", args: []string{"-admin-token=s3cret "}, config: "admin-token: s3cret", want: "invalid -admin-token: " + around},
+		{name: "flag, only white space", args: []string{"-admin-token=  "}, want: `invalid -admin-token "  ": only white space, which no request can carry`},
+		{name: "flag, space inside", args: []string{"-admin-token=s3 cret"}, token: "s3 cret"},
+		{name: "file, plain", config: "admin-token: s3cret", token: "s3cret"},
+		{name: "file, unquoted: YAML drops the spaces", config: "admin-token:   s3cret   ", token: "s3cret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-backends=http://a:1"}, tc.args...)
+			path := ""
+			if tc.config != "" {
+				path = writeConfig(t, "backends: [http://a:1]\n"+tc.config+"\n")
+				args = append([]string{"-config=" + path}, tc.args...)
+			}
+			o, err := parseFlags(args, &bytes.Buffer{})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o.adminToken != tc.token {
+					t.Errorf("token %q, want %q", o.adminToken, tc.token)
+				}
+				return
+			}
+			want := strings.ReplaceAll(tc.want, "lb.yaml", path)
+			if err == nil || err.Error() != want {
+				t.Fatalf("error %v\nwant %s", err, want)
+			}
+			if _, ok := err.(*usageError); !ok {
+				t.Errorf("error %T: must exit 2", err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q shows the token", err)
 			}
 		})
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -40,11 +42,11 @@ func (s State) String() string {
 // counters. Every field that changes after construction is atomic, so a
 // Backend is safe for concurrent use and the request path never locks it.
 type Backend struct {
-	url    string // canonical scheme://host:port: lower case, an IP unmapped and in its shortest form, the port a number
+	url    string // canonical scheme://host:port: lower case, an IP unmapped and in its shortest form, a name without a trailing dot, the port a number
 	id     uint64 // digest of url: ID
 	scheme string
-	addr   string // host:port, what a dialer takes
-	host   string // host without port, for TLS server names
+	addr   string // host:port, what a dialer takes: a name as written, its trailing dot kept
+	host   string // host without port (nor a trailing dot), for TLS server names
 
 	transport any
 
@@ -179,23 +181,25 @@ func NewBackend(entry string) (*Backend, error) {
 		return fail("invalid port %q", port)
 	}
 	// One endpoint has one URL however it is spelt (024081 is port 24081,
-	// [::ffff:10.0.0.1] is 10.0.0.1), or it could be listed twice: two
-	// members on one port, with twice its weight and connection limit.
+	// [::ffff:10.0.0.1] is 10.0.0.1, api.example. is api.example), or it
+	// could be listed twice: two members on one port, with twice its
+	// weight and connection limit.
 	port = strconv.Itoa(n)
-	if ip, err := netip.ParseAddr(host); err == nil {
-		host = ip.Unmap().String()
+	dial, err := canonicalHost(host)
+	if err != nil {
+		return fail("%v", err)
 	}
+	host = strings.TrimSuffix(dial, ".")
 	switch {
 	case opts.Protocol == H2 && scheme != "https":
 		return fail("proto=h2 is HTTP/2 over TLS and needs an https:// URL (proto=h2c speaks HTTP/2 without TLS)")
 	case opts.Protocol == H2C && scheme != "http":
 		return fail("proto=h2c is HTTP/2 without TLS and needs an http:// URL (proto=h2 speaks HTTP/2 over TLS)")
 	}
-	addr := net.JoinHostPort(host, port)
 	b := &Backend{
-		url:    scheme + "://" + addr,
+		url:    scheme + "://" + net.JoinHostPort(host, port),
 		scheme: scheme,
-		addr:   addr,
+		addr:   net.JoinHostPort(dial, port),
 		host:   host,
 	}
 	sum := sha256.Sum256([]byte(b.url))
@@ -205,9 +209,115 @@ func NewBackend(entry string) (*Backend, error) {
 	return b, nil
 }
 
+// canonicalHost returns the host of a backend URL, lower case, as it is to
+// be dialled: an IP address unmapped and in its shortest form, a name as
+// written. A name's trailing dot stays there, for the resolver (an
+// absolute name is looked up without the search list of resolv.conf), and
+// the caller drops it from the URL: with or without it, the name is the
+// same one. A host whose every label is a number (as no DNS name is: no
+// top-level domain is all digits) must be an IPv4 address in dotted
+// decimal, the only form Go's resolver reads as one: 127.1, 0x7f.1,
+// 2130706433 or 0177.0.0.1, which C's inet_aton reads as 127.0.0.1, are
+// names to Go, which it does not look up, or looks up in vain: they would
+// fail on every dial, so they are refused, as are an IP address with a
+// trailing dot and a name with an empty label.
+func canonicalHost(host string) (string, error) {
+	name := strings.TrimSuffix(host, ".")
+	if name == "" {
+		return "", errors.New("missing host")
+	}
+	if ip, err := netip.ParseAddr(name); err == nil {
+		if name != host {
+			return "", fmt.Errorf("host %q: an IP address takes no trailing dot, which Go's resolver does not read as one (write %s)", host, ip.Unmap())
+		}
+		return ip.Unmap().String(), nil
+	}
+	labels := strings.Split(name, ".")
+	if slices.Contains(labels, "") {
+		// Go's resolver refuses such a name without asking anyone.
+		return "", fmt.Errorf("host %q: an empty label (a dot at the start, or two in a row), which no name has", host)
+	}
+	for _, l := range labels {
+		if _, ok := numericLabel(l); !ok {
+			return host, nil // a name
+		}
+	}
+	if ip, ok := inetAton(labels); ok {
+		return "", fmt.Errorf("host %q: an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as %s; Go's resolver does not read it)", host, ip)
+	}
+	return "", fmt.Errorf("host %q: not an IPv4 address, and no host name is all numbers", host)
+}
+
+// numericLabel reads l as one part of an IPv4 address in the forms C's
+// inet_aton takes: decimal, octal after a leading 0, hexadecimal after 0x.
+// ok is false for a label that is no number (a name's). A number no part
+// can hold (out of range, or an octal with an 8 or 9 in it) is still one,
+// read as badPart.
+func numericLabel(l string) (v uint64, ok bool) {
+	base, digits := uint64(10), l
+	switch {
+	case l == "":
+		return 0, false
+	case len(l) > 1 && l[0] == '0' && l[1]|0x20 == 'x':
+		base, digits = 16, l[2:]
+	case l[0] == '0':
+		base = 8
+	}
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		var d uint64
+		switch {
+		case '0' <= c && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && 'a' <= c|0x20 && c|0x20 <= 'f':
+			d = uint64(c|0x20-'a') + 10
+		default:
+			return 0, false
+		}
+		switch {
+		case v == badPart:
+		case d >= base || v > 1<<32:
+			v = badPart
+		default:
+			v = v*base + d
+		}
+	}
+	return v, true
+}
+
+// badPart is numericLabel's reading of a number too large for any part of
+// an address, or not a number in its base.
+const badPart = math.MaxUint64
+
+// inetAton reads the labels of a host as C's inet_aton reads an IPv4
+// address: one to four numbers, the last filling the bytes the others
+// leave. ok is false when they make no address.
+func inetAton(labels []string) (netip.Addr, bool) {
+	if len(labels) > 4 {
+		return netip.Addr{}, false
+	}
+	var a uint64
+	for i, l := range labels {
+		v, _ := numericLabel(l)
+		if i < len(labels)-1 {
+			if v > 255 {
+				return netip.Addr{}, false
+			}
+			a |= v << (8 * (3 - i))
+			continue
+		}
+		if v >= 1<<(8*(4-i)) {
+			return netip.Addr{}, false
+		}
+		a |= v
+	}
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), true
+}
+
 // URL returns the backend's canonical address, such as "http://10.0.0.1:8081":
 // the same for every spelling of one endpoint (HTTP://10.0.0.1:08081,
-// http://[::ffff:10.0.0.1]:8081).
+// http://[::ffff:10.0.0.1]:8081; http://api.example.:8081 is
+// http://api.example:8081, though Addr keeps its dot).
 func (b *Backend) URL() string { return b.url }
 
 // ID returns an opaque 64-bit identifier of the backend: the first 8 bytes of
@@ -222,10 +332,13 @@ func (b *Backend) Scheme() string { return b.scheme }
 // TLS reports whether the backend is reached over TLS (scheme https).
 func (b *Backend) TLS() bool { return b.scheme == "https" }
 
-// Addr returns host:port, the address a dialer takes.
+// Addr returns host:port, the address a dialer takes. A name keeps the
+// trailing dot it was written with (absolute, looked up without the search
+// list), which URL drops.
 func (b *Backend) Addr() string { return b.addr }
 
-// Host returns the host name or IP without the port.
+// Host returns the host name or IP without the port, nor a name's trailing
+// dot.
 func (b *Backend) Host() string { return b.host }
 
 // String returns the URL.

@@ -105,8 +105,8 @@ func (p *Pool) Policy() Policy {
 // options (weight, max_conns, backup, down). Backends of the list that are
 // new join as they are, and members missing from it leave: they take no new
 // attempt from this moment, and their attempts in flight finish (see
-// Backend.InFlight). A member whose URL comes back with another protocol or
-// health check (see SameKind) is replaced by the newcomer. Update returns
+// Backend.InFlight). A member whose URL comes back with another protocol,
+// health check or dial address (see SameKind) is replaced by the newcomer. Update returns
 // the backends that joined and those that left; on error nothing changes.
 //
 // The request path never waits for Update: the new membership is published
@@ -165,11 +165,12 @@ func (p *Pool) Update(backends []*Backend, policy Policy) (added, removed []*Bac
 }
 
 // SameKind reports whether o, a backend with b's URL, speaks the same
-// protocol and is checked the same way: Update keeps a member (its
-// connections, health and counters) only for such a newcomer, and replaces
-// it otherwise.
+// protocol, is checked the same way and is dialled at the same address (a
+// name's trailing dot, which the URL drops, is the resolver's to read):
+// Update keeps a member (its connections, health and counters) only for
+// such a newcomer, and replaces it otherwise.
 func (b *Backend) SameKind(o *Backend) bool {
-	return b.proto == o.proto && b.health == o.health && b.healthService == o.healthService
+	return b.proto == o.proto && b.health == o.health && b.healthService == o.healthService && b.addr == o.addr
 }
 
 // Index returns b's position in the Backends of the Pool it belongs to, so

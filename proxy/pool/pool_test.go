@@ -55,6 +55,39 @@ func TestNewBackend(t *testing.T) {
 		{in: "http://[::FFFF:7f00:1]:24081", url: "http://127.0.0.1:24081", addr: "127.0.0.1:24081"},
 		{in: "http://[0:0::0001]:9000", url: "http://[::1]:9000", addr: "[::1]:9000"},
 		{in: "https://[2001:DB8::A]:8443", url: "https://[2001:db8::a]:8443", addr: "[2001:db8::a]:8443", tls: true},
+		// A name's trailing dot is the same name: not in the URL, but
+		// dialled, so that the resolver skips its search list as asked.
+		{in: "http://localhost.:8081", url: "http://localhost:8081", addr: "localhost.:8081"},
+		{in: "https://API.Example.com.:8443", url: "https://api.example.com:8443", addr: "api.example.com.:8443", tls: true},
+		// Names with numbers in them, but not only numbers, are names.
+		{in: "http://host-1.2a:1", url: "http://host-1.2a:1", addr: "host-1.2a:1"},
+		{in: "http://0xg.1x:1", url: "http://0xg.1x:1", addr: "0xg.1x:1"},
+		{in: "http://1.2.3.example:1", url: "http://1.2.3.example:1", addr: "1.2.3.example:1"},
+		{in: "http://7.up:1", url: "http://7.up:1", addr: "7.up:1"},
+		// Hosts of numbers only are IPv4 addresses in dotted decimal, or
+		// refused: Go's resolver reads no other form as an address (C's
+		// inet_aton does), and no DNS name is all numbers.
+		{in: "http://127.1:8081", err: `host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1`},
+		{in: "http://127.0.1:8081", err: `host "127.0.1": an IPv4 address takes the dotted-decimal form`},
+		{in: "http://0x7f.1:8081", err: `host "0x7f.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1`},
+		{in: "http://0X7F000001:8081", err: `host "0x7f000001": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1`},
+		{in: "http://2130706433:8081", err: `host "2130706433": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1`},
+		{in: "http://0177.0.0.1:8081", err: `(C's inet_aton reads this one as 127.0.0.1;`},
+		{in: "http://127.0.0.010:8081", err: `host "127.0.0.010": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.8`},
+		{in: "http://127.1.:8081", err: `host "127.1.": an IPv4 address takes the dotted-decimal form`},
+		{in: "http://0x:1", err: `(C's inet_aton reads this one as 0.0.0.0;`},
+		{in: "http://127.0.0.1.:8081", err: `host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{in: "http://999.1.1.1:1", err: `host "999.1.1.1": not an IPv4 address, and no host name is all numbers`},
+		{in: "http://1.2.3.4.5:1", err: `host "1.2.3.4.5": not an IPv4 address`},
+		{in: "http://1.2.65536:1", err: `host "1.2.65536": not an IPv4 address`},
+		{in: "http://4294967296:1", err: `host "4294967296": not an IPv4 address`},
+		{in: "http://08.1:1", err: `host "08.1": not an IPv4 address`},
+		{in: "http://99999999999999999999999:1", err: `not an IPv4 address`},
+		{in: "http://.:1", err: "missing host"},
+		{in: "http://..:1", err: `host "..": an empty label (a dot at the start, or two in a row), which no name has`},
+		{in: "http://a..b:1", err: `host "a..b": an empty label`},
+		{in: "http://localhost..:1", err: `host "localhost..": an empty label`},
+		{in: "http://.localhost:1", err: `host ".localhost": an empty label`},
 		{in: "https://h:1 weight=2", url: "https://h:1", addr: "h:1", tls: true, opts: Options{Weight: 2}},
 		{in: "htp://x", err: `invalid backend "htp://x": unsupported scheme "htp"`},
 		{in: "localhost:8081", err: `missing scheme`},
@@ -152,6 +185,8 @@ func TestNewPoolRejects(t *testing.T) {
 		{"http://127.0.0.1:24081", "http://127.0.0.1:024081"},
 		{"http://127.0.0.1:1", "http://[::ffff:127.0.0.1]:1"},
 		{"http://[::1]:1", "http://[0::1]:01"},
+		{"http://localhost:1", "http://localhost.:1"},
+		{"https://api.example:1", "https://API.example.:1"},
 	} {
 		a, errA := NewBackend(pair[0])
 		b, errB := NewBackend(pair[1])

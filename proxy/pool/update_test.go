@@ -190,6 +190,10 @@ func TestUpdateReplacesWhatChangesKind(t *testing.T) {
 		{"https://a:1 proto=h2", "https://a:1"},
 		{"http://a:1 proto=h2c", "http://a:1 proto=h2c health=grpc"},
 		{"http://a:1 proto=h2c health=grpc", "http://a:1 proto=h2c health=grpc:svc"},
+		// The same URL, dialled at another address: a name's trailing
+		// dot, which the resolver reads.
+		{"http://a.example:1", "http://a.example.:1"},
+		{"http://a.example.:1", "http://a.example:1"},
 	} {
 		a := mustBackend(t, tc.before)
 		p, err := New([]*Backend{a}, nil)
