@@ -23,11 +23,11 @@ import (
 
 //
 // A request that expects 100-continue but announces no body (no
-// Content-Length, or 0, and not chunked) has nothing to wait for: it loses
-// the expectation as soon as its header is read (headerReceived), and goes
-// as any other request, with no 100 written (RFC 9110 §10.1.1 lets a
-// server omit it; nginx sends none). Expect is hop-by-hop (headers.go): its
-// backend does not see it either.
+// Content-Length, or 0, and not chunked) has nothing to hold back: no
+// backend is asked, and it goes as any other request, without Expect
+// (hop-by-hop unless preflighted, headers.go). fasthttp still writes its
+// 100 Continue first, which RFC 9110 §10.1.1 allows (nginx writes none);
+// not writing it would take a hook on every request's header.
 
 // continueWait is how long a backend gets to answer an expectation.
 const continueWait = time.Second
@@ -42,20 +42,6 @@ type preflight struct {
 	cc    any
 	bc    *backendConn
 	start time.Duration // pool.Monotonic when the header went out
-}
-
-// headerReceived is the server's HeaderReceived hook, run on every request
-// header before fasthttp reads the body or looks for an expectation: it
-// drops the Expect of a request that announces no body, so that fasthttp
-// neither writes 100 Continue nor calls expectContinue. The zero
-// RequestConfig keeps the server's limits.
-func headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	// -2: neither Content-Length nor Transfer-Encoding, no body in a
-	// request; -1 is chunked, whose body may still be empty: asked as sent.
-	if n := h.ContentLength(); (n == 0 || n == -2) && len(h.Peek(fasthttp.HeaderExpect)) > 0 {
-		h.Del(fasthttp.HeaderExpect)
-	}
-	return fasthttp.RequestConfig{}
 }
 
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
@@ -77,6 +63,9 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 // expectation answers an expectation for expectContinue.
 func (p *Proxy) expectation(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
+	if n := req.Header.ContentLength(); n == 0 || n == -2 {
+		return fasthttp.StatusContinue // no body: nothing to ask a backend
+	}
 	if p.https != nil && p.https.redirect(ctx) {
 		// As the handler would, before any backend is asked: its body is
 		// not wanted here.

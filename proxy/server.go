@@ -21,9 +21,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 			Handler:       p.HandleFastHTTP,
 			ErrorHandler:  p.handleReadError,
 			ExpectHandler: p.expectContinue,
-			// An expectation without a body is dropped (continue.go).
-			HeaderReceived: headerReceived,
-			Logger:         fasthttpLogger{p.log},
+			Logger:        fasthttpLogger{p.log},
 
 			// The proxy's listeners keep MaxConns and MaxConnsPerIP
 			// (connlimit.go), counting every connection open, parked and
