@@ -45,65 +45,74 @@ type preflight struct {
 }
 
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
-// body sent, or the final status of an answer already in ctx.Response.
+// body sent, or the final status of an answer already in ctx.Response,
+// which it counts and logs, since the handler will not run.
 func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
-	status := p.expectation(ctx)
+	sv := served{http10: !ctx.Request.Header.IsHTTP11()}
+	status, header := p.expectation(ctx, &sv)
 	if status != fasthttp.StatusContinue {
 		// fasthttp closes the connection after a refusal: a client that
 		// stopped waiting for the 100 may be sending the body already.
 		lingerOnClose(ctx)
 		if p.https != nil {
-			// The handler, which adds it to the rest, will not run.
 			p.https.addHSTS(ctx)
+		}
+		p.countRequest(ctx, header)
+		if p.alog != nil {
+			p.logFastHTTP(ctx, &sv)
 		}
 	}
 	return status
 }
 
-// expectation answers an expectation for expectContinue.
-func (p *Proxy) expectation(ctx *fasthttp.RequestCtx) int {
+// expectation answers an expectation for expectContinue: 100, or the status
+// of a final answer, with the size of its header block when a backend gave
+// it (0 for the proxy's own); sv says who answered.
+func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, header int) {
 	req := &ctx.Request
 	if n := req.Header.ContentLength(); n == 0 || n == -2 {
-		return fasthttp.StatusContinue // no body: nothing to ask a backend
+		return fasthttp.StatusContinue, 0 // no body: nothing to ask a backend
 	}
 	if p.https != nil && p.https.redirect(ctx) {
 		// As the handler would, before any backend is asked: its body is
 		// not wanted here.
-		p.countRequest(ctx, 0) // the handler will not run
-		if p.alog != nil {
-			p.logFastHTTP(ctx, &served{http10: !req.Header.IsHTTP11()})
-		}
-		return ctx.Response.StatusCode()
+		return ctx.Response.StatusCode(), 0
 	}
 	if limit := p.cfg.MaxBodySize; limit > 0 && req.Header.ContentLength() > limit {
 		// Whichever path would proxy it: the body is refused unsent.
 		writeFailure(ctx, failBodyTooLarge)
-		p.countRequest(ctx, 0) // the handler will not run
-		return fasthttp.StatusRequestEntityTooLarge
+		return fasthttp.StatusRequestEntityTooLarge, 0
 	}
 	if p.table.Load().viaNetFor(req) {
-		return fasthttp.StatusContinue // the net/http path reads the body whole
+		return fasthttp.StatusContinue, 0 // the net/http path reads the body whole
 	}
-	if _, _, status := p.prepareRequest(ctx); status != 0 {
+	_, client, status := p.prepareRequest(ctx)
+	if status != 0 {
 		refuse(ctx, status)
-		return status
+		return status, 0
 	}
-	ctx.SetUserValue(preflightKey{}, (*preflight)(nil)) // prepared, whatever comes next
+	sv.client = client
+	// Prepared, whatever comes next: the handler neither prepares it again
+	// nor takes another token from the rate limit.
+	ctx.SetUserValue(preflightKey{}, (*preflight)(nil))
+	if p.limiter != nil && !p.limiter.allow(client, p.wd.now()) {
+		writeTooMany(ctx)
+		return fasthttp.StatusTooManyRequests, 0
+	}
 	rt := p.table.Load().match(req)
 	if rt == nil {
 		writeNoRoute(ctx)
-		p.countRequest(ctx, 0) // the handler will not run
-		return fasthttp.StatusNotFound
+		return fasthttp.StatusNotFound, 0
 	}
 	b, _ := rt.pool.Acquire((*requestKey)(ctx), pool.Tried{})
 	if b == nil {
-		return fasthttp.StatusContinue // the handler answers 502 or 503
+		return fasthttp.StatusContinue, 0 // the handler answers 502 or 503
 	}
 	if b.Protocol().HTTP2() {
 		// It joined after the route was read (see Proxy.acquire): the
 		// handler picks again.
 		b.Done(false)
-		return fasthttp.StatusContinue
+		return fasthttp.StatusContinue, 0
 	}
 	if len(req.Header.Host()) == 0 {
 		req.Header.SetHost(b.Addr())
@@ -112,7 +121,7 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx) int {
 	cc, conn, err := up.conns.acquire(p.cfg.BackendTimeout)
 	if err != nil {
 		b.Done(true)
-		return fasthttp.StatusContinue // the handler retries as usual
+		return fasthttp.StatusContinue, 0 // the handler retries as usual
 	}
 	bc := conn.(*backendConn)
 	pf := &preflight{b: b, up: up, cc: cc, bc: bc, start: pool.Monotonic()}
@@ -122,17 +131,17 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx) int {
 		b.Done(true)
 		up.conns.close(cc)
 		p.attemptFailed(b, classifyError(err), err)
-		return fasthttp.StatusContinue // the handler tries another backend
+		return fasthttp.StatusContinue, 0 // the handler tries another backend
 	case code == fasthttp.StatusContinue:
 		ctx.SetUserValue(preflightKey{}, pf)
-		return code
+		return code, 0
 	default:
 		// The backend answered for good: the client gets that, and its body
 		// is never read.
 		b.RecordResponse(code, pool.Monotonic()-pf.start)
 		b.Done(false)
-		p.countRequest(ctx, cleanResponse(&ctx.Response)) // the handler will not run
-		return code
+		sv.backend, sv.attempts = b, 1
+		return code, cleanResponse(&ctx.Response)
 	}
 }
 

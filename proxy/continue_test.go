@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -208,5 +209,52 @@ func TestExpectContinueWithoutBody(t *testing.T) {
 				t.Errorf("after the answers: %q, %v; want nothing, then the close", rest, err)
 			}
 		})
+	}
+}
+
+// TestExpectContinueAnswersCountedAndLogged: an answer given to an
+// expectation, before the handler would run, is held to the rate limit,
+// counted and access-logged as the handler's own are: over the limit, a
+// request expecting 100-continue gets 429 as any other (it used to be
+// preflighted past the limit), and each answer has its line.
+func TestExpectContinueAnswersCountedAndLogged(t *testing.T) {
+	be := startBackend(t, "a")
+	var buf logBuffer
+	p, url := startProxy(t, Config{
+		Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1},
+		RateLimit: 0.001, RateBurst: 1, MaxBodySize: 1 << 20,
+		AccessLog: &buf, AccessLogFormat: AccessLogJSON,
+	})
+	expect := func(size int) string {
+		return fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", size)
+	}
+	// The one request the limit allows: the backend asks for the body.
+	if status, rest := rawRequest(t, url, expect(5)+"hello"); status != "HTTP/1.1 100 Continue" || !strings.Contains(rest, "HTTP/1.1 200 OK\r\n") {
+		t.Fatalf("first request: %q then %q, want the backend's 100 Continue, then 200", status, rest)
+	}
+	for _, tc := range []struct {
+		head, status string
+	}{
+		{expect(5), "429"},
+		{expect(5 << 20), "413"},
+		{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\n", "400"},
+	} {
+		if status, _ := rawRequest(t, url, tc.head); !strings.HasPrefix(status, "HTTP/1.1 "+tc.status+" ") {
+			t.Errorf("%q: %q, want %s at once", tc.head, status, tc.status)
+		}
+	}
+	lines := accessLines(t, &buf, 4)
+	var got []string
+	for _, l := range lines {
+		got = append(got, fmt.Sprint(jsonLine(t, l)["status"]))
+	}
+	if strings.Join(got, " ") != "200 429 413 400" {
+		t.Errorf("access log statuses %v, want 200 429 413 400: a line for each answer", got)
+	}
+	if n := be.hits.Load(); n != 1 {
+		t.Errorf("the backend saw %d requests, want only the first", n)
+	}
+	if tr := p.Traffic().Snapshot(); tr.Requests[1] != 1 || tr.Requests[3] != 3 {
+		t.Errorf("counted %d 2xx and %d 4xx, want 1 and 3", tr.Requests[1], tr.Requests[3])
 	}
 }
