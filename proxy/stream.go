@@ -19,7 +19,13 @@ import (
 // hold goes to the backend the same way through an uploadBody. Either way
 // the backend timeout bounds the gap between two chunks, not the whole
 // transfer, so a live stream is never cut while it keeps sending, and the
-// client connection's watchdog record sees the progress too.
+// client connection's watchdog record sees the progress too. It runs only
+// while the proxy waits on the backend, as nginx's proxy_read_timeout and
+// proxy_send_timeout do: not while a write to a client that has stopped
+// reading waits (the client idle timeout bounds that), nor while a slow
+// upload's next piece is awaited from the client (the client body timeout
+// does), or a healthy backend would be cut, and blamed, for the client's
+// pause.
 
 // framing says how a streamed response body ends on the wire.
 type framing uint8
@@ -73,13 +79,14 @@ func (s *streamedBody) init(p *Proxy, b *pool.Backend, up *upstream, cc any, br 
 		s.left = int64(size)
 	}
 	s.closeConn = mode == frameUntilClose
-	s.progress()
+	// Unarmed until the first Read: the server writes the header to the
+	// client first.
+	s.bc.disarm()
+	s.progress(s.p.wd.now())
 }
 
-// progress restarts the idle clocks of both connections.
-func (s *streamedBody) progress() {
-	now := s.p.wd.now()
-	s.bc.armAt(now + int64(s.p.cfg.BackendTimeout))
+// progress restarts the client connection's idle clock.
+func (s *streamedBody) progress(now int64) {
 	if s.client != nil {
 		s.client.since.Store(now)
 	}
@@ -95,9 +102,13 @@ func (s *streamedBody) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
+	// The backend timeout runs while this read waits on the backend only;
+	// between reads the server is writing to the client.
+	s.bc.armAt(s.p.wd.now() + int64(s.p.cfg.BackendTimeout))
 	n, err := s.read(p)
+	s.bc.disarm()
 	if n > 0 {
-		s.progress()
+		s.progress(s.p.wd.now())
 		s.p.traffic.AddBytesOut(n)
 		s.sent += int64(n)
 	}
@@ -259,6 +270,10 @@ func (u *uploadBody) attach(bc *backendConn, client *clientConn) {
 
 // Read implements io.Reader.
 func (u *uploadBody) Read(p []byte) (int, error) {
+	if u.bc != nil {
+		// Waiting on the client, not the backend: see the top of the file.
+		u.bc.disarm()
+	}
 	n, err := u.src.Read(p)
 	u.read += int64(n)
 	u.p.traffic.AddBytesIn(n)
@@ -266,12 +281,13 @@ func (u *uploadBody) Read(p []byte) (int, error) {
 		u.err = errBodyTooLarge
 		return 0, u.err
 	}
-	if n > 0 {
+	if u.bc != nil || n > 0 {
 		now := u.p.wd.now()
 		if u.bc != nil {
+			// For the write to the backend that follows.
 			u.bc.armAt(now + int64(u.p.cfg.BackendTimeout))
 		}
-		if u.client != nil {
+		if n > 0 && u.client != nil {
 			u.client.since.Store(now)
 		}
 	}
