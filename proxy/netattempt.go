@@ -342,9 +342,21 @@ type netBody struct {
 }
 
 func (nb *netBody) Read(b []byte) (int, error) {
-	n, err := nb.src.Read(b)
 	a := nb.a
-	if n > 0 {
+	// The backend timeout runs while this read waits on the backend, not
+	// while ReverseProxy's write to a client that stopped reading waits
+	// (stream.go). While the request body still flows beside the response
+	// (a gRPC stream), the deadline is the two directions' together, as
+	// before: progress either way moves it.
+	uploading := a.st.upload != nil && !a.st.upload.ended.Load()
+	if !uploading {
+		a.sd.arm(a.f.p.cfg.BackendTimeout)
+	}
+	n, err := nb.src.Read(b)
+	switch {
+	case !uploading:
+		a.sd.disarm()
+	case n > 0:
 		a.sd.arm(a.f.p.cfg.BackendTimeout)
 	}
 	switch {
@@ -403,12 +415,22 @@ type netUpload struct {
 	limit int64
 	err   error
 	a     atomic.Pointer[netAttempt]
+	ended atomic.Bool // the client's body has ended, or failed
 }
 
 func (u *netUpload) attach(a *netAttempt) { u.a.Store(a) }
 
 func (u *netUpload) Read(b []byte) (int, error) {
+	a := u.a.Load()
+	if a != nil && !a.headers.Load() {
+		// Waiting on the client, not the backend (stream.go): its pause
+		// is not the backend's silence.
+		a.sd.disarm()
+	}
 	n, err := u.src.Read(b)
+	if err != nil {
+		u.ended.Store(true)
+	}
 	u.read += int64(n)
 	if u.st.h2 {
 		// An HTTP/1.1 request's body was read whole before the adaptor
@@ -417,14 +439,14 @@ func (u *netUpload) Read(b []byte) (int, error) {
 	}
 	if u.limit > 0 && u.read > u.limit {
 		u.err = errBodyTooLarge
+		u.ended.Store(true)
 		return 0, u.err
 	}
-	a := u.a.Load()
 	if a != nil {
 		switch {
 		case err == io.EOF && !a.headers.Load():
 			a.armHeaderWait()
-		case n > 0:
+		case n > 0 || !a.headers.Load():
 			a.sd.arm(u.p.cfg.BackendTimeout)
 		}
 	}

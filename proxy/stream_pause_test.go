@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
 // pauseTimeout is the backend timeout of the pause tests; each client
@@ -111,5 +112,37 @@ func TestUploadClientPauseNotBackendTimeout(t *testing.T) {
 				t.Errorf("after a pause of 5 backend timeouts: %d %s, want 200 with all %d bytes", resp.StatusCode, got, 2*part)
 			}
 		})
+	}
+}
+
+// TestHTTP2ClientPauseNotBackendTimeout: the same pause on the HTTP/2
+// front (the net/http path), where the stream was reset with
+// INTERNAL_ERROR once the pause passed the backend timeout.
+func TestHTTP2ClientPauseNotBackendTimeout(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	be := startBackend(t, "a")
+	tp := h2Proxy(t, ca, Config{Backends: []string{be.URL()}, BackendTimeout: pauseTimeout,
+		Health: HealthConfig{Interval: -1}})
+	const size = 32 << 20 // beyond the HTTP/2 client's stream window and the socket buffers
+	resp, err := newH2Client(t, nil).Get(tp.plainURL + "/download/" + strconv.Itoa(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("client got %s, want HTTP/2", resp.Proto)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, resp.Body, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	// The client's pause: the stimulus, not a wait for anything.
+	time.Sleep(5 * pauseTimeout)
+	n, err := io.Copy(h, resp.Body)
+	if err != nil || n+1<<20 != size {
+		t.Fatalf("after a pause of 5 backend timeouts: read %d bytes more (%v), want %d", n, err, size-1<<20)
+	}
+	if got, want := hex.EncodeToString(h.Sum(nil)), backend.PatternSHA256(size); got != want {
+		t.Errorf("SHA-256 %s, want %s", got, want)
 	}
 }

@@ -45,6 +45,9 @@ func (w *watchdog) trackStream(cancel context.CancelFunc) *streamDeadline {
 // arm sets the deadline d from now.
 func (sd *streamDeadline) arm(d time.Duration) { sd.deadline.Store(sd.w.now() + int64(d)) }
 
+// disarm clears the deadline until the next arm.
+func (sd *streamDeadline) disarm() { sd.deadline.Store(0) }
+
 // release stops timing the attempt and cancels its context, which makes
 // the transport drop the stream (and an HTTP/1.1 connection). It may be
 // called more than once.
