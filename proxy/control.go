@@ -17,9 +17,9 @@ import (
 
 // Errors of the control methods wrap pool.ErrNotFound (no such pool or
 // backend) or pool.ErrConflict (adding a backend the pool has, removing one
-// that discovery found or a pool's last), to be told apart with errors.Is;
-// others are invalid input (a pool.ParseError, a weight out of range, no
-// pool named where there are several).
+// that discovery found or a pool's last, enabling one configured down), to
+// be told apart with errors.Is; others are invalid input (a pool.ParseError,
+// a weight out of range, no pool named where there are several).
 var (
 	ErrNotFound = pool.ErrNotFound
 	ErrConflict = pool.ErrConflict
@@ -198,7 +198,8 @@ func (p *Proxy) DrainBackend(poolName, url string) (*pool.Backend, error) {
 }
 
 // EnableBackend puts a drained backend back into rotation, subject to its
-// health.
+// health. A backend configured "down" is refused with an error wrapping
+// ErrConflict: only the configuration (Reload) brings it into rotation.
 func (p *Proxy) EnableBackend(poolName, url string) (*pool.Backend, error) {
 	return p.setDraining(poolName, url, false)
 }
@@ -209,6 +210,11 @@ func (p *Proxy) setDraining(poolName, url string, on bool) (*pool.Backend, error
 	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return nil, err
+	}
+	if !on && b.Disabled() {
+		// Enabling would answer success and leave it out of rotation.
+		return nil, fmt.Errorf("backend %q is configured down in pool %q: only the configuration can bring it into rotation: %w",
+			b.URL(), lp.spec.Name, ErrConflict)
 	}
 	if on {
 		if lp.pool.Drain(b) {

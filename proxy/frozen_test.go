@@ -150,3 +150,46 @@ func TestPanicThreshold(t *testing.T) {
 		t.Errorf("after recovery: %d %q, want 200 without waiting for health checks", status, body)
 	}
 }
+
+// TestEjectedReturnsWithoutActiveChecks: with active checks off, a backend
+// that live traffic ejected comes back into rotation after
+// passiveReturnAfter (nginx's fail_timeout), instead of staying out until a
+// restart; if it still fails, it is ejected again at once.
+func TestEjectedReturnsWithoutActiveChecks(t *testing.T) {
+	old := passiveReturnAfter
+	passiveReturnAfter = 100 * time.Millisecond
+	t.Cleanup(func() { passiveReturnAfter = old })
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	p, url := startProxy(t, Config{
+		Backends:   []string{a.URL(), b.URL()},
+		EjectAfter: 1,
+		Health:     HealthConfig{Interval: -1},
+	})
+	a.kill()
+	client := newClient(t)
+	for range 4 {
+		if status, body := get(t, client, url+"/"); status != http.StatusOK || backendOf(body) != "b" {
+			t.Fatalf("with a killed: %d %q, want 200 from b", status, body)
+		}
+	}
+	if up := len(p.Pool().Up()); up != 1 {
+		t.Fatalf("%d backends in rotation after a's connect failure, want 1", up)
+	}
+	// Still dead when it returns: ejected again, no request fails.
+	waitFor(t, "a back in rotation while still dead", 5*time.Second, func() bool {
+		return p.Pool().Backends()[0].Ejections() >= 1 && len(p.Pool().Up()) == 2
+	})
+	for range 4 {
+		if status, body := get(t, client, url+"/"); status != http.StatusOK {
+			t.Fatalf("a returned dead: %d %q, want 200 (retried on b)", status, body)
+		}
+	}
+	a.restart()
+	waitFor(t, "a serving again", 5*time.Second, func() bool {
+		if len(p.Pool().Up()) != 2 {
+			return false
+		}
+		_, body := get(t, client, url+"/")
+		return backendOf(body) == "a"
+	})
+}

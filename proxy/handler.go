@@ -298,7 +298,7 @@ func (p *Proxy) relay(ctx *fasthttp.RequestCtx, b *pool.Backend, env *exchangeEn
 // attemptFailed records a failed attempt. A backend that could not be
 // reached or did not answer EjectAfter times in a row is taken out of
 // rotation at once, unless too many already are; active checks bring it
-// back.
+// back, or readmitLater without them.
 func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 	b.RecordError(err.Error())
 	if k, ok := f.kind(); ok {
@@ -312,6 +312,9 @@ func (p *Proxy) attemptFailed(b *pool.Backend, f failure, err error) {
 		if pl := b.Pool(); pl != nil && pl.Eject(b, err.Error(), p.cfg.MaxEjectedPercent) {
 			// Named as the health checker names it (its logger's pool).
 			p.log.Warn("backend down: "+b.URL()+": "+err.Error(), "pool", pl.Name())
+			if p.checksOff.Load() {
+				p.readmitLater(pl, b)
+			}
 			return
 		}
 	}

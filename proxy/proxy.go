@@ -99,8 +99,9 @@ type Config struct {
 	TryTimeout time.Duration
 	// EjectAfter is how many consecutive connect failures or try timeouts
 	// take a backend out of rotation at once, as a failed health check
-	// would; active checks bring it back. Zero means DefaultEjectAfter (2);
-	// a negative value disables passive ejection.
+	// would; active checks bring it back, or, with them disabled, 10s go by
+	// (as nginx's fail_timeout). Zero means DefaultEjectAfter (2); a
+	// negative value disables passive ejection.
 	EjectAfter int
 	// MaxEjectedPercent caps the share of backends that live traffic may
 	// take out of rotation: past it, failing backends stay in rotation
@@ -265,8 +266,9 @@ type HealthConfig struct {
 	// Path is requested with GET; a 2xx or 3xx answer is healthy.
 	Path string
 	// Interval is the time between rounds of checks (5s). Negative disables
-	// active checks: backends then stay up unless live traffic fails to
-	// connect to them, and nothing brings them back.
+	// active checks: backends then stay up unless live traffic ejects them
+	// (Config.EjectAfter), and an ejected one takes traffic again 10s later
+	// (nginx's fail_timeout), to be ejected again if it still fails.
 	Interval time.Duration
 	// Timeout bounds one check (2s).
 	Timeout time.Duration
@@ -332,6 +334,9 @@ type Proxy struct {
 	defaultPool string
 	health      HealthConfig
 	started     bool // New has returned: changes are logged
+	// checksOff is set while active checks are disabled (Health.Interval
+	// negative): an ejected backend then returns on a timer (readmitLater).
+	checksOff atomic.Bool
 
 	// bg is the context of everything running in the background: health
 	// checks, discovery, retiring backends. Close cancels it and waits.

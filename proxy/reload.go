@@ -386,7 +386,15 @@ func (p *Proxy) startChecker(lp *livePool) {
 		lp.stopHealth()
 		lp.stopHealth, lp.checker = nil, nil
 	}
+	p.checksOff.Store(p.health.Interval < 0)
 	if p.health.Interval < 0 {
+		// Nothing checks these any more: those down now return on the
+		// timer an ejection starts.
+		for _, b := range lp.pool.Backends() {
+			if !b.Up() {
+				p.readmitLater(lp.pool, b)
+			}
+		}
 		return
 	}
 	lp.checker = &health.Checker{
@@ -444,4 +452,28 @@ func (p *Proxy) retire(b *pool.Backend) {
 			p.log.Debug("backend closed: "+b.URL(), "in_flight", b.InFlight())
 		}
 	}()
+}
+
+// passiveReturnAfter is how long a backend that live traffic ejected stays
+// out of rotation when no active check is there to bring it back: nginx's
+// fail_timeout (10s), after which it takes traffic again and a backend
+// still failing is ejected again by the requests that find it so. A
+// variable so tests can shorten it.
+var passiveReturnAfter = 10 * time.Second
+
+// readmitLater puts b, which live traffic has taken out of rotation, back
+// into pl's rotation after passiveReturnAfter, unless active checks have
+// been turned on meanwhile (they decide then) or the proxy is closed. It is
+// how a backend comes back with active checks off; it runs on an ejection,
+// not on the request path.
+func (p *Proxy) readmitLater(pl *pool.Pool, b *pool.Backend) {
+	after := passiveReturnAfter
+	time.AfterFunc(after, func() {
+		if p.bg.Err() != nil || !p.checksOff.Load() {
+			return
+		}
+		if pl.MarkUp(b) {
+			p.log.Info("backend up: "+b.URL()+": back in rotation after "+after.String()+" (no active checks)", "pool", pl.Name())
+		}
+	})
 }

@@ -486,3 +486,31 @@ func TestDiscoveryAndControl(t *testing.T) {
 		t.Errorf("after the reload: %v, want static and d2 alike (weights from the configuration), extra gone", got)
 	}
 }
+
+// TestEnableConfiguredDown: EnableBackend cannot put a backend configured
+// "down" into rotation, so it says so (ErrConflict, naming the backend)
+// instead of answering success with the backend still out; the admin API's
+// enable would otherwise answer 200 for nothing.
+func TestEnableConfiguredDown(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	cfg := reloadConfig(b)
+	cfg.Backends = append(cfg.Backends, a.URL()+" down")
+	p, url := startProxy(t, cfg)
+	_, err := p.EnableBackend("", a.URL())
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), a.URL()) {
+		t.Fatalf("enabling a backend configured down: %v, want an ErrConflict naming %s", err, a.URL())
+	}
+	if got := hitAll(t, newClient(t), url+"/", 4); got["b"] != 4 {
+		t.Errorf("after the refused enable: %v, want all on b", got)
+	}
+	// A drained one that is not configured down is enabled as before.
+	if _, err := p.DrainBackend("", b.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.EnableBackend("", b.URL()); err != nil {
+		t.Fatalf("enabling drained b: %v", err)
+	}
+	if got := hitAll(t, newClient(t), url+"/", 4); got["b"] != 4 {
+		t.Errorf("b enabled again: %v, want all on b", got)
+	}
+}

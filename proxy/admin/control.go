@@ -25,7 +25,7 @@ import (
 // with the state "removed"); an error answers {"error": "..."} with 400 (bad
 // input or a refused configuration), 404 (no such pool or backend) or 409 (a
 // conflict, such as adding a backend the pool has, removing a pool's last,
-// or a reload without a configuration file).
+// enabling one configured down, or a reload without a configuration file).
 
 // controlRequest is the body of a control call.
 type controlRequest struct {
