@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
@@ -100,10 +101,13 @@ func (c *Config) poolSpecs() (specs []*poolSpec, defaultPool string, err error) 
 		if pc.HealthPath != "" && pc.HealthPath[0] != '/' {
 			return nil, "", fmt.Errorf("pool %q: health path %q: must start with /", pc.Name, pc.HealthPath)
 		}
+		if nilPointer(pc.Policy) {
+			return nil, "", fmt.Errorf("pool %q: policy is a nil %T (make it with its constructor, such as pool.NewLeastConn)", pc.Name, pc.Policy)
+		}
 		keys := make(map[string]bool, len(pc.Discovery))
 		for _, d := range pc.Discovery {
-			if d == nil {
-				return nil, "", fmt.Errorf("pool %q: nil discoverer", pc.Name)
+			if d == nil || nilPointer(d) {
+				return nil, "", fmt.Errorf("pool %q: nil discoverer %T", pc.Name, d)
 			}
 			if keys[d.String()] {
 				return nil, "", fmt.Errorf("pool %q: discovery %q given twice", pc.Name, d.String())
@@ -150,4 +154,12 @@ func CheckPoolName(name string) error {
 		}
 	}
 	return nil
+}
+
+// nilPointer reports whether v, an interface value given in a Config, holds
+// a nil pointer (a typed nil, such as a *pool.LeastConn never made), which
+// its methods would dereference on the first request.
+func nilPointer(v any) bool {
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }

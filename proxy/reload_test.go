@@ -191,6 +191,8 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 		{"bad pool name", Config{Pools: []PoolConfig{{Name: "a b", Backends: []string{b.URL()}}}}, `invalid pool name "a b"`},
 		{"empty pool", Config{Pools: []PoolConfig{{Name: "x"}}}, `pool "x": no backends and no discovery`},
 		{"bad health path", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL()}, HealthPath: "h"}}}, `health path "h"`},
+		{"nil policy", Config{Backends: []string{b.URL()}, Policy: (*pool.LeastConn)(nil)}, `pool "default": policy is a nil *pool.LeastConn`},
+		{"nil pool policy", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL()}, Policy: (*pool.RoundRobin)(nil)}}}, `pool "x": policy is a nil *pool.RoundRobin`},
 		// One endpoint spelt otherwise: a port with a leading zero, an
 		// IPv4-mapped IPv6 address.
 		{"duplicate backend", Config{Pools: []PoolConfig{{Name: "x", Backends: []string{b.URL(), strings.Replace(b.URL(), "127.0.0.1:", "127.0.0.1:0", 1)}}}},
@@ -210,6 +212,17 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 	}
 	if len(p.Pools()) != 1 || len(p.Pool().Backends()) != 1 {
 		t.Errorf("a refused reload left pools %v", p.Pools())
+	}
+}
+
+// TestNewRefusesNilPolicy: a policy that is a typed nil (a *pool.LeastConn
+// declared, never made) is refused by New, naming it, rather than panicking
+// on the first request.
+func TestNewRefusesNilPolicy(t *testing.T) {
+	var lc *pool.LeastConn
+	_, err := New(Config{Backends: []string{"http://127.0.0.1:1"}, Policy: lc, Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "policy is a nil *pool.LeastConn") {
+		t.Errorf("New with a nil *pool.LeastConn: %v, want an error naming it", err)
 	}
 }
 
