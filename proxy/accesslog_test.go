@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -241,12 +240,8 @@ func TestAccessLogReadErrorTime(t *testing.T) {
 			var buf logBuffer
 			p, u := startProxy(t, Config{Backends: []string{be.URL()}, AccessLog: &buf, AccessLogFormat: AccessLogJSON,
 				MaxHeaderSize: 1024, ClientHeaderTimeout: 300 * time.Millisecond, Health: HealthConfig{Interval: -1}})
-			c, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, u, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			io.WriteString(c, tc.first)
 			// The request has begun when the connection's record says so.
 			var cc *clientConn

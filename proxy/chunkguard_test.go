@@ -110,12 +110,8 @@ func TestChunkExtensionLimit(t *testing.T) {
 // the answer says Connection: close and the connection ends.
 func TestChunkedBodyNotDrained(t *testing.T) {
 	_, url := startProxy(t, Config{Backends: []string{"http://127.0.0.1:1"}, Health: HealthConfig{Interval: -1}})
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialProxy(t, url, 10*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	go io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5;x="+strings.Repeat("e", 8<<20)+"\r\nworld\r\n0\r\n\r\n") //nolint:errcheck // the proxy closes first
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, nil)

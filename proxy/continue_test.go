@@ -161,12 +161,8 @@ func TestExpectContinueWithoutBody(t *testing.T) {
 				}
 			})
 			_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			br := bufio.NewReader(c)
 			// Twice on one connection: the first answer leaves nothing
 			// behind, and does not close the connection.

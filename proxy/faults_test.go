@@ -145,12 +145,8 @@ func TestFaultyBackends(t *testing.T) {
 				}
 			})
 			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if tc.status == 0 {

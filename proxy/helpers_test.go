@@ -359,22 +359,31 @@ func backendOf(body string) string {
 	return strings.TrimPrefix(body, prefix)
 }
 
+// dialProxy connects to the proxy at url (http://host:port), for a test
+// that speaks HTTP on the connection itself, with timeout as the
+// connection's deadline. The caller closes it.
+func dialProxy(t testing.TB, url string, timeout time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	return c
+}
+
 // rawRequest writes raw to the address of a proxy URL and returns the
 // response's status line and the rest of what was read until the proxy
 // closed the connection or a second passed.
 func rawRequest(t *testing.T, proxyURL, raw string) (status string, rest string) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(proxyURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialProxy(t, proxyURL, 5*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(c)
-	status, err = r.ReadString('\n')
+	status, err := r.ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading status line: %v", err)
 	}

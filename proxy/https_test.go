@@ -200,12 +200,8 @@ func TestRedirectHTTPSExpectContinue(t *testing.T) {
 		TLS: &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost")),
 			RedirectHTTP: true, RedirectPort: 3443},
 	})
-	c, err := net.Dial("tcp", strings.TrimPrefix(tp.plainURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialProxy(t, tp.plainURL, 5*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "POST /up?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	br := bufio.NewReader(c)
 	var resp *http.Response

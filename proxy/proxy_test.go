@@ -519,12 +519,9 @@ func TestSameNameLinesInOrder(t *testing.T) {
 	})
 	_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
 
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialProxy(t, url, 5*time.Second)
+
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nAccept: */*\r\n"+
 		"Forwarded: for=192.0.2.1\r\nVia: 1.1 edge\r\nForwarded: for=192.0.2.2;by=edge\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)

@@ -71,12 +71,8 @@ func TestUploadClientPauseNotBackendTimeout(t *testing.T) {
 	const part = 1536 << 10 // two parts: beyond what is read whole
 	for _, chunked := range []bool{false, true} {
 		t.Run("chunked="+strconv.FormatBool(chunked), func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 30*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
 			body := strings.Repeat("a", part)
 			if chunked {
 				fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", part, body)

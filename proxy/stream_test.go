@@ -110,12 +110,8 @@ func TestBodyLimit(t *testing.T) {
 	}
 	// ... as soon as the body has begun, not once some kilobytes of it
 	// have come: a client sending a little and waiting hears at once.
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialProxy(t, url, 5*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2147483648\r\n\r\n"+strings.Repeat("z", 100))
 	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("announced 2 GiB, 100 bytes sent: %v, %v; want 413", resp, err)
@@ -233,12 +229,8 @@ func TestTruncatedChunkedResponse(t *testing.T) {
 			var log logBuffer
 			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, AccessLog: &log, AccessLogFormat: AccessLogJSON,
 				Health: HealthConfig{Interval: -1}})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			br := bufio.NewReader(c)
 			resp, err := http.ReadResponse(br, nil)
@@ -396,12 +388,8 @@ func TestHTTP10Backend(t *testing.T) {
 				}
 			})
 			_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			br := bufio.NewReader(c)
 			for i := range 2 { // the second on the same client connection
 				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -3,9 +3,7 @@ package proxy
 import (
 	"bufio"
 	"io"
-	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 )
@@ -77,12 +75,8 @@ func TestRequestSmuggling(t *testing.T) {
 	passed := int64(0)
 	for _, tc := range smugglingCases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			io.WriteString(c, tc.raw)
 			r := bufio.NewReader(c)
 			resp, err := http.ReadResponse(r, nil)

@@ -233,12 +233,8 @@ func TestTunnelNeverRunReleasesBackend(t *testing.T) {
 		t.Fatal("the upgrade request never reached the backend")
 	}
 	// A keep-alive connection, idle after an answer.
-	idle, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	idle := dialProxy(t, url, 10*time.Second)
 	defer idle.Close()
-	idle.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	ir := bufio.NewReader(idle)
 	if resp, err := http.ReadResponse(ir, nil); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
@@ -309,12 +305,8 @@ func TestTunnelHalfClose(t *testing.T) {
 			})
 			_, url := startProxy(t, Config{Backends: []string{be}, Health: HealthConfig{Interval: -1},
 				HTTP2: HTTP2Config{H2C: tc.h2c}, MaxConnsPerIP: tc.perIPConn})
-			client, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			client := dialProxy(t, url, 10*time.Second)
 			defer client.Close()
-			client.SetDeadline(time.Now().Add(10 * time.Second))
 			io.WriteString(client, "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n")
 			r := bufio.NewReader(client)
 			resp, err := http.ReadResponse(r, nil)

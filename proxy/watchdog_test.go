@@ -76,12 +76,8 @@ func TestSlowSmallBody(t *testing.T) {
 	be := startBackend(t, "a")
 	_, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientHeaderTimeout: 300 * time.Millisecond,
 		ClientBodyTimeout: 5 * time.Second, Health: HealthConfig{Interval: -1}})
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialProxy(t, url, 10*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
 	// 500 bytes every 100 ms: a second in all, three header timeouts.
 	for range 10 {
@@ -140,12 +136,8 @@ func TestReadTimeoutAnswered408(t *testing.T) {
 			var buf logBuffer
 			p, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientHeaderTimeout: 300 * time.Millisecond,
 				ClientBodyTimeout: 300 * time.Millisecond, AccessLog: &buf, Health: HealthConfig{Interval: -1}})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialProxy(t, url, 5*time.Second)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			io.WriteString(c, tc.send)
 			got, err := io.ReadAll(c)
 			if err != nil {
