@@ -176,7 +176,12 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		return 0, nil
 	}
 
-	if mode, size := p.bodyFraming(resp, br); mode != frameNone {
+	mode, size := p.bodyFraming(resp, br)
+	var spliceTo *guardConn
+	if (mode == frameNone || mode == frameFixed) && p.spliceable(resp, br.Buffered(), bc, env.conn) {
+		mode, size, spliceTo = frameFixed, resp.Header.ContentLength(), env.conn
+	}
+	if mode != frameNone {
 		if mode == frameUntilClose {
 			// Its end of stream comes right behind the last data: read
 			// for it rather than wait for the watchdog (sockio.go).
@@ -185,6 +190,7 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		// Streamed: the body stream owns the connection from here on.
 		s := acquireStreamedBody()
 		s.init(p, b, up, cc, br, bc, env.client, mode, size)
+		s.spliceTo = spliceTo
 		resp.SetBodyStream(s.stream(env.http10), size)
 		return 0, nil
 	}

@@ -122,6 +122,14 @@ type Config struct {
 	// streams are flushed as each chunk arrives whatever it says; HTTP/2
 	// clients get every piece at once.
 	FlushInterval time.Duration
+	// DisableSplice relays every response body through memory. By
+	// default a body of known length with at least 16 KiB past what came
+	// with its header, between plain TCP connections, is moved from the
+	// backend's socket to the client's with splice(2), without a copy
+	// into the proxy (HAProxy's option splice-response); it then streams,
+	// so a backend failing in its middle cuts the response rather than
+	// have it retried.
+	DisableSplice bool
 	// HedgeBudget caps hedges at this percentage of eligible requests.
 	// Zero means DefaultHedgeBudget (10).
 	HedgeBudget int
@@ -303,6 +311,10 @@ type Proxy struct {
 	wd                   *watchdog
 	dialer               *dialer
 	alog                 *accessLog // nil: no access log
+
+	// spliced counts the response body bytes moved with splice(2)
+	// (splice.go), for tests.
+	spliced atomic.Int64
 
 	// The net/http path (netproxy.go) and the HTTP/2 server (h2.go). net
 	// is always there; h2 is nil when HTTP/2 is off.

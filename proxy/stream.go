@@ -65,6 +65,13 @@ type streamedBody struct {
 	keep   []byte
 
 	direct directBody // the stream when it writes itself to the client (flush.go)
+
+	// The stream when its body is spliced to the client (splice.go): to,
+	// the client connection, or nil; and the splice steps, bound once and
+	// kept across uses, as keep is.
+	splice    spliceBody
+	spliceTo  *guardConn
+	spliceFns spliceSteps
 }
 
 var streamedBodyPool = sync.Pool{New: func() any { return new(streamedBody) }}
@@ -74,7 +81,7 @@ func acquireStreamedBody() *streamedBody { return streamedBodyPool.Get().(*strea
 func (s *streamedBody) init(p *Proxy, b *pool.Backend, up *upstream, cc any, br *bufio.Reader, bc *backendConn,
 	client *clientConn, mode framing, size int,
 ) {
-	*s = streamedBody{p: p, b: b, up: up, cc: cc, br: br, bc: bc, client: client, mode: mode, keep: s.keep[:0]}
+	*s = streamedBody{p: p, b: b, up: up, cc: cc, br: br, bc: bc, client: client, mode: mode, keep: s.keep[:0], spliceFns: s.spliceFns}
 	if mode == frameFixed {
 		s.left = int64(size)
 	}
@@ -238,12 +245,15 @@ func (s *streamedBody) Close() error {
 	} else {
 		s.up.conns.close(s.cc)
 	}
-	s.b.Done(!s.done)
+	// Only the backend's failure counts against it: a client that went
+	// away in the middle (its write failed, and fasthttp stopped reading)
+	// leaves err nil.
+	s.b.Done(!s.done && s.err != nil)
 	if s.logged {
 		s.entry.bytes = s.sent
 		logEntry(s.p.alog, &s.entry, time.Now())
 	}
-	*s = streamedBody{keep: s.keep[:0]}
+	*s = streamedBody{keep: s.keep[:0], spliceFns: s.spliceFns}
 	streamedBodyPool.Put(s)
 	return nil
 }

@@ -31,7 +31,7 @@ const pauseTimeout = 200 * time.Millisecond
 // proxy's write to the client waited.
 func TestStreamClientPauseNotBackendTimeout(t *testing.T) {
 	be := startBackend(t, "a")
-	_, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendTimeout: pauseTimeout,
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendTimeout: pauseTimeout,
 		Health: HealthConfig{Interval: -1}})
 	const size = 32 << 20 // far beyond what the socket buffers hold
 	for _, path := range []string{"/download/" + strconv.Itoa(size), "/download/" + strconv.Itoa(size) + "?chunked=1"} {
@@ -53,7 +53,13 @@ func TestStreamClientPauseNotBackendTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			before := p.spliced.Load()
 			readPaused(t, resp.Body, size)
+			// The body of known length was spliced: the pause held up the
+			// splice into the client's socket, not a copy.
+			if spliced := p.spliced.Load() > before; spliced == strings.Contains(path, "chunked") {
+				t.Errorf("spliced: %v", spliced)
+			}
 		})
 	}
 }

@@ -385,6 +385,8 @@ type backendConn struct {
 	bw   *bufio.Writer
 
 	inSet int // its place in the watchdog's backends (see connSet)
+
+	pipe pipeFDs // for bodies spliced from it (splice.go), closed with it
 }
 
 func (c *backendConn) slot() *int { return &c.inSet }
@@ -415,6 +417,9 @@ func (c *backendConn) disarm() { c.deadline.Store(0) }
 func (c *backendConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.w.backends.remove(c)
+		// Whoever closes it holds it, or it is idle: the pipe is not in
+		// use.
+		c.pipe.close()
 	}
 	return c.Conn.Close()
 }

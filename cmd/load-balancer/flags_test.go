@@ -225,6 +225,34 @@ func TestParseFlagsFlushInterval(t *testing.T) {
 	}
 }
 
+// TestParseFlagsSplice: -splice is on unless turned off, on the command
+// line or in the file; a value that is not a boolean is refused, naming it.
+func TestParseFlagsSplice(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		config  string
+		args    []string
+		disable bool
+		err     string
+	}{
+		{name: "default"},
+		{name: "off", args: []string{"-splice=false"}, disable: true},
+		{name: "on", args: []string{"-splice"}},
+		{name: "off in the file", config: "splice: false\n", disable: true},
+		{name: "not a boolean", args: []string{"-splice=maybe"}, err: `invalid boolean value "maybe" for -splice`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := parseCase(t, tc.config, tc.args, tc.err)
+			if o == nil {
+				return
+			}
+			if o.proxy.DisableSplice != tc.disable {
+				t.Errorf("DisableSplice %v, want %v", o.proxy.DisableSplice, tc.disable)
+			}
+		})
+	}
+}
+
 // TestParseFlagsHealthTimeoutDefault: without -health-timeout the check
 // timeout is 2s, or -health-interval when that is shorter (as HAProxy takes
 // the interval for a timeout not given); only a timeout given, on the
