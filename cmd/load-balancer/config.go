@@ -354,17 +354,23 @@ func (cf *configFile) parseListeners(v *yaml.Node) error {
 		if err != nil {
 			return cf.errorf(l.line, path, "invalid address %q: want host:port or :port, such as :3030", l.addr)
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
 			return cf.errorf(l.line, path, "invalid address %q: port %q: want 1-65535", l.addr, port)
 		}
-		if err := checkListenHost(host); err != nil {
+		h, err := checkListenHost(host)
+		if err != nil {
 			return cf.errorf(l.line, path, "invalid address %q: host %q: %v", l.addr, host, err)
 		}
-		key := net.JoinHostPort(host, port)
-		if first, dup := seen[key]; dup {
-			return cf.errorf(l.line, path, "address %q is listed twice (first at line %d)", l.addr, first)
+		// Listened on as checked, which tells one address however it
+		// is spelt (localhost. is localhost, ::ffff:127.0.0.1 is
+		// 127.0.0.1, port 03031 is 3031).
+		given := l.addr
+		l.addr = net.JoinHostPort(h, strconv.Itoa(n))
+		if first, dup := seen[l.addr]; dup {
+			return cf.errorf(l.line, path, "address %q is listed twice (first at line %d)", given, first)
 		}
-		seen[key] = l.line
+		seen[l.addr] = l.line
 		cf.listeners = append(cf.listeners, l)
 	}
 	return nil

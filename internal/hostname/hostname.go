@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -39,6 +40,15 @@ func Canonical(host string) (string, error) {
 		}
 		return ip.Unmap().String(), nil
 	}
+	if strings.Contains(name, ":") {
+		// A name has no colon: an IPv6 address that does not parse.
+		_, err := netip.ParseAddr(name)
+		msg := err.Error()
+		if _, after, ok := strings.Cut(msg, "): "); ok {
+			msg = after // netip names the text, which the caller does
+		}
+		return "", fmt.Errorf("not an IP address (%s)", msg)
+	}
 	labels := strings.Split(name, ".")
 	if slices.Contains(labels, "") {
 		// Go's resolver refuses such a name without asking anyone.
@@ -53,6 +63,38 @@ func Canonical(host string) (string, error) {
 		return "", fmt.Errorf("an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as %s; Go's resolver does not read it)", ip)
 	}
 	return "", errors.New("not an IPv4 address, and no host name is all numbers")
+}
+
+// ListenHost returns host, as Canonical takes it, in the form a listener
+// binds: "" (every interface) stays "", and a name loses its trailing dot.
+// It is the same name, and Go's resolver finds one of a single label
+// (localhost) in /etc/hosts only without the dot; the search list, which
+// the dot keeps out, is of little weight for an address of this machine.
+func ListenHost(host string) (string, error) {
+	if host == "" {
+		return "", nil
+	}
+	h, err := Canonical(host)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(h, "."), nil
+}
+
+// ListenAddr returns addr, a host:port to listen on, with its host as
+// ListenHost makes it, or an error that names the host and what is wrong
+// with it. An addr that is no host:port is returned as it is, for the
+// listener to refuse.
+func ListenAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, nil
+	}
+	h, err := ListenHost(host)
+	if err != nil {
+		return "", fmt.Errorf("host %q: %w", host, err)
+	}
+	return net.JoinHostPort(h, port), nil
 }
 
 // numericLabel reads l as one part of an IPv4 address in the forms C's

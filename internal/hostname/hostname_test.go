@@ -36,3 +36,29 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+func TestListenAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      string // in the error; "" for an address that is accepted
+	}{
+		{in: ":3030", want: ":3030"},
+		{in: "127.0.0.1:3030", want: "127.0.0.1:3030"},
+		{in: "[::FFFF:127.0.0.1]:3030", want: "127.0.0.1:3030"},
+		{in: "[::1]:3030", want: "[::1]:3030"},
+		{in: "LocalHost.:3030", want: "localhost:3030"}, // the same name, as /etc/hosts has it
+		{in: "3030", want: "3030"},                      // no host:port: the listener's to refuse
+		{in: "127.1:3030", err: `host "127.1": an IPv4 address takes the dotted-decimal form`},
+		{in: "127.0.0.1.:3030", err: `host "127.0.0.1.": an IP address takes no trailing dot`},
+		{in: "[::1::2]:3030", err: `host "::1::2": not an IP address (multiple :: in address`},
+		{in: ".:3030", err: `host ".": missing host`},
+	} {
+		got, err := ListenAddr(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%q: %q, %v; want %q", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: %q, %v; want an error with %q", tc.in, got, err, tc.err)
+		}
+	}
+}
