@@ -123,6 +123,12 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-upstream-proxy=ftp://p:21"}, `invalid -upstream-proxy "ftp://p:21": unsupported scheme "ftp"`},
 		{[]string{ok, "-upstream-proxy=p:3128"}, `invalid -upstream-proxy "p:3128": missing scheme`},
 		{[]string{ok, "-upstream-proxy=http://u:secret@p:0"}, `invalid -upstream-proxy "http://u:xxxxx@p:0": invalid port "0"`},
+		{[]string{ok, "-upstream-proxy=http://127.1:3128"}, `invalid -upstream-proxy "http://127.1:3128": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{[]string{ok, "-upstream-proxy=socks5://u:secret@0x7f.1:1080"}, `invalid -upstream-proxy "socks5://u:xxxxx@0x7f.1:1080": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-upstream-proxy=http://2130706433:3128"}, `invalid -upstream-proxy "http://2130706433:3128": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-upstream-proxy=http://0177.0.0.1:3128"}, `invalid -upstream-proxy "http://0177.0.0.1:3128": host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-upstream-proxy=http://127.0.0.1.:3128"}, `invalid -upstream-proxy "http://127.0.0.1.:3128": host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{[]string{ok, "-upstream-proxy=http://proxy..internal:3128"}, `invalid -upstream-proxy "http://proxy..internal:3128": host "proxy..internal": an empty label`},
 		{[]string{"-backends=https://a:1,https://A:1/"}, `invalid -backends entry "https://A:1/": duplicate of "https://a:1"`},
 		{[]string{"-backends=http://a:1 wieght=3"}, `invalid -backends entry "http://a:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup, down, proto=h2|h2c or health=grpc)`},
 		{[]string{"-backends=http://a:1 weight=0"}, `invalid -backends entry "http://a:1 weight=0": invalid weight "0": want 1-1000`},
@@ -379,6 +385,20 @@ func TestParseFlagsListenHost(t *testing.T) {
 		}
 		if o.addr != tc.addr || o.adminAddr != tc.adm {
 			t.Errorf("-host=%s -admin-addr=%s: listening on %q and %q, want %q and %q", tc.host, tc.admin, o.addr, o.adminAddr, tc.addr, tc.adm)
+		}
+	}
+}
+
+// TestParseFlagsUpstreamProxyHost: -upstream-proxy takes a host as a
+// backend URL does: an IP address (IPv6 in brackets) or a name, with its
+// trailing dot or not.
+func TestParseFlagsUpstreamProxyHost(t *testing.T) {
+	for _, u := range []string{
+		"http://127.0.0.1:3128", "http://localhost:3128", "socks5://[::1]:1080", "http://proxy.internal.:3128", "socks5h://u:p@proxy.internal",
+	} {
+		o, err := parseFlags([]string{"-backends=http://a:1", "-upstream-proxy=" + u}, &bytes.Buffer{})
+		if err != nil || o.proxy.UpstreamProxy != u {
+			t.Errorf("-upstream-proxy=%s: %v, upstream proxy %q", u, err, o.proxy.UpstreamProxy)
 		}
 	}
 }
