@@ -98,6 +98,18 @@ pools:
 		{"pool named default beside backends", "backends: [http://a:1]\npools:\n  default:\n    backends: [http://b:1]\n", nil,
 			`lb.yaml:3: pools.default: the pool that the top-level backends make is called "default"`},
 		{"dns without port", "pools:\n  api:\n    dns: api.internal\n", nil, "lb.yaml:3: pools.api.dns: api.internal: A records need a port"},
+		{"dns name at a short IPv4 form", "pools:\n  api:\n    dns: 127.1:8080\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"dns name at a hexadecimal IPv4 form", "pools:\n  api:\n    dns:\n      name: 0x7f.1\n      port: 8080\n", nil,
+			`lb.yaml:4: pools.api.dns: invalid name "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{"dns name that is an IP address", "pools:\n  api:\n    dns: 10.0.0.1:8080\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "10.0.0.1": an IP address, which has no records to look up (list it in backends instead)`},
+		{"dns name that is an IP address with a trailing dot", "pools:\n  api:\n    dns: 10.0.0.1.:8080\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "10.0.0.1.": an IP address takes no trailing dot`},
+		{"dns name with an empty label", "pools:\n  api:\n    dns: _api.._tcp.example.com\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "_api.._tcp.example.com": an empty label (a dot at the start, or two in a row), which no name has`},
+		{"dns resolver at a short IPv4 form", "pools:\n  api:\n    dns: {name: _api._tcp.example.com, resolver: \"2130706433:53\"}\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid resolver "2130706433:53": host "2130706433": an IPv4 address takes the dotted-decimal form`},
 		{"unknown dns key", "pools:\n  api:\n    dns:\n      name: api.internal\n      ttl: 5s\n", nil,
 			"lb.yaml:5: pools.api.dns.ttl: unknown key"},
 		{"bad dns refresh", "pools:\n  api:\n    dns: {name: _a._tcp.x, refresh: soon}\n", nil,
@@ -365,6 +377,32 @@ func TestConfigListenerHosts(t *testing.T) {
 		}
 		if o.listeners[0].addr != tc.addr || o.addr != tc.addr || o.adminAddr != tc.adminAddr {
 			t.Errorf("%q: listening on %q (%q) and %q, want %q and %q", tc.body, o.listeners[0].addr, o.addr, o.adminAddr, tc.addr, tc.adminAddr)
+		}
+	}
+}
+
+// TestConfigDNSNames: a dns source's name and resolver take the forms a
+// host does, a name's trailing dot being the same name.
+func TestConfigDNSNames(t *testing.T) {
+	for _, tc := range []struct {
+		dns, name, resolver string
+	}{
+		{"api.internal:8080", "api.internal", ""},
+		{"API.Internal.:8080", "api.internal", ""},
+		{"localhost:8080", "localhost", ""},
+		{"_api._tcp.example.com.", "_api._tcp.example.com", ""},
+		{"{name: api.internal., port: 8080, resolver: \"127.0.0.1:53\"}", "api.internal", "127.0.0.1:53"},
+		{"{name: api.internal, port: 8080, resolver: \"[::1]:53\"}", "api.internal", "[::1]:53"},
+		{"{name: api.internal, port: 8080, resolver: \"localhost.:53\"}", "api.internal", "localhost.:53"},
+	} {
+		o, _, err := parseConfig(t, "pools:\n  api:\n    dns: "+tc.dns+"\n")
+		if err != nil {
+			t.Errorf("dns: %s: %v", tc.dns, err)
+			continue
+		}
+		d, ok := o.proxy.Pools[0].Discovery[0].(*discovery.DNS)
+		if !ok || d.Name != tc.name || d.Resolver != tc.resolver {
+			t.Errorf("dns: %s: %+v, want name %q and resolver %q", tc.dns, o.proxy.Pools[0].Discovery[0], tc.name, tc.resolver)
 		}
 	}
 }
