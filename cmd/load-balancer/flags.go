@@ -35,6 +35,7 @@ type options struct {
 	configPath      string // -config; "" without a file
 	checkConfig     bool
 	settings        map[string]string // every flag's value, to tell what a reload changes
+	listenNames     map[string]bool   // the names listened on (-host, -admin-addr, listeners), each resolved: a reload looks up only others
 	warnings        []string
 	shutdownTimeout time.Duration
 	logLevel        string
@@ -62,7 +63,14 @@ func invalid(format string, args ...any) error {
 // -config, the file's keys set the flags the command line does not give.
 // The help text (-h) goes to out; every error is returned, flag syntax
 // errors included.
-func parseFlags(args []string, out io.Writer) (_ *options, err error) {
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	return parseFlagsResolved(args, out, nil)
+}
+
+// parseFlagsResolved is parseFlags for a configuration that is to replace
+// the one running (a reload): resolved are the names to listen on that the
+// running one resolved (its listenNames), which are not looked up again.
+func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) (_ *options, err error) {
 	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
 	// Parse would print its errors and the help text after each; they are
 	// returned instead, printed as any bad value is, and the help is for -h.
@@ -164,10 +172,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return &o, nil
 	}
 
+	hosts := &listenHosts{known: resolved, names: map[string]bool{}}
 	var cf *configFile
 	var fileKeys map[string]bool
 	if o.configPath != "" {
-		ff, ferr := applyFile(fs, o.configPath)
+		ff, ferr := applyFile(fs, o.configPath, hosts)
 		if ferr != nil {
 			return nil, ferr
 		}
@@ -209,7 +218,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
 	}
-	listenHost, err := checkListenHost(*host)
+	listenHost, err := hosts.check(*host)
 	if err != nil {
 		return nil, invalid("invalid -host %q: %v", *host, err)
 	}
@@ -365,7 +374,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, err
 	}
 
-	if o.adminAddr, err = checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
+	if o.adminAddr, err = hosts.checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
 		return nil, err
 	}
 	if o.adminToken != "" && strings.TrimSpace(o.adminToken) == "" {
@@ -423,6 +432,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	}
 	o.settings = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { o.settings[f.Name] = f.Value.String() })
+	o.listenNames = hosts.names
 	return &o, nil
 }
 
@@ -524,15 +534,26 @@ const resolveTimeout = 2 * time.Second
 // tests replace to answer without one.
 var lookupHost = net.DefaultResolver.LookupHost
 
-// checkListenHost returns host as a listener binds it, or why no listener
-// could bind it, so that -check-config refuses it too (and a start exits
-// 2, not 1). It follows the rules of every host (hostname.Canonical: an
-// IPv4 address in dotted decimal, no trailing dot on an IP address, no
-// empty label), drops a name's trailing dot (hostname.ListenHost), and
-// resolves a name within resolveTimeout. Empty is every interface;
+// listenHosts checks the hosts to listen on (-host, -admin-addr,
+// listeners) and keeps the names among them, which resolved.
+type listenHosts struct {
+	// known are the names the running configuration resolved, which a
+	// reload does not look up again: listeners change only at a restart,
+	// and a resolver slow or failing now would hold the reload up to
+	// resolveTimeout, or refuse it, for a listener that did not change.
+	known map[string]bool
+	names map[string]bool // the names checked, resolved or known
+}
+
+// check returns host as a listener binds it, or why no listener could bind
+// it, so that -check-config refuses it too (and a start exits 2, not 1).
+// It follows the rules of every host (hostname.Canonical: an IPv4 address
+// in dotted decimal, no trailing dot on an IP address, no empty label),
+// drops a name's trailing dot (hostname.ListenHost), and resolves a name
+// within resolveTimeout unless it is known. Empty is every interface;
 // brackets around IPv6 are allowed. The error does not name host, which
 // the caller names with its setting.
-func checkListenHost(host string) (string, error) {
+func (lh *listenHosts) check(host string) (string, error) {
 	h := strings.TrimSpace(host)
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
@@ -544,22 +565,25 @@ func checkListenHost(host string) (string, error) {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return h, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	if _, err := lookupHost(ctx, h); err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) {
-			err = errors.New(de.Err)
+	if !lh.known[h] {
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		defer cancel()
+		if _, err := lookupHost(ctx, h); err != nil {
+			var de *net.DNSError
+			if errors.As(err, &de) {
+				err = errors.New(de.Err)
+			}
+			return "", fmt.Errorf("not an IP address, and the name does not resolve (%v)", err)
 		}
-		return "", fmt.Errorf("not an IP address, and the name does not resolve (%v)", err)
 	}
+	lh.names[h] = true
 	return h, nil
 }
 
 // checkAdminAddr validates -admin-addr: empty, or host:port with a port of
 // its own, never one that serves traffic (public, or tls when set). It
-// returns the address to listen on, its host as checkListenHost makes it.
-func checkAdminAddr(addr, public, tls string) (string, error) {
+// returns the address to listen on, its host as check makes it.
+func (lh *listenHosts) checkAdminAddr(addr, public, tls string) (string, error) {
 	if addr == "" {
 		return "", nil
 	}
@@ -570,7 +594,7 @@ func checkAdminAddr(addr, public, tls string) (string, error) {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
 	}
-	host, err := checkListenHost(given)
+	host, err := lh.check(given)
 	if err != nil {
 		return "", invalid("invalid -admin-addr %q: host %q: %v", addr, given, err)
 	}
