@@ -61,6 +61,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		// is taken on the host -host names, with a trailing dot or not.
 		{[]string{ok, "-host=localhost", "-admin-addr=localhost.:3030"}, `invalid -admin-addr "localhost.:3030": the admin interface needs a port of its own`},
 		{[]string{ok, "-host=::ffff:127.0.0.1", "-admin-addr=127.0.0.1:3030"}, `invalid -admin-addr "127.0.0.1:3030": the admin interface needs a port of its own`},
+		{[]string{ok, "-admin-addr=127.0.0.1:03030"}, `invalid -admin-addr "127.0.0.1:03030": the admin interface needs a port of its own, not the one serving traffic (-port 3030)`},
 		{[]string{ok, "-health-interval=0s"}, "invalid -health-interval 0s: must be positive"},
 		{[]string{ok, "-backend-timeout=-1s"}, "invalid -backend-timeout -1s: must be positive"},
 		{[]string{ok, "-health-interval=1s", "-health-timeout=2s"}, "invalid -health-timeout 2s: longer than -health-interval 1s"},
