@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,5 +100,55 @@ func TestAcceptWaitEndsAtClose(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("accept still waiting after the listener closed")
+	}
+}
+
+// TestListenHost: Listen's host follows the rules of every host in the
+// configuration. The forms Go's resolver cannot read (127.1, 0x7f.1,
+// 2130706433, 0177.0.0.1, an IP address with a trailing dot, a name with
+// an empty label) are refused naming the host and what is wrong; the
+// others listen, a name with its trailing dot as the same name.
+func TestListenHost(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ip   string // the address listened on; "" for one refused
+		err  string // in the error of one refused
+	}{
+		{addr: "127.0.0.1:0", ip: "127.0.0.1"},
+		{addr: "localhost:0", ip: "127.0.0.1"},
+		{addr: "localhost.:0", ip: "127.0.0.1"},
+		{addr: "LOCALHOST:0", ip: "127.0.0.1"},
+		{addr: "[::1]:0", ip: "::1"},
+		{addr: "[::ffff:127.0.0.1]:0", ip: "127.0.0.1"},
+		{addr: "127.1:0", err: `listen on 127.1:0: host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{addr: "0x7f.1:0", err: `host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{addr: "2130706433:0", err: `host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{addr: "0177.0.0.1:0", err: `host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{addr: "127.0.0.1.:0", err: `host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{addr: "a..b:0", err: `host "a..b": an empty label`},
+	} {
+		ln, err := Listen(tc.addr)
+		if tc.ip == "" {
+			if err == nil {
+				ln.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Listen(%q): %v, want an error with %q", tc.addr, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Listen(%q): %v", tc.addr, err)
+			continue
+		}
+		got := ln.Addr().(*net.TCPAddr)
+		c, err := net.Dial("tcp", got.String())
+		if err == nil {
+			c.Close()
+		}
+		ln.Close()
+		if got.IP.String() != tc.ip || err != nil {
+			t.Errorf("Listen(%q): listening on %v (dial: %v), want %s", tc.addr, got, err, tc.ip)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http/httpproxy"
 	xproxy "golang.org/x/net/proxy"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -28,7 +29,10 @@ const UpstreamProxyEnv = "env"
 type tcpDial func(addr string, timeout time.Duration) (net.Conn, error)
 
 // CheckUpstreamProxy reports what is wrong with a Config.UpstreamProxy value,
-// or nil when New would accept it.
+// or nil when New would accept it. The proxy's host follows the rules of a
+// backend's (see pool.NewBackend): an IPv4 address in dotted decimal (127.1
+// or 0x7f.1 are refused, naming what C's inet_aton reads), no trailing dot
+// on an IP address, no empty label.
 func CheckUpstreamProxy(s string) error {
 	if s == "" || s == UpstreamProxyEnv {
 		return nil
@@ -75,7 +79,14 @@ func parseProxyURL(s string) (*url.URL, error) {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return nil, fmt.Errorf("invalid port %q", port)
 	}
-	return &url.URL{Scheme: u.Scheme, User: u.User, Host: net.JoinHostPort(u.Hostname(), port)}, nil
+	// The rules of a backend's host, the proxy being dialled as a backend
+	// is: a name as written (its trailing dot kept), an IP address in its
+	// shortest form, and none that Go's resolver would fail on every time.
+	host, err := hostname.Canonical(u.Hostname())
+	if err != nil {
+		return nil, fmt.Errorf("host %q: %w", u.Hostname(), err)
+	}
+	return &url.URL{Scheme: u.Scheme, User: u.User, Host: net.JoinHostPort(host, port)}, nil
 }
 
 // upstreamRoutes decides, once at start, which forward proxy each backend is

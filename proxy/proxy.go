@@ -228,6 +228,8 @@ type Config struct {
 	// SOCKS5, and UpstreamProxyEnv ("env") follows HTTP_PROXY, HTTPS_PROXY
 	// and NO_PROXY as net/http does (loopback backends go direct). TLS to an
 	// https backend runs inside the tunnel. Empty means direct connections.
+	// The proxy's host follows the rules of a backend's (see
+	// CheckUpstreamProxy); New and Reload refuse one that does not.
 	UpstreamProxy string
 
 	// TLS configures serving HTTPS (ServeTLS, ListenAndServeTLS), the

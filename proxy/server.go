@@ -8,6 +8,8 @@ import (
 	"net"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 )
 
 // Server returns the fasthttp server that Serve runs, configured for
@@ -126,9 +128,19 @@ func (p *Proxy) ListenAndServe(addr string) error {
 // net does (fdaccept.go). Accept from it only through the proxy: an Accept
 // of its own alongside would compete for the same wait. A listener from
 // elsewhere is served through its own Accept.
+//
+// The host follows the rules of every host in the configuration: an IPv4
+// address in dotted decimal (127.1 or 0x7f.1, which C's inet_aton reads as
+// 127.0.0.1, are refused, naming what it reads), no trailing dot on an IP
+// address, no empty label; a name's trailing dot is dropped (the same
+// name, which Go's resolver finds in /etc/hosts only without it).
 func Listen(addr string) (net.Listener, error) {
+	a, err := hostname.ListenAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
 	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	ln, err := lc.Listen(context.Background(), "tcp", a)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}

@@ -406,6 +406,12 @@ func TestUpstreamRoutes(t *testing.T) {
 	if _, err := upstreamRoutes(UpstreamProxyEnv, backends); err == nil || !strings.Contains(err.Error(), `unsupported scheme "ftp"`) {
 		t.Errorf("an ftp proxy in the environment: %v", err)
 	}
+	// The environment's proxy follows the rules of a host, as the flag's.
+	t.Setenv("HTTP_PROXY", "http://127.1:3128")
+	if _, err := upstreamRoutes(UpstreamProxyEnv, backends); err == nil ||
+		!strings.Contains(err.Error(), `upstream proxy "http://127.1:3128" from the environment for http://a.example:80: host "127.1": an IPv4 address takes the dotted-decimal form`) {
+		t.Errorf("a proxy at 127.1 in the environment: %v", err)
+	}
 }
 
 func TestCheckUpstreamProxy(t *testing.T) {
@@ -426,6 +432,19 @@ func TestCheckUpstreamProxy(t *testing.T) {
 		{"http://proxy:0", `invalid port "0"`},
 		{"http://proxy:3128/path", "path"},
 		{"http://proxy:port", "invalid port"},
+		// The rules of every host: forms that are no address to Go's
+		// resolver are refused, naming the host and what is wrong.
+		{"http://127.0.0.1:3128", ""},
+		{"http://localhost:3128", ""},
+		{"http://proxy.internal.:3128", ""},
+		{"socks5://[::1]:1080", ""},
+		{"http://127.1:3128", `host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"socks5://0x7f.1:1080", `host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{"http://2130706433:3128", `host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{"socks5h://0177.0.0.1", `host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{"http://127.0.0.1.:3128", `host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{"http://proxy..internal:3128", `host "proxy..internal": an empty label`},
+		{"http://999.1.1.1:3128", `host "999.1.1.1": not an IPv4 address`},
 	} {
 		err := CheckUpstreamProxy(tc.in)
 		switch {
@@ -433,6 +452,32 @@ func TestCheckUpstreamProxy(t *testing.T) {
 			t.Errorf("%q: %v", tc.in, err)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%q: error %v, want it to contain %q", tc.in, err, tc.err)
+		}
+		if tc.err == "" || !strings.HasPrefix(tc.err, "host ") {
+			continue
+		}
+		// New and Reload refuse it with the same error.
+		cfg := Config{Backends: []string{"http://127.0.0.1:1"}, UpstreamProxy: tc.in, Health: HealthConfig{Interval: -1}, Logger: discardLogger()}
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), `upstream proxy "`+tc.in+`": `+tc.err) {
+			t.Errorf("New with %q: %v, want an error with %q", tc.in, err, tc.err)
+		}
+		p, err := New(Config{Backends: cfg.Backends, Health: cfg.Health, Logger: cfg.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Reload(cfg); err == nil || !strings.Contains(err.Error(), `upstream proxy "`+tc.in+`": `+tc.err) {
+			t.Errorf("Reload with %q: %v, want an error with %q", tc.in, err, tc.err)
+		}
+		p.Close()
+	}
+	// The proxy is dialled at its host in one form, a name's trailing
+	// dot kept, as a backend's is.
+	for in, want := range map[string]string{
+		"HTTP://Proxy.Internal.:3128": "http://proxy.internal.:3128",
+		"socks5://[::ffff:10.0.0.1]":  "socks5://10.0.0.1:1080",
+	} {
+		if u, err := parseProxyURL(in); err != nil || u.String() != want {
+			t.Errorf("%q: %v, %v; want %s", in, u, err, want)
 		}
 	}
 	_, err := New(Config{Backends: []string{"http://a:1"}, UpstreamProxy: "http://p:1",

@@ -33,7 +33,8 @@ import (
 
 // configFile is a parsed configuration file.
 type configFile struct {
-	path string
+	path  string
+	hosts *listenHosts // checks the listeners' hosts
 
 	settings []setting // keys that are flags, in file order
 
@@ -93,8 +94,8 @@ func (cf *configFile) errorf(line int, key, format string, args ...any) error {
 }
 
 // loadConfig reads and checks the file at path. flags are the names of the
-// flags, which are keys too.
-func loadConfig(path string, flags []string) (*configFile, error) {
+// flags, which are keys too; hosts checks the listeners' hosts.
+func loadConfig(path string, flags []string, hosts *listenHosts) (*configFile, error) {
 	known := make(map[string]bool, len(flags))
 	for _, f := range flags {
 		known[f] = !commandOnly[f]
@@ -107,7 +108,7 @@ func loadConfig(path string, flags []string) (*configFile, error) {
 		}
 		return nil, invalid("invalid -config %q: %v", path, err)
 	}
-	cf := &configFile{path: path}
+	cf := &configFile{path: path, hosts: hosts}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && err != io.EOF {
@@ -354,17 +355,23 @@ func (cf *configFile) parseListeners(v *yaml.Node) error {
 		if err != nil {
 			return cf.errorf(l.line, path, "invalid address %q: want host:port or :port, such as :3030", l.addr)
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
 			return cf.errorf(l.line, path, "invalid address %q: port %q: want 1-65535", l.addr, port)
 		}
-		if err := checkListenHost(host); err != nil {
+		h, err := cf.hosts.check(host)
+		if err != nil {
 			return cf.errorf(l.line, path, "invalid address %q: host %q: %v", l.addr, host, err)
 		}
-		key := net.JoinHostPort(host, port)
-		if first, dup := seen[key]; dup {
-			return cf.errorf(l.line, path, "address %q is listed twice (first at line %d)", l.addr, first)
+		// Listened on as checked, which tells one address however it
+		// is spelt (localhost. is localhost, ::ffff:127.0.0.1 is
+		// 127.0.0.1, port 03031 is 3031).
+		given := l.addr
+		l.addr = net.JoinHostPort(h, strconv.Itoa(n))
+		if first, dup := seen[l.addr]; dup {
+			return cf.errorf(l.line, path, "address %q is listed twice (first at line %d)", given, first)
 		}
-		seen[key] = l.line
+		seen[l.addr] = l.line
 		cf.listeners = append(cf.listeners, l)
 	}
 	return nil

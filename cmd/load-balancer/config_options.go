@@ -24,11 +24,11 @@ type fileFlags struct {
 }
 
 // applyFile loads the file at path and sets, from its keys, every flag of fs
-// that the command line did not give.
-func applyFile(fs *flag.FlagSet, path string) (fileFlags, error) {
+// that the command line did not give; hosts checks its listeners' hosts.
+func applyFile(fs *flag.FlagSet, path string, hosts *listenHosts) (fileFlags, error) {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	cf, err := loadConfig(path, names)
+	cf, err := loadConfig(path, names, hosts)
 	if err != nil {
 		return fileFlags{}, err
 	}

@@ -98,6 +98,18 @@ pools:
 		{"pool named default beside backends", "backends: [http://a:1]\npools:\n  default:\n    backends: [http://b:1]\n", nil,
 			`lb.yaml:3: pools.default: the pool that the top-level backends make is called "default"`},
 		{"dns without port", "pools:\n  api:\n    dns: api.internal\n", nil, "lb.yaml:3: pools.api.dns: api.internal: A records need a port"},
+		{"dns name at a short IPv4 form", "pools:\n  api:\n    dns: 127.1:8080\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"dns name at a hexadecimal IPv4 form", "pools:\n  api:\n    dns:\n      name: 0x7f.1\n      port: 8080\n", nil,
+			`lb.yaml:4: pools.api.dns: invalid name "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{"dns name that is an IP address", "pools:\n  api:\n    dns: 10.0.0.1:8080\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "10.0.0.1": an IP address, which has no records to look up (list it in backends instead)`},
+		{"dns name that is an IP address with a trailing dot", "pools:\n  api:\n    dns: 10.0.0.1.:8080\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "10.0.0.1.": an IP address takes no trailing dot`},
+		{"dns name with an empty label", "pools:\n  api:\n    dns: _api.._tcp.example.com\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid name "_api.._tcp.example.com": an empty label (a dot at the start, or two in a row), which no name has`},
+		{"dns resolver at a short IPv4 form", "pools:\n  api:\n    dns: {name: _api._tcp.example.com, resolver: \"2130706433:53\"}\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid resolver "2130706433:53": host "2130706433": an IPv4 address takes the dotted-decimal form`},
 		{"unknown dns key", "pools:\n  api:\n    dns:\n      name: api.internal\n      ttl: 5s\n", nil,
 			"lb.yaml:5: pools.api.dns.ttl: unknown key"},
 		{"bad dns refresh", "pools:\n  api:\n    dns: {name: _a._tcp.x, refresh: soon}\n", nil,
@@ -121,12 +133,42 @@ pools:
 		{"bad listener", "backends: [http://a:1]\nlisteners: [\"3031\"]\n", nil,
 			`lb.yaml:2: listeners[0]: invalid address "3031": want host:port or :port`},
 		{"listener on a bad IP", "backends: [http://a:1]\nlisteners: [\":3031\", \"999.1.1.1:3032\"]\n", nil,
-			`lb.yaml:2: listeners[1]: invalid address "999.1.1.1:3032": host "999.1.1.1": not an IP address`},
+			`lb.yaml:2: listeners[1]: invalid address "999.1.1.1:3032": host "999.1.1.1": not an IPv4 address, and no host name is all numbers`},
+		{"listener on a short IPv4 form", "backends: [http://a:1]\nlisteners: [\":3031\", \"127.1:3032\"]\n", nil,
+			`lb.yaml:2: listeners[1]: invalid address "127.1:3032": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"listener on a hexadecimal IPv4 form", "backends: [http://a:1]\nlisteners:\n  - address: 0x7f.1:3031\n", nil,
+			`lb.yaml:3: listeners[0]: invalid address "0x7f.1:3031": host "0x7f.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{"listener on an IPv4 address as one number", "backends: [http://a:1]\nlisteners: [\"2130706433:3031\"]\n", nil,
+			`lb.yaml:2: listeners[0]: invalid address "2130706433:3031": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{"listener on an octal IPv4 form", "backends: [http://a:1]\nlisteners: [\"0177.0.0.1:3031\"]\n", nil,
+			`lb.yaml:2: listeners[0]: invalid address "0177.0.0.1:3031": host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{"listener on an IP address with a trailing dot", "backends: [http://a:1]\nlisteners: [\"127.0.0.1.:3031\"]\n", nil,
+			`lb.yaml:2: listeners[0]: invalid address "127.0.0.1.:3031": host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{"listener on a name with an empty label", "backends: [http://a:1]\nlisteners: [\"a..b:3031\"]\n", nil,
+			`lb.yaml:2: listeners[0]: invalid address "a..b:3031": host "a..b": an empty label (a dot at the start, or two in a row), which no name has`},
 		{"listener on a name that does not resolve", "backends: [http://a:1]\nlisteners:\n  - address: notahost.invalid:3031\n", nil,
 			`lb.yaml:3: listeners[0]: invalid address "notahost.invalid:3031": host "notahost.invalid": not an IP address, and the name does not resolve`},
-		{"bad host key", "backends: [http://a:1]\nhost: 999.1.1.1\n", nil, `lb.yaml:2: host: invalid host "999.1.1.1": not an IP address`},
+		{"bad host key", "backends: [http://a:1]\nhost: 999.1.1.1\n", nil, `lb.yaml:2: host: invalid host "999.1.1.1": not an IPv4 address`},
+		{"host key at a short IPv4 form", "backends: [http://a:1]\nhost: 127.1\n", nil,
+			`lb.yaml:2: host: invalid host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{"host key with a trailing dot on an IP", "backends: [http://a:1]\nhost: 127.0.0.1.\n", nil,
+			`lb.yaml:2: host: invalid host "127.0.0.1.": an IP address takes no trailing dot`},
+		{"admin-addr key at a short IPv4 form", "backends: [http://a:1]\nadmin-addr: 0x7f.1:9030\n", nil,
+			`lb.yaml:2: admin-addr: invalid admin-addr "0x7f.1:9030": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{"admin-addr key with an empty label", "backends: [http://a:1]\nadmin-addr: .localhost:9030\n", nil,
+			`lb.yaml:2: admin-addr: invalid admin-addr ".localhost:9030": host ".localhost": an empty label`},
+		{"upstream proxy at a short IPv4 form", "backends: [http://a:1]\nupstream-proxy: http://127.1:3128\n", nil,
+			`lb.yaml:2: upstream-proxy: invalid upstream-proxy "http://127.1:3128": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{"upstream proxy at an IP address with a trailing dot", "backends: [http://a:1]\nupstream-proxy: socks5://127.0.0.1.:1080\n", nil,
+			`lb.yaml:2: upstream-proxy: invalid upstream-proxy "socks5://127.0.0.1.:1080": host "127.0.0.1.": an IP address takes no trailing dot`},
 		{"duplicate listener", "backends: [http://a:1]\nlisteners: [\":3031\", \":3031\"]\n", nil,
 			`lb.yaml:2: listeners[1]: address ":3031" is listed twice`},
+		{"duplicate listener, with a trailing dot", "backends: [http://a:1]\nlisteners: [\"localhost:3031\", \"localhost.:3031\"]\n", nil,
+			`lb.yaml:2: listeners[1]: address "localhost.:3031" is listed twice (first at line 2)`},
+		{"duplicate listener, spelt otherwise", "backends: [http://a:1]\nlisteners:\n  - 127.0.0.1:3031\n  - \"[::ffff:127.0.0.1]:03031\"\n", nil,
+			`lb.yaml:4: listeners[1]: address "[::ffff:127.0.0.1]:03031" is listed twice (first at line 3)`},
+		{"listener on the admin port, with a trailing dot", "backends: [http://a:1]\nadmin-addr: localhost.:9030\nlisteners: [\"localhost:9030\"]\n", nil,
+			`lb.yaml:3: listeners[0]: address "localhost:9030" is the admin interface's`},
 		{"tls listener without certificates", "backends: [http://a:1]\nlisteners:\n  - address: \":3443\"\n    tls: true\n", nil,
 			"lb.yaml:3: listeners[0]: tls needs tls-cert and tls-key"},
 		{"listener on the admin port", "backends: [http://a:1]\nadmin-addr: 127.0.0.1:9030\nlisteners: [\":9030\"]\n", nil,
@@ -306,6 +348,62 @@ listeners:
 	_, path, err := parseConfig(t, "backends: [http://a:1]\ntls-cert: "+cert+"\ntls-key: "+key+"\nlisteners: [\":8080\"]\n")
 	if want := path + ":4: listeners: tls-cert is given but no listener has tls: true"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
+// TestConfigListenerHosts: a listener's host is an IP address, IPv6 in
+// brackets, or a name that resolves, listened on in one form however it is
+// spelt (a name without its trailing dot, an IP address in its shortest
+// form, the port a number), as are the file's host and admin-addr keys.
+func TestConfigListenerHosts(t *testing.T) {
+	for _, tc := range []struct {
+		body      string
+		addr      string // the first listener's address
+		adminAddr string
+	}{
+		{"listeners: [\"127.0.0.1:3031\"]\n", "127.0.0.1:3031", "127.0.0.1:9030"},
+		{"listeners: [\"localhost:3031\"]\n", "localhost:3031", "127.0.0.1:9030"},
+		{"listeners: [\"LocalHost.:03031\"]\n", "localhost:3031", "127.0.0.1:9030"},
+		{"listeners: [\"[::1]:3031\"]\n", "[::1]:3031", "127.0.0.1:9030"},
+		{"listeners: [\"[::ffff:127.0.0.1]:3031\"]\n", "127.0.0.1:3031", "127.0.0.1:9030"},
+		{"listeners: [\":3031\"]\nadmin-addr: localhost.:9031\n", ":3031", "localhost:9031"},
+		{"host: localhost.\nport: 3032\nadmin-addr: \"[::1]:9031\"\n", "localhost:3032", "[::1]:9031"},
+		{"host: \"::1\"\n", "[::1]:3030", "127.0.0.1:9030"},
+	} {
+		o, _, err := parseConfig(t, "backends: [http://a:1]\n"+tc.body)
+		if err != nil {
+			t.Errorf("%q: %v", tc.body, err)
+			continue
+		}
+		if o.listeners[0].addr != tc.addr || o.addr != tc.addr || o.adminAddr != tc.adminAddr {
+			t.Errorf("%q: listening on %q (%q) and %q, want %q and %q", tc.body, o.listeners[0].addr, o.addr, o.adminAddr, tc.addr, tc.adminAddr)
+		}
+	}
+}
+
+// TestConfigDNSNames: a dns source's name and resolver take the forms a
+// host does, a name's trailing dot being the same name.
+func TestConfigDNSNames(t *testing.T) {
+	for _, tc := range []struct {
+		dns, name, resolver string
+	}{
+		{"api.internal:8080", "api.internal", ""},
+		{"API.Internal.:8080", "api.internal", ""},
+		{"localhost:8080", "localhost", ""},
+		{"_api._tcp.example.com.", "_api._tcp.example.com", ""},
+		{"{name: api.internal., port: 8080, resolver: \"127.0.0.1:53\"}", "api.internal", "127.0.0.1:53"},
+		{"{name: api.internal, port: 8080, resolver: \"[::1]:53\"}", "api.internal", "[::1]:53"},
+		{"{name: api.internal, port: 8080, resolver: \"localhost.:53\"}", "api.internal", "localhost.:53"},
+	} {
+		o, _, err := parseConfig(t, "pools:\n  api:\n    dns: "+tc.dns+"\n")
+		if err != nil {
+			t.Errorf("dns: %s: %v", tc.dns, err)
+			continue
+		}
+		d, ok := o.proxy.Pools[0].Discovery[0].(*discovery.DNS)
+		if !ok || d.Name != tc.name || d.Resolver != tc.resolver {
+			t.Errorf("dns: %s: %+v, want name %q and resolver %q", tc.dns, o.proxy.Pools[0].Discovery[0], tc.name, tc.resolver)
+		}
 	}
 }
 

@@ -178,23 +178,26 @@ func TestBinaryCheckConfig(t *testing.T) {
 }
 
 // TestBinaryCheckConfigRefusesListenHost: a -host, listener or admin
-// address that can never be listened on (a malformed IP, a name that does
-// not resolve) fails -check-config with status 2 naming it, as a start
-// would, instead of passing it and a start then exiting 1.
+// address that can never be listened on (a malformed IP, a short IPv4 form
+// such as 127.1, an IP with a trailing dot, a name that does not resolve)
+// fails -check-config with status 2 naming it, as a start would, instead
+// of passing it and a start then exiting 1.
 func TestBinaryCheckConfigRefusesListenHost(t *testing.T) {
 	bin := buildBinaries(t)
 	file := filepath.Join(t.TempDir(), "lb.yaml")
-	if err := os.WriteFile(file, []byte("backends: [http://127.0.0.1:1]\nlisteners: [\"999.1.1.1:3030\"]\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("backends: [http://127.0.0.1:1]\nlisteners: [\"0x7f.1:3030\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"-backends=http://127.0.0.1:1", "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IP address`},
+		{[]string{"-backends=http://127.0.0.1:1", "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IPv4 address`},
+		{[]string{"-backends=http://127.0.0.1:1", "-host=127.1"}, `invalid -host "127.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{"-backends=http://127.0.0.1:1", "-admin-addr=127.0.0.1.:9030"}, `invalid -admin-addr "127.0.0.1.:9030": host "127.0.0.1.": an IP address takes no trailing dot`},
 		{[]string{"-backends=http://127.0.0.1:1", "-host=notahost.invalid"}, `invalid -host "notahost.invalid": not an IP address, and the name does not resolve`},
 		{[]string{"-backends=http://127.0.0.1:1", "-admin-addr=notahost.invalid:9030"}, `invalid -admin-addr "notahost.invalid:9030": host "notahost.invalid"`},
-		{[]string{"-config=" + file}, file + `:2: listeners[0]: invalid address "999.1.1.1:3030": host "999.1.1.1": not an IP address`},
+		{[]string{"-config=" + file}, file + `:2: listeners[0]: invalid address "0x7f.1:3030": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
 	} {
 		for _, check := range []bool{true, false} {
 			args := tc.args

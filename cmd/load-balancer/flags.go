@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy"
 	"github.com/rishichirchi/Load-Balancee/proxy/admin"
 	"github.com/rishichirchi/Load-Balancee/proxy/alert"
@@ -34,6 +35,7 @@ type options struct {
 	configPath      string // -config; "" without a file
 	checkConfig     bool
 	settings        map[string]string // every flag's value, to tell what a reload changes
+	listenNames     map[string]bool   // the names listened on (-host, -admin-addr, listeners), each resolved: a reload looks up only others
 	warnings        []string
 	shutdownTimeout time.Duration
 	logLevel        string
@@ -61,7 +63,14 @@ func invalid(format string, args ...any) error {
 // -config, the file's keys set the flags the command line does not give.
 // The help text (-h) goes to out; every error is returned, flag syntax
 // errors included.
-func parseFlags(args []string, out io.Writer) (_ *options, err error) {
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	return parseFlagsResolved(args, out, nil)
+}
+
+// parseFlagsResolved is parseFlags for a configuration that is to replace
+// the one running (a reload): resolved are the names to listen on that the
+// running one resolved (its listenNames), which are not looked up again.
+func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) (_ *options, err error) {
 	fs := flag.NewFlagSet("load-balancer", flag.ContinueOnError)
 	// Parse would print its errors and the help text after each; they are
 	// returned instead, printed as any bad value is, and the help is for -h.
@@ -164,10 +173,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return &o, nil
 	}
 
+	hosts := &listenHosts{known: resolved, names: map[string]bool{}}
 	var cf *configFile
 	var fileKeys map[string]bool
 	if o.configPath != "" {
-		ff, ferr := applyFile(fs, o.configPath)
+		ff, ferr := applyFile(fs, o.configPath, hosts)
 		if ferr != nil {
 			return nil, ferr
 		}
@@ -209,10 +219,11 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	if *port < 1 || *port > 65535 {
 		return nil, invalid("invalid -port %d: want 1-65535", *port)
 	}
-	if err := checkListenHost(*host); err != nil {
+	listenHost, err := hosts.check(*host)
+	if err != nil {
 		return nil, invalid("invalid -host %q: %v", *host, err)
 	}
-	o.addr = listenAddr(*host, *port)
+	o.addr = listenAddr(listenHost, *port)
 
 	for _, d := range durationArgs {
 		if *d.dst <= 0 {
@@ -355,7 +366,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, invalid("invalid -log-format %q: want text or json", o.logFormat)
 	}
 
-	if err := tf.apply(&o, set, *host, *port); err != nil {
+	if err := tf.apply(&o, set, listenHost, *port); err != nil {
 		return nil, err
 	}
 	if err := hf.apply(&o); err != nil {
@@ -365,7 +376,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 		return nil, err
 	}
 
-	if err := checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
+	if o.adminAddr, err = hosts.checkAdminAddr(o.adminAddr, o.addr, o.tlsAddr); err != nil {
 		return nil, err
 	}
 	if o.adminToken != "" && strings.TrimSpace(o.adminToken) == "" {
@@ -423,6 +434,7 @@ func parseFlags(args []string, out io.Writer) (_ *options, err error) {
 	}
 	o.settings = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { o.settings[f.Name] = f.Value.String() })
+	o.listenNames = hosts.names
 	return &o, nil
 }
 
@@ -520,55 +532,75 @@ func listenAddr(host string, port int) string {
 // answer.
 const resolveTimeout = 2 * time.Second
 
-// checkListenHost refuses a host that no listener could bind, so that
-// -check-config refuses it too (and a start exits 2, not 1): an IP literal
-// (an IPv4 one is digits and dots) must parse as one, and a name must
-// resolve. Empty is every interface; brackets around IPv6 are allowed.
-func checkListenHost(host string) error {
+// lookupHost resolves a name to listen on: the system's resolver, which
+// tests replace to answer without one.
+var lookupHost = net.DefaultResolver.LookupHost
+
+// listenHosts checks the hosts to listen on (-host, -admin-addr,
+// listeners) and keeps the names among them, which resolved.
+type listenHosts struct {
+	// known are the names the running configuration resolved, which a
+	// reload does not look up again: listeners change only at a restart,
+	// and a resolver slow or failing now would hold the reload up to
+	// resolveTimeout, or refuse it, for a listener that did not change.
+	known map[string]bool
+	names map[string]bool // the names checked, resolved or known
+}
+
+// check returns host as a listener binds it, or why no listener could bind
+// it, so that -check-config refuses it too (and a start exits 2, not 1).
+// It follows the rules of every host (hostname.Canonical: an IPv4 address
+// in dotted decimal, no trailing dot on an IP address, no empty label),
+// drops a name's trailing dot (hostname.ListenHost), and resolves a name
+// within resolveTimeout unless it is known. Empty is every interface;
+// brackets around IPv6 are allowed. The error does not name host, which
+// the caller names with its setting.
+func (lh *listenHosts) check(host string) (string, error) {
 	h := strings.TrimSpace(host)
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
-	if h == "" {
-		return nil
+	h, err := hostname.ListenHost(h)
+	if err != nil || h == "" {
+		return h, err
 	}
-	if strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == "" {
-		if _, err := netip.ParseAddr(h); err != nil {
-			msg := err.Error()
-			if _, after, ok := strings.Cut(msg, "): "); ok {
-				msg = after // netip names the text, which the caller does
+	if _, err := netip.ParseAddr(h); err == nil {
+		return h, nil
+	}
+	if !lh.known[h] {
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		defer cancel()
+		if _, err := lookupHost(ctx, h); err != nil {
+			var de *net.DNSError
+			if errors.As(err, &de) {
+				err = errors.New(de.Err)
 			}
-			return fmt.Errorf("not an IP address (%s)", msg)
+			return "", fmt.Errorf("not an IP address, and the name does not resolve (%v)", err)
 		}
-		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	if _, err := net.DefaultResolver.LookupHost(ctx, h); err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) {
-			err = errors.New(de.Err)
-		}
-		return fmt.Errorf("not an IP address, and the name does not resolve (%v)", err)
-	}
-	return nil
+	lh.names[h] = true
+	return h, nil
 }
 
 // checkAdminAddr validates -admin-addr: empty, or host:port with a port of
-// its own, never one that serves traffic (public, or tls when set).
-func checkAdminAddr(addr, public, tls string) error {
+// its own, never one that serves traffic (public, or tls when set). It
+// returns the address to listen on, its host as check makes it.
+func (lh *listenHosts) checkAdminAddr(addr, public, tls string) (string, error) {
 	if addr == "" {
-		return nil
+		return "", nil
 	}
-	host, port, err := net.SplitHostPort(addr)
+	given, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return invalid("invalid -admin-addr %q: want host:port, such as 127.0.0.1:9030", addr)
+		return "", invalid("invalid -admin-addr %q: want host:port, such as 127.0.0.1:9030", addr)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
 	}
-	if err := checkListenHost(host); err != nil {
-		return invalid("invalid -admin-addr %q: host %q: %v", addr, host, err)
+	port = strconv.Itoa(n) // 09030 is 9030, which -port may have too
+	host, err := lh.check(given)
+	if err != nil {
+		return "", invalid("invalid -admin-addr %q: host %q: %v", addr, given, err)
 	}
 	for _, l := range []struct{ addr, flag string }{{public, "-port"}, {tls, "-tls-port"}} {
 		if l.addr == "" {
@@ -576,10 +608,10 @@ func checkAdminAddr(addr, public, tls string) error {
 		}
 		h, p, _ := net.SplitHostPort(l.addr)
 		if port == p && (host == h || host == "" || h == "") {
-			return invalid("invalid -admin-addr %q: the admin interface needs a port of its own, not the one serving traffic (%s %s)", addr, l.flag, p)
+			return "", invalid("invalid -admin-addr %q: the admin interface needs a port of its own, not the one serving traffic (%s %s)", addr, l.flag, p)
 		}
 	}
-	return nil
+	return net.JoinHostPort(host, port), nil
 }
 
 // listFlag collects a flag given several times, each a value or a

@@ -37,12 +37,31 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-backends=http://a:1/api"}, `path "/api" is not supported`},
 		{[]string{ok, "-port=0"}, "invalid -port 0: want 1-65535"},
 		{[]string{ok, "-port=70000"}, "invalid -port 70000"},
-		{[]string{ok, "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IP address (IPv4 field has value >255)`},
-		{[]string{ok, "-host=1.2.3"}, `invalid -host "1.2.3": not an IP address`},
-		{[]string{ok, "-host=::1::2"}, `invalid -host "::1::2": not an IP address`},
+		{[]string{ok, "-host=999.1.1.1"}, `invalid -host "999.1.1.1": not an IPv4 address, and no host name is all numbers`},
+		{[]string{ok, "-host=1.2.3"}, `invalid -host "1.2.3": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 1.2.0.3; Go's resolver does not read it)`},
+		{[]string{ok, "-host=127.1"}, `invalid -host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{[]string{ok, "-host=0x7f.1"}, `invalid -host "0x7f.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{[]string{ok, "-host=2130706433"}, `invalid -host "2130706433": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{[]string{ok, "-host=0177.0.0.1"}, `invalid -host "0177.0.0.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{[]string{ok, "-host=127.0.0.1."}, `invalid -host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{[]string{ok, "-host=a..b"}, `invalid -host "a..b": an empty label (a dot at the start, or two in a row), which no name has`},
+		{[]string{ok, "-host=.localhost"}, `invalid -host ".localhost": an empty label`},
+		{[]string{ok, "-host=::1::2"}, `invalid -host "::1::2": not an IP address (multiple :: in address`},
+		{[]string{ok, "-host=[::1::2]"}, `invalid -host "[::1::2]": not an IP address`},
 		{[]string{ok, "-host=notahost.invalid"}, `invalid -host "notahost.invalid": not an IP address, and the name does not resolve (no such host)`},
-		{[]string{ok, "-admin-addr=999.1.1.1:9030"}, `invalid -admin-addr "999.1.1.1:9030": host "999.1.1.1": not an IP address`},
+		{[]string{ok, "-admin-addr=999.1.1.1:9030"}, `invalid -admin-addr "999.1.1.1:9030": host "999.1.1.1": not an IPv4 address, and no host name is all numbers`},
+		{[]string{ok, "-admin-addr=127.1:9030"}, `invalid -admin-addr "127.1:9030": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{[]string{ok, "-admin-addr=0x7f.1:9030"}, `invalid -admin-addr "0x7f.1:9030": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-admin-addr=2130706433:9030"}, `invalid -admin-addr "2130706433:9030": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-admin-addr=0177.0.0.1:9030"}, `invalid -admin-addr "0177.0.0.1:9030": host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-admin-addr=127.0.0.1.:9030"}, `invalid -admin-addr "127.0.0.1.:9030": host "127.0.0.1.": an IP address takes no trailing dot`},
+		{[]string{ok, "-admin-addr=a..b:9030"}, `invalid -admin-addr "a..b:9030": host "a..b": an empty label`},
 		{[]string{ok, "-admin-addr=notahost.invalid:9030"}, `invalid -admin-addr "notahost.invalid:9030": host "notahost.invalid": not an IP address, and the name does not resolve`},
+		// One address however it is spelt: the admin interface's port
+		// is taken on the host -host names, with a trailing dot or not.
+		{[]string{ok, "-host=localhost", "-admin-addr=localhost.:3030"}, `invalid -admin-addr "localhost.:3030": the admin interface needs a port of its own`},
+		{[]string{ok, "-host=::ffff:127.0.0.1", "-admin-addr=127.0.0.1:3030"}, `invalid -admin-addr "127.0.0.1:3030": the admin interface needs a port of its own`},
+		{[]string{ok, "-admin-addr=127.0.0.1:03030"}, `invalid -admin-addr "127.0.0.1:03030": the admin interface needs a port of its own, not the one serving traffic (-port 3030)`},
 		{[]string{ok, "-health-interval=0s"}, "invalid -health-interval 0s: must be positive"},
 		{[]string{ok, "-backend-timeout=-1s"}, "invalid -backend-timeout -1s: must be positive"},
 		{[]string{ok, "-health-interval=1s", "-health-timeout=2s"}, "invalid -health-timeout 2s: longer than -health-interval 1s"},
@@ -105,6 +124,12 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{ok, "-upstream-proxy=ftp://p:21"}, `invalid -upstream-proxy "ftp://p:21": unsupported scheme "ftp"`},
 		{[]string{ok, "-upstream-proxy=p:3128"}, `invalid -upstream-proxy "p:3128": missing scheme`},
 		{[]string{ok, "-upstream-proxy=http://u:secret@p:0"}, `invalid -upstream-proxy "http://u:xxxxx@p:0": invalid port "0"`},
+		{[]string{ok, "-upstream-proxy=http://127.1:3128"}, `invalid -upstream-proxy "http://127.1:3128": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{[]string{ok, "-upstream-proxy=socks5://u:secret@0x7f.1:1080"}, `invalid -upstream-proxy "socks5://u:xxxxx@0x7f.1:1080": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-upstream-proxy=http://2130706433:3128"}, `invalid -upstream-proxy "http://2130706433:3128": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-upstream-proxy=http://0177.0.0.1:3128"}, `invalid -upstream-proxy "http://0177.0.0.1:3128": host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{[]string{ok, "-upstream-proxy=http://127.0.0.1.:3128"}, `invalid -upstream-proxy "http://127.0.0.1.:3128": host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{[]string{ok, "-upstream-proxy=http://proxy..internal:3128"}, `invalid -upstream-proxy "http://proxy..internal:3128": host "proxy..internal": an empty label`},
 		{[]string{"-backends=https://a:1,https://A:1/"}, `invalid -backends entry "https://A:1/": duplicate of "https://a:1"`},
 		{[]string{"-backends=http://a:1 wieght=3"}, `invalid -backends entry "http://a:1 wieght=3": unknown option "wieght=3" (want weight=N, max_conns=N, backup, down, proto=h2|h2c or health=grpc)`},
 		{[]string{"-backends=http://a:1 weight=0"}, `invalid -backends entry "http://a:1 weight=0": invalid weight "0": want 1-1000`},
@@ -362,24 +387,47 @@ func TestParseFlagsValues(t *testing.T) {
 	}
 }
 
-// TestParseFlagsListenHost: -host takes an IP literal, bracketed or not,
-// or a name that resolves.
+// TestParseFlagsListenHost: -host and -admin-addr take an IP address,
+// bracketed or not, or a name that resolves, and are listened on in one
+// form however they are spelt: a name without its trailing dot (the same
+// name, and the form Go's resolver finds localhost in /etc/hosts by), an
+// IP address in its shortest form.
 func TestParseFlagsListenHost(t *testing.T) {
-	for host, want := range map[string]string{
-		"":          ":3030",
-		"127.0.0.1": "127.0.0.1:3030",
-		"::1":       "[::1]:3030",
-		"[::1]":     "[::1]:3030",
-		"localhost": "localhost:3030",
-		"0.0.0.0":   "0.0.0.0:3030",
+	for _, tc := range []struct {
+		host, addr string // -host, and the address listened on
+		admin, adm string // -admin-addr, and the address listened on
+	}{
+		{"", ":3030", "127.0.0.1:9030", "127.0.0.1:9030"},
+		{"127.0.0.1", "127.0.0.1:3030", "127.0.0.1:9031", "127.0.0.1:9031"},
+		{"::1", "[::1]:3030", "[::1]:9030", "[::1]:9030"},
+		{"[::1]", "[::1]:3030", "[0::1]:9030", "[::1]:9030"},
+		{"::ffff:127.0.0.1", "127.0.0.1:3030", "[::ffff:127.0.0.1]:9030", "127.0.0.1:9030"},
+		{"localhost", "localhost:3030", "localhost:9030", "localhost:9030"},
+		{"localhost.", "localhost:3030", "localhost.:9030", "localhost:9030"},
+		{"LocalHost", "localhost:3030", "LOCALHOST.:9030", "localhost:9030"},
+		{"0.0.0.0", "0.0.0.0:3030", ":9030", ":9030"},
 	} {
-		o, err := parseFlags([]string{"-backends=http://a:1", "-host=" + host}, &bytes.Buffer{})
+		o, err := parseFlags([]string{"-backends=http://a:1", "-host=" + tc.host, "-admin-addr=" + tc.admin}, &bytes.Buffer{})
 		if err != nil {
-			t.Errorf("-host=%s: %v", host, err)
+			t.Errorf("-host=%s -admin-addr=%s: %v", tc.host, tc.admin, err)
 			continue
 		}
-		if o.addr != want {
-			t.Errorf("-host=%s: address %q, want %q", host, o.addr, want)
+		if o.addr != tc.addr || o.adminAddr != tc.adm {
+			t.Errorf("-host=%s -admin-addr=%s: listening on %q and %q, want %q and %q", tc.host, tc.admin, o.addr, o.adminAddr, tc.addr, tc.adm)
+		}
+	}
+}
+
+// TestParseFlagsUpstreamProxyHost: -upstream-proxy takes a host as a
+// backend URL does: an IP address (IPv6 in brackets) or a name, with its
+// trailing dot or not.
+func TestParseFlagsUpstreamProxyHost(t *testing.T) {
+	for _, u := range []string{
+		"http://127.0.0.1:3128", "http://localhost:3128", "socks5://[::1]:1080", "http://proxy.internal.:3128", "socks5h://u:p@proxy.internal",
+	} {
+		o, err := parseFlags([]string{"-backends=http://a:1", "-upstream-proxy=" + u}, &bytes.Buffer{})
+		if err != nil || o.proxy.UpstreamProxy != u {
+			t.Errorf("-upstream-proxy=%s: %v, upstream proxy %q", u, err, o.proxy.UpstreamProxy)
 		}
 	}
 }

@@ -42,7 +42,8 @@ func (r *reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	o, err := parseFlags(r.args, io.Discard)
+	// The names listened on now are not looked up again: see listenHosts.
+	o, err := parseFlagsResolved(r.args, io.Discard, r.current.listenNames)
 	var newLog *os.File
 	if err == nil {
 		// Opened before anything is applied: a file that cannot be

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +191,84 @@ func TestReloaderAccessLogPath(t *testing.T) {
 				t.Errorf("a refused reload changed things: log %s, backends %v", rl.accessLog.name(), bs)
 			}
 		})
+	}
+}
+
+// TestReloaderLooksUpOnlyChangedListenHosts: a reload looks up only the
+// names to listen on that the running configuration does not have. With
+// the resolver failing after the start, a reload whose listener and admin
+// names are unchanged (spelt with a trailing dot or not, or moved from a
+// listener to host) succeeds at once; one that brings a new name is
+// refused naming it, and changes nothing.
+func TestReloaderLooksUpOnlyChangedListenHosts(t *testing.T) {
+	a, b := backendtest.Start(t, "a"), backendtest.Start(t, "b")
+	var asked []string
+	failing := false
+	orig := lookupHost
+	lookupHost = func(_ context.Context, host string) ([]string, error) {
+		asked = append(asked, host)
+		if failing {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		return []string{"127.0.0.1"}, nil
+	}
+	t.Cleanup(func() { lookupHost = orig })
+
+	body := func(backend, where string) string {
+		return "backends: [" + backend + "]\nhealth-path: /health\n" + where
+	}
+	listeners := "listeners: [\"lb.internal:3031\"]\nadmin-addr: admin.internal:9030\n"
+	path := writeConfig(t, body(a.URL(), listeners))
+	args := []string{"-config=" + path}
+	o, err := parseFlags(args, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"lb.internal", "admin.internal"}; !slices.Equal(asked, want) {
+		t.Fatalf("looked up %q at start, want %q", asked, want)
+	}
+	rl, _ := startReloader(t, args, o)
+	failing = true
+
+	for _, tc := range []struct {
+		name    string
+		where   string // where to listen, after the backends
+		backend string
+		asked   []string // the names looked up
+		err     string   // in the reload's error; "" for success
+	}{
+		{"unchanged, with another backend", listeners, b.URL(), nil, ""},
+		{"unchanged, spelt otherwise", "listeners: [\"LB.internal.:3031\"]\nadmin-addr: admin.internal.:9030\n", b.URL(), nil, ""},
+		{"a listener on a new name", "listeners: [\"lb.internal:3031\", \"new.internal:3032\"]\nadmin-addr: admin.internal:9030\n", a.URL(),
+			[]string{"new.internal"}, path + `:3: listeners[1]: invalid address "new.internal:3032": host "new.internal": not an IP address, and the name does not resolve (no such host)`},
+		{"the admin interface on a new name", "listeners: [\"lb.internal:3031\"]\nadmin-addr: other.internal:9030\n", a.URL(),
+			[]string{"other.internal"}, path + `:4: admin-addr: invalid admin-addr "other.internal:9030": host "other.internal": not an IP address, and the name does not resolve (no such host)`},
+		{"a known name moved to host", "host: lb.internal\nport: 3031\nadmin-addr: lb.internal:9030\n", a.URL(), nil, ""},
+	} {
+		if err := os.WriteFile(path, []byte(body(tc.backend, tc.where)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		asked = nil
+		err := rl.Reload()
+		if !slices.Equal(asked, tc.asked) {
+			t.Errorf("%s: looked up %q, want %q", tc.name, asked, tc.asked)
+		}
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+		if want := tc.backend; tc.err != "" {
+			// Refused: the backend of the last reload applied stays.
+			if bs := rl.p.Pool().Backends(); len(bs) != 1 || bs[0].URL() != b.URL() {
+				t.Errorf("%s: a refused reload changed the backends: %v", tc.name, bs)
+			}
+		} else if bs := rl.p.Pool().Backends(); len(bs) != 1 || bs[0].URL() != want {
+			t.Errorf("%s: backends %v, want %s", tc.name, bs, want)
+		}
+	}
+	if st := rl.ReloadStats(); st.Successes != 3 || st.Failures != 2 {
+		t.Errorf("stats %+v, want 3 successes and 2 failures", st)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -262,9 +263,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.Server().Serve(ln)
 }
 
-// ListenAndServe listens on the TCP address addr and calls Serve.
+// ListenAndServe listens on the TCP address addr and calls Serve. Its host
+// follows the rules proxy.Listen does: an IPv4 address in dotted decimal,
+// no trailing dot on an IP address, no empty label, a name's trailing dot
+// dropped.
 func (s *Server) ListenAndServe(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	a, err := hostname.ListenAddr(addr)
+	if err != nil {
+		return fmt.Errorf("admin listener on %s: %w", addr, err)
+	}
+	ln, err := net.Listen("tcp", a)
 	if err != nil {
 		return fmt.Errorf("admin listener on %s: %w", addr, err)
 	}

@@ -3,9 +3,12 @@ package admin
 import (
 	"encoding/base64"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rishichirchi/Load-Balancee/backend/backendtest"
 	"github.com/rishichirchi/Load-Balancee/proxy"
 )
 
@@ -160,4 +163,54 @@ func TestDashboardETag(t *testing.T) {
 	if resp.StatusCode != http.StatusNotModified {
 		t.Errorf("If-None-Match with the ETag: %d, want 304", resp.StatusCode)
 	}
+}
+
+// TestListenAndServeHost: the admin listener's host follows the rules of
+// every host in the configuration, as proxy.Listen's: the forms Go's
+// resolver cannot read are refused at once, naming the host and what is
+// wrong, and a name with a trailing dot is the same name, served.
+func TestListenAndServeHost(t *testing.T) {
+	p, err := proxy.New(proxy.Config{Backends: []string{"http://127.0.0.1:1"}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	for _, tc := range []struct{ addr, err string }{
+		{"127.1:9030", `admin listener on 127.1:9030: host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"0x7f.1:9030", `host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{"2130706433:9030", `host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{"0177.0.0.1:9030", `host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{"127.0.0.1.:9030", `host "127.0.0.1.": an IP address takes no trailing dot`},
+		{"a..b:9030", `host "a..b": an empty label`},
+	} {
+		err := New(p, Config{Logger: quietLogger()}).ListenAndServe(tc.addr)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("ListenAndServe(%q): %v, want an error with %q", tc.addr, err, tc.err)
+		}
+	}
+
+	port := strconv.Itoa(backendtest.ReservePort(t))
+	a := New(p, Config{Logger: quietLogger()})
+	served := make(chan error, 1)
+	go func() { served <- a.ListenAndServe("localhost.:" + port) }()
+	t.Cleanup(func() {
+		a.Shutdown(t.Context()) //nolint:errcheck // test end
+		select {
+		case <-served:
+		case <-time.After(5 * time.Second): // or already read: it failed
+		}
+	})
+	waitFor(t, "the admin interface on localhost.:"+port, 5*time.Second, func() bool {
+		select {
+		case err := <-served:
+			t.Fatalf("ListenAndServe(localhost.:%s): %v", port, err)
+		default:
+		}
+		resp, err := http.Get("http://127.0.0.1:" + port + "/api/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"codeberg.org/miekg/dns"
 	"codeberg.org/miekg/dns/dnsconf"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -48,7 +49,8 @@ const (
 type DNS struct {
 	// Name is the name resolved: a host name for TypeA
 	// ("api.service.consul"), a service name for TypeSRV
-	// ("_api._tcp.example.com").
+	// ("_api._tcp.example.com"). Never an IP address, nor of numbers
+	// only (see Check).
 	Name string
 	// Type is TypeA or TypeSRV; empty means TypeSRV for a Name whose first
 	// label starts with an underscore, TypeA otherwise.
@@ -72,15 +74,30 @@ type DNS struct {
 	Logger *slog.Logger
 }
 
-// Check validates d and fills in its defaults.
+// Check validates d and fills in its defaults. Name and the host of
+// Resolver follow the rules of a backend's host (see pool.NewBackend): a
+// host of numbers only is an IPv4 address in dotted decimal (127.1 or
+// 0x7f.1 are refused, naming what C's inet_aton reads), an IP address takes
+// no trailing dot, a name no empty label; Name is a name, never an IP
+// address, and loses its trailing dot (the same name).
 func (d *DNS) Check() error {
-	d.Name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d.Name)), ".")
-	if d.Name == "" {
+	name := strings.TrimSpace(d.Name)
+	if strings.TrimSuffix(name, ".") == "" {
 		return errors.New("dns: empty name")
 	}
-	if strings.ContainsAny(d.Name, " /:@") {
+	if strings.ContainsAny(name, " /:@") {
 		return fmt.Errorf("dns: invalid name %q: want a DNS name such as api.internal or _api._tcp.example.com", d.Name)
 	}
+	canon, err := hostname.Canonical(name)
+	if err != nil {
+		return fmt.Errorf("dns: invalid name %q: %v", d.Name, err)
+	}
+	if _, err := netip.ParseAddr(canon); err == nil {
+		// Asked for its records, a resolver answers "no such name", and
+		// the pool would stay empty without a word of why.
+		return fmt.Errorf("dns: invalid name %q: an IP address, which has no records to look up (list it in backends instead)", d.Name)
+	}
+	d.Name = strings.TrimSuffix(canon, ".")
 	switch strings.ToUpper(d.Type) {
 	case "":
 		d.Type = TypeA
@@ -114,8 +131,14 @@ func (d *DNS) Check() error {
 		return fmt.Errorf("dns: refresh %v: at least %v", d.Refresh, MinRefresh)
 	}
 	if d.Resolver != "" {
-		if _, _, err := net.SplitHostPort(d.Resolver); err != nil {
+		host, _, err := net.SplitHostPort(d.Resolver)
+		if err != nil {
 			return fmt.Errorf("dns: invalid resolver %q: want host:port, such as 127.0.0.1:53", d.Resolver)
+		}
+		if host != "" {
+			if _, err := hostname.Canonical(host); err != nil {
+				return fmt.Errorf("dns: invalid resolver %q: host %q: %v", d.Resolver, host, err)
+			}
 		}
 	}
 	// The options must make valid entries, and leave SRV's own alone.

@@ -175,6 +175,25 @@ func TestDNSCheck(t *testing.T) {
 		{DNS{Name: "api", Port: 1, Options: "proto=h2"}, "needs an https:// URL"},
 		{DNS{Name: "api", Port: 1, Scheme: "https", Options: "proto=h2c"}, "needs an http:// URL"},
 		{DNS{Name: "http://api", Port: 1}, "invalid name"},
+		// The rules of every host: a name of numbers only is an IPv4
+		// address in dotted decimal (and then no name to look up), an
+		// IP address takes no trailing dot, a name no empty label.
+		{DNS{Name: "localhost", Port: 1}, ""},
+		{DNS{Name: "api.internal.", Port: 1, Resolver: "localhost:53"}, ""},
+		{DNS{Name: "_api._tcp.example.com.", Resolver: "[::1]:53"}, ""},
+		{DNS{Name: "127.1", Port: 1}, `dns: invalid name "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{DNS{Name: "0x7f.1", Port: 1}, `dns: invalid name "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{DNS{Name: "2130706433", Port: 1}, `dns: invalid name "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{DNS{Name: "0177.0.0.1", Port: 1}, `dns: invalid name "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{DNS{Name: "127.0.0.1.", Port: 1}, `dns: invalid name "127.0.0.1.": an IP address takes no trailing dot`},
+		{DNS{Name: "10.0.0.1", Port: 1}, `dns: invalid name "10.0.0.1": an IP address, which has no records to look up (list it in backends instead)`},
+		{DNS{Name: "api..internal", Port: 1}, `dns: invalid name "api..internal": an empty label (a dot at the start, or two in a row), which no name has`},
+		{DNS{Name: "api.internal..", Port: 1}, `dns: invalid name "api.internal..": an empty label`},
+		{DNS{Name: "._api._tcp.example.com"}, `dns: invalid name "._api._tcp.example.com": an empty label`},
+		{DNS{Name: ".", Port: 1}, "empty name"},
+		{DNS{Name: "api", Port: 1, Resolver: "127.1:53"}, `dns: invalid resolver "127.1:53": host "127.1": an IPv4 address takes the dotted-decimal form`},
+		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1.:53"}, `dns: invalid resolver "127.0.0.1.:53": host "127.0.0.1.": an IP address takes no trailing dot`},
+		{DNS{Name: "api", Port: 1, Resolver: "ns..internal:53"}, `dns: invalid resolver "ns..internal:53": host "ns..internal": an empty label`},
 	} {
 		err := tc.d.Check()
 		switch {
