@@ -344,6 +344,8 @@ type Proxy struct {
 	stopBG    context.CancelFunc
 	bgWG      sync.WaitGroup
 	closeOnce sync.Once
+	// closed is set by Close: from then on Serve refuses.
+	closed atomic.Bool
 }
 
 // New validates cfg, builds the pools and the routing table, and starts
@@ -588,8 +590,11 @@ func (p *Proxy) warnInsecureBackends() {
 // Close stops health checks and service discovery and closes idle backend
 // connections at once, and writes out the access log lines pending. It does
 // not stop a server started by Serve; use Shutdown for a graceful stop.
+// After it, Serve and its kin return ErrServerClosed: the proxy cannot be
+// started again.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
+		p.closed.Store(true)
 		p.lingerers.stop()
 		p.stopBG()
 		p.bgWG.Wait()

@@ -215,6 +215,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for running := true; running; {
 		select {
 		case err := <-served:
+			// Only a failure comes here: Serve returns ErrServerClosed
+			// once Shutdown, below, has begun, and by then nothing reads
+			// served, so a normal stop logs no error and exits 0.
 			log.Error("server stopped", "error", err)
 			code, running = 1, false
 		case <-hup:
