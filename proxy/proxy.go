@@ -344,7 +344,9 @@ type Proxy struct {
 	stopBG    context.CancelFunc
 	bgWG      sync.WaitGroup
 	closeOnce sync.Once
-	// closed is set by Close: from then on Serve refuses.
+	// closed is set by Close, under mu (so that a Reload is either over
+	// before it or sees it): from then on Serve, Reload and AddBackend
+	// refuse.
 	closed atomic.Bool
 }
 
@@ -590,11 +592,13 @@ func (p *Proxy) warnInsecureBackends() {
 // Close stops health checks and service discovery and closes idle backend
 // connections at once, and writes out the access log lines pending. It does
 // not stop a server started by Serve; use Shutdown for a graceful stop.
-// After it, Serve and its kin return ErrServerClosed: the proxy cannot be
-// started again.
+// After it, Serve and its kin return ErrServerClosed, and Reload and
+// AddBackend ErrClosed: the proxy cannot be started again.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
 		p.closed.Store(true)
+		p.mu.Unlock()
 		p.lingerers.stop()
 		p.stopBG()
 		p.bgWG.Wait()
