@@ -9,7 +9,10 @@
 // configuration) go through a Control and a Reloader the caller provides.
 //
 //	p, _ := proxy.New(cfg)
-//	a := admin.New(p, admin.Config{Token: os.Getenv("ADMIN_TOKEN"), Control: p})
+//	a, err := admin.New(p, admin.Config{Token: os.Getenv("ADMIN_TOKEN"), Control: p})
+//	if err != nil {
+//		log.Fatal(err) // a token with white space around it
+//	}
 //	go a.ListenAndServe("127.0.0.1:9030")
 //	defer a.Shutdown(context.Background())
 package admin
@@ -96,7 +99,10 @@ type Config struct {
 	// Token, when set, is required on every request as
 	// "Authorization: Bearer <token>" (or as the password of HTTP Basic, for
 	// browsers). Empty means no authentication: keep the listener on
-	// loopback or a private network then.
+	// loopback or a private network then. It may not begin or end with
+	// white space (a newline read from a file with it, say): a request's
+	// credentials lose it, so no client could ever send the token, and
+	// New refuses one.
 	Token string
 	// Version is shown on the dashboard and in lb_build_info; empty means
 	// the module version from the build info, or "dev".
@@ -133,8 +139,13 @@ type Server struct {
 }
 
 // New returns the admin interface for src and starts sampling its counters
-// once a second for the rates the status API reports.
-func New(src Source, cfg Config) *Server {
+// once a second for the rates the status API reports. It refuses a Token
+// with white space at its start or end, with an error that says so without
+// showing the token, and then starts nothing.
+func New(src Source, cfg Config) (*Server, error) {
+	if err := checkToken(cfg.Token); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -169,7 +180,7 @@ func New(src Source, cfg Config) *Server {
 		defer close(s.stopped)
 		s.window.run(s.stop)
 	}()
-	return s
+	return s, nil
 }
 
 // Handler returns the admin interface as a fasthttp handler, for mounting

@@ -59,6 +59,46 @@ func TestTokenEnforced(t *testing.T) {
 	}
 }
 
+// TestNewRefusesPaddedToken: a token with white space at its start or end
+// (read from a file with its newline, say) is refused by New, with an
+// error that does not show it: authorized trims what a request sends, so
+// no client could ever be let in. White space inside is kept.
+func TestNewRefusesPaddedToken(t *testing.T) {
+	const around = "invalid admin token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)"
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  string // the error; "" for none
+	}{
+		{"space before", " s3cret", around},
+		{"newline after", "s3cret\n", around},
+		{"CRLF after", "s3cret\r\n", around},
+		{"tab before", "\ts3cret", around},
+		{"no-break space after", "s3cret\u00a0", around},
+		{"only white space", "  \n", "invalid admin token: only white space, which no request can carry"},
+		{"space inside", "s3 cret", ""},
+		{"plain", "s3cret", ""},
+		{"none", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(sourceOf(), Config{Token: tc.token, Logger: quietLogger()})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v, want no error", err)
+				}
+				s.Shutdown(t.Context()) //nolint:errcheck // never served
+				return
+			}
+			if err == nil || err.Error() != tc.want || s != nil {
+				t.Fatalf("New: a server %t, error %v; want no server and the error %q", s != nil, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error shows the token: %q", err)
+			}
+		})
+	}
+}
+
 func TestNoTokenNeededWithoutOne(t *testing.T) {
 	r := newRig(t, 1, proxy.Config{Health: proxy.HealthConfig{Interval: -1}}, Config{})
 	if code, _ := fetch(t, r.adminURL+"/metrics", ""); code != http.StatusOK {
