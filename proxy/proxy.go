@@ -175,7 +175,9 @@ type Config struct {
 	MaxResponseBodySize int
 
 	// Dial connects to a backend's host:port within timeout. Nil means TCP,
-	// IPv4 and IPv6, with DNS answers cached for a minute. For an https
+	// IPv4 and IPv6, through one dialer that every proxy of the process
+	// shares: DNS answers cached for a minute, at most 1000 dials in flight
+	// at once (see sharedTCP in transport.go). For an https
 	// backend the proxy does the TLS handshake on the connection Dial
 	// returns. It may not be set together with UpstreamProxy.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
@@ -607,6 +609,7 @@ func (p *Proxy) Close() error {
 				upstreamOf(b).close()
 			}
 		}
+		p.dialer.close()
 		if p.certs != nil {
 			p.certs.close()
 		}
