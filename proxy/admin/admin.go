@@ -20,9 +20,11 @@ package admin
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -132,6 +134,13 @@ type Server struct {
 
 	serverOnce sync.Once
 	server     *fasthttp.Server
+
+	// The listeners Serve was given, and whether Shutdown has begun:
+	// fasthttp learns of a listener only once its Serve runs, and would
+	// miss one that a Shutdown came before, serving it for good.
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	shut      bool
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -268,13 +277,37 @@ func (s *Server) Server() *fasthttp.Server {
 	return s.server
 }
 
-// Serve answers admin requests on ln until Shutdown.
+// Serve answers admin requests on ln until Shutdown, and then returns
+// http.ErrServerClosed, as net/http's Server does; called after Shutdown,
+// it closes ln and returns http.ErrServerClosed at once.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.Server().Serve(ln)
+	s.lnMu.Lock()
+	if s.shut {
+		s.lnMu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
+	err := s.Server().Serve(ln)
+	s.lnMu.Lock()
+	shut := s.shut
+	s.lnMu.Unlock()
+	if shut {
+		return http.ErrServerClosed // fasthttp says nil, or the closed listener's error
+	}
+	return err
 }
 
-// ListenAndServe listens on the TCP address addr and calls Serve.
+// ListenAndServe listens on the TCP address addr and calls Serve. After
+// Shutdown it returns http.ErrServerClosed without listening.
 func (s *Server) ListenAndServe(addr string) error {
+	s.lnMu.Lock()
+	shut := s.shut
+	s.lnMu.Unlock()
+	if shut {
+		return http.ErrServerClosed
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("admin listener on %s: %w", addr, err)
@@ -283,9 +316,19 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // Shutdown stops the server, waiting for requests in progress until ctx
-// ends, and stops sampling.
+// ends, and stops sampling. The Serve calls it ends, and any made
+// afterwards, return http.ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.lnMu.Lock()
+	s.shut = true
+	for _, ln := range s.listeners {
+		ln.Close() // fasthttp closes those it knows of again: harmless
+	}
+	s.lnMu.Unlock()
 	err := s.Server().ShutdownWithContext(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listeners closed above
+	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.stopped
 	return err

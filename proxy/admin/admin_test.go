@@ -2,9 +2,12 @@ package admin
 
 import (
 	"encoding/base64"
+	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rishichirchi/Load-Balancee/proxy"
 )
@@ -97,6 +100,76 @@ func TestNewRefusesPaddedToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeAfterShutdown: the admin interface's Serve and ListenAndServe
+// called after Shutdown return http.ErrServerClosed at once, as net/http's
+// do, rather than serve again (fasthttp's server would, without sampling);
+// Serve closes the listener it is given, ListenAndServe does not listen
+// (the address is held, so one that tried would fail otherwise). A Serve
+// that Shutdown ends returns http.ErrServerClosed too.
+func TestServeAfterShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(s *Server, ln net.Listener) error
+	}{
+		{"Serve", (*Server).Serve},
+		{"ListenAndServe", func(s *Server, ln net.Listener) error { return s.ListenAndServe(ln.Addr().String()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(sourceOf(), Config{Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Shutdown(t.Context()); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			served := make(chan error, 1)
+			go func() { served <- tc.serve(s, ln) }()
+			select {
+			case err := <-served:
+				if !errors.Is(err, http.ErrServerClosed) {
+					t.Errorf("%s after Shutdown: %v, want http.ErrServerClosed", tc.name, err)
+				}
+			case <-time.After(5 * time.Second):
+				s.Server().Shutdown() //nolint:errcheck // the failure is reported below
+				ln.Close()
+				<-served
+				t.Fatalf("%s after Shutdown was still serving 5 s later", tc.name)
+			}
+		})
+	}
+	t.Run("Serve ended by Shutdown", func(t *testing.T) {
+		s, err := New(sourceOf(), Config{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ln) }()
+		if code, _ := fetch(t, "http://"+ln.Addr().String()+"/metrics", ""); code != http.StatusOK {
+			t.Fatalf("/metrics while serving: %d", code)
+		}
+		if err := s.Shutdown(t.Context()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		select {
+		case err := <-served:
+			if !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("Serve ended by Shutdown: %v, want http.ErrServerClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve still running 5 s after Shutdown returned")
+		}
+	})
 }
 
 func TestNoTokenNeededWithoutOne(t *testing.T) {
