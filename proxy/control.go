@@ -18,8 +18,9 @@ import (
 // Errors of the control methods wrap pool.ErrNotFound (no such pool or
 // backend) or pool.ErrConflict (adding a backend the pool has, removing one
 // that discovery found or a pool's last, enabling one configured down), to
-// be told apart with errors.Is; others are invalid input (a pool.ParseError,
-// a weight out of range, no pool named where there are several).
+// be told apart with errors.Is; AddBackend's after Close wraps ErrClosed;
+// others are invalid input (a pool.ParseError, a weight out of range, no
+// pool named where there are several).
 var (
 	ErrNotFound = pool.ErrNotFound
 	ErrConflict = pool.ErrConflict
@@ -95,10 +96,13 @@ func (p *Proxy) memberLocked(poolName, url string) (*livePool, *pool.Backend, er
 // AddBackend adds entry ("http://10.0.0.9:8080 weight=2", the syntax of
 // Config.Backends) to the pool called poolName ("" for the only pool) and
 // returns the new member. It is checked at once and takes traffic while
-// healthy.
+// healthy. After Close it returns an error wrapping ErrClosed.
 func (p *Proxy) AddBackend(poolName, entry string) (*pool.Backend, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return nil, fmt.Errorf("backend %q not added: %w", entry, ErrClosed)
+	}
 	lp, err := p.livePoolLocked(poolName)
 	if err != nil {
 		return nil, err

@@ -238,8 +238,8 @@ func TestHTTP2GracefulShutdown(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if err := <-served; err != nil {
-		t.Errorf("Serve: %v", err)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve ended by Shutdown returned %v, want http.ErrServerClosed", err)
 	}
 	if r := <-get("/"); r.err == nil {
 		t.Errorf("a request after shutdown was answered: %d", r.status)

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -163,8 +165,8 @@ func TestLingeringCloseEndsAtShutdown(t *testing.T) {
 	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-served; err != nil {
-		t.Fatal(err)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve ended by Shutdown returned %v, want http.ErrServerClosed", err)
 	}
 	if d := time.Since(start); d >= lingerTimeout {
 		t.Errorf("shutdown took %v: it waited out the linger", d)

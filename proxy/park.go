@@ -395,11 +395,12 @@ func peekOnce(fd uintptr, b []byte) (int, syscall.Errno) {
 }
 
 // parkerOf returns the proxy's parker, started the first time; nil where
-// epoll cannot be had, or once Shutdown has begun.
+// epoll cannot be had, or once Shutdown has begun or Close been called
+// (nothing would stop it then).
 func (p *Proxy) parkerOf() *parker {
 	p.lnMu.Lock()
 	defer p.lnMu.Unlock()
-	if p.parker == nil && !p.shut {
+	if p.parker == nil && !p.shut && !p.closed.Load() {
 		p.parker = newParker(p, p.Server())
 	}
 	return p.parker

@@ -183,7 +183,9 @@ type Config struct {
 	MaxResponseBodySize int
 
 	// Dial connects to a backend's host:port within timeout. Nil means TCP,
-	// IPv4 and IPv6, with DNS answers cached for a minute. For an https
+	// IPv4 and IPv6, through one dialer that every proxy of the process
+	// shares: DNS answers cached for a minute, at most 1000 dials in flight
+	// at once (see sharedTCP in transport.go). For an https
 	// backend the proxy does the TLS handshake on the connection Dial
 	// returns. It may not be set together with UpstreamProxy.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
@@ -358,6 +360,10 @@ type Proxy struct {
 	stopBG    context.CancelFunc
 	bgWG      sync.WaitGroup
 	closeOnce sync.Once
+	// closed is set by Close, under mu (so that a Reload is either over
+	// before it or sees it): from then on Serve, Reload and AddBackend
+	// refuse.
+	closed atomic.Bool
 }
 
 // New validates cfg, builds the pools and the routing table, and starts
@@ -602,8 +608,13 @@ func (p *Proxy) warnInsecureBackends() {
 // Close stops health checks and service discovery and closes idle backend
 // connections at once, and writes out the access log lines pending. It does
 // not stop a server started by Serve; use Shutdown for a graceful stop.
+// After it, Serve and its kin return ErrServerClosed, and Reload and
+// AddBackend ErrClosed: the proxy cannot be started again.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed.Store(true)
+		p.mu.Unlock()
 		p.lingerers.stop()
 		p.stopBG()
 		p.bgWG.Wait()
@@ -612,6 +623,7 @@ func (p *Proxy) Close() error {
 				upstreamOf(b).close()
 			}
 		}
+		p.dialer.close()
 		if p.certs != nil {
 			p.certs.close()
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -614,9 +615,9 @@ func TestBadRequests(t *testing.T) {
 }
 
 // TestShutdownBeforeServe: a Shutdown that comes before Serve has started
-// (a SIGTERM at start-up) still stops it: Serve returns at once, or as soon
-// as it starts, instead of serving for good. fasthttp alone misses a
-// listener it has not been given yet.
+// (a SIGTERM at start-up) still stops it: Serve returns ErrServerClosed at
+// once, or as soon as it starts, instead of serving for good. fasthttp
+// alone misses a listener it has not been given yet.
 func TestShutdownBeforeServe(t *testing.T) {
 	be := startBackend(t, "a")
 	for _, order := range []string{"shutdown first", "racing"} {
@@ -638,8 +639,8 @@ func TestShutdownBeforeServe(t *testing.T) {
 		}
 		select {
 		case err := <-served:
-			if err != nil {
-				t.Errorf("%s: Serve returned %v, want nil", order, err)
+			if !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("%s: Serve returned %v, want http.ErrServerClosed", order, err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: Serve still running 5 s after Shutdown", order)
@@ -684,8 +685,8 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	if r.err != nil || r.status != http.StatusOK || backendOf(r.body) != "a" {
 		t.Errorf("in-flight request: %d %q %v, want 200 from a", r.status, r.body, r.err)
 	}
-	if err := <-served; err != nil {
-		t.Errorf("Serve returned %v after Shutdown", err)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve ended by Shutdown returned %v, want http.ErrServerClosed", err)
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -69,10 +70,14 @@ type plan struct {
 // Changes made through the admin API (AddBackend...) since the last reload
 // are dropped: the configuration is the truth again. Draining is kept.
 // Discovery sources whose String is unchanged keep running and keep what
-// they found.
+// they found. After Close (or Shutdown) it returns an error wrapping
+// ErrClosed and starts nothing.
 func (p *Proxy) Reload(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return fmt.Errorf("reload refused: %w", ErrClosed)
+	}
 	pl, err := p.plan(cfg)
 	if err != nil {
 		return err
@@ -83,6 +88,11 @@ func (p *Proxy) Reload(cfg Config) error {
 		"took", time.Since(start).Round(time.Microsecond).String())
 	return nil
 }
+
+// ErrClosed is wrapped by the errors of Reload and AddBackend called after
+// Close (or Shutdown, which ends with it): nothing would close the backend
+// connections and health checks they set up.
+var ErrClosed = errors.New("the proxy is closed")
 
 // Check validates cfg as New would, certificate files read included,
 // without starting anything.

@@ -215,6 +215,60 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 	}
 }
 
+// TestChangeAfterClose: Reload and AddBackend after Close (or Shutdown,
+// which ends with it) return an error wrapping ErrClosed and start nothing:
+// no pool, backend, health checker or discovery source is set up, since
+// nothing would close them. Before, they were set up as on a running
+// proxy, and the new backends' connections were never closed.
+func TestChangeAfterClose(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	for _, stop := range []string{"Close", "Shutdown"} {
+		for _, change := range []string{"Reload", "AddBackend"} {
+			t.Run(stop+"/"+change, func(t *testing.T) {
+				p, err := New(reloadConfig(a))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stop == "Close" {
+					p.Close()
+				} else {
+					p.Shutdown(context.Background()) //nolint:errcheck // nothing in flight
+				}
+				disc := newFakeDiscoverer("fake")
+				if change == "Reload" {
+					cfg := reloadConfig(a, b)
+					cfg.Pools = []PoolConfig{{Name: "svc", Backends: []string{b.URL()}, Discovery: []Discoverer{disc}}}
+					err = p.Reload(cfg)
+				} else {
+					_, err = p.AddBackend("", b.URL())
+				}
+				if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "the proxy is closed") {
+					t.Errorf("%s after %s: %v, want an error wrapping ErrClosed", change, stop, err)
+				}
+				var members []string
+				for _, pl := range p.Pools() {
+					for _, m := range pl.Backends() {
+						members = append(members, pl.Name()+": "+m.URL())
+					}
+				}
+				if want := []string{DefaultPool + ": " + a.URL()}; !slices.Equal(members, want) {
+					t.Errorf("%s after %s: members %q, want %q", change, stop, members, want)
+				}
+				p.mu.Lock()
+				n := len(p.pools)
+				p.mu.Unlock()
+				if n != 1 {
+					t.Errorf("%s after %s: %d live pools, want 1", change, stop, n)
+				}
+				if disc.started.Load() != 0 || b.opened.Load() != 0 {
+					t.Errorf("%s after %s: discovery started %d times, backend b reached %d times, want nothing started",
+						change, stop, disc.started.Load(), b.opened.Load())
+				}
+			})
+		}
+	}
+}
+
 // TestNewRefusesNilPolicy: a policy that is a typed nil (a *pool.LeastConn
 // declared, never made) is refused by New, naming it, rather than panicking
 // on the first request.

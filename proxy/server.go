@@ -6,11 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 )
+
+// ErrServerClosed is what Serve, ServeTLS, ListenAndServe and
+// ListenAndServeTLS return once Shutdown has begun, whether it ended them or
+// they were called afterwards, and when they are called after Close. It is
+// net/http's own, so errors.Is(err, http.ErrServerClosed) (or ==) tells a
+// stop asked for from a listener that failed, as for an http.Server.
+var ErrServerClosed = http.ErrServerClosed
 
 // Server returns the fasthttp server that Serve runs, configured for
 // proxying: header names and paths pass through untouched, nothing is
@@ -69,10 +77,15 @@ func (p *Proxy) Server() *fasthttp.Server {
 }
 
 // Serve proxies the requests of connections accepted on ln. It returns when
-// ln fails or Shutdown is called.
+// ln fails, or ErrServerClosed when Shutdown is called; called after
+// Shutdown or Close, it closes ln and returns ErrServerClosed at once.
 // With HTTP2Config.H2C, connections that open with the HTTP/2 preface are
 // served as HTTP/2.
 func (p *Proxy) Serve(ln net.Listener) error {
+	if p.serveRefused() {
+		ln.Close()
+		return ErrServerClosed
+	}
 	gl := p.guardListener(ln, false)
 	if p.cfg.HTTP2.H2C && p.h2 != nil {
 		return p.serve(&h2cListener{Listener: gl, s: p.h2})
@@ -83,24 +96,37 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	return p.serve(gl)
 }
 
-// serve runs the fasthttp server on ln unless Shutdown has begun. fasthttp
-// learns of a listener only once its Serve runs, and a Shutdown before that
-// would miss it and leave it serving for good; so the proxy keeps the
-// listeners it is given and closes them itself on Shutdown.
+// serve runs the fasthttp server on ln unless Shutdown has begun or Close
+// has been called. fasthttp learns of a listener only once its Serve runs,
+// and a Shutdown before that would miss it and leave it serving for good;
+// so the proxy keeps the listeners it is given and closes them itself on
+// Shutdown.
 func (p *Proxy) serve(ln net.Listener) error {
 	p.lnMu.Lock()
-	if p.shut {
+	if p.shut || p.closed.Load() {
 		p.lnMu.Unlock()
 		ln.Close()
-		return nil
+		return ErrServerClosed
 	}
 	p.listeners = append(p.listeners, ln)
 	p.lnMu.Unlock()
 	err := p.Server().Serve(ln)
-	if errors.Is(err, net.ErrClosed) && p.ShuttingDown() {
-		return nil // closed by Shutdown, possibly before fasthttp knew of it
+	if p.ShuttingDown() {
+		// Closed by Shutdown, possibly before fasthttp knew of it, which
+		// then returns nil or the listener's net.ErrClosed: either way a
+		// stop asked for, as net/http reports it.
+		return ErrServerClosed
 	}
 	return err
+}
+
+// serveRefused reports whether Serve must refuse a listener: Shutdown has
+// begun, or Close has been called (the watchdog, health checks and backend
+// connections are gone; a server started now would run without them).
+func (p *Proxy) serveRefused() bool {
+	p.lnMu.Lock()
+	defer p.lnMu.Unlock()
+	return p.shut || p.closed.Load()
 }
 
 // ShuttingDown reports whether Shutdown has begun: from then on the proxy
@@ -111,8 +137,12 @@ func (p *Proxy) ShuttingDown() bool {
 	return p.shut
 }
 
-// ListenAndServe listens on the TCP address addr and calls Serve.
+// ListenAndServe listens on the TCP address addr and calls Serve. After
+// Shutdown or Close it returns ErrServerClosed without listening.
 func (p *Proxy) ListenAndServe(addr string) error {
+	if p.serveRefused() {
+		return ErrServerClosed
+	}
 	ln, err := Listen(addr)
 	if err != nil {
 		return err
@@ -151,8 +181,10 @@ func Listen(addr string) (net.Listener, error) {
 // Shutdown stops accepting connections, lets in-flight requests finish until
 // ctx ends (HTTP/2 connections get a GOAWAY and finish their streams),
 // closes idle client connections, then stops health checks and
-// closes backend connections. It returns ctx's error if requests were still
-// running when ctx ended.
+// closes backend connections (it calls Close). It returns ctx's error if
+// requests were still running when ctx ended. The Serve calls it ends, and
+// any made afterwards, return ErrServerClosed. ctx must not be nil, as for
+// net/http's Server.Shutdown.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	// HTTP/2 connections live inside fasthttp's workers, so its shutdown
 	// waits for them: tell them to go away (GOAWAY) at the same time.

@@ -135,10 +135,16 @@ func (p *Proxy) TLSConfig() *tls.Config { return p.tlsConfig }
 // ServeTLS proxies the requests of connections accepted on ln, a TCP
 // listener, after a TLS handshake on each. It runs in the same server as
 // Serve, which may serve a plain listener at the same time. It needs
-// Config.TLS, and returns when ln fails or Shutdown is called.
+// Config.TLS, and returns when ln fails, or ErrServerClosed when Shutdown is
+// called; called after Shutdown or Close, it closes ln and returns
+// ErrServerClosed at once.
 func (p *Proxy) ServeTLS(ln net.Listener) error {
 	if p.tlsConfig == nil {
 		return errors.New("proxy: ServeTLS needs Config.TLS")
+	}
+	if p.serveRefused() {
+		ln.Close()
+		return ErrServerClosed
 	}
 	// Not fasthttp's own ServeTLS: it clones the configuration, and the
 	// clone would not follow certificate reloads.
@@ -146,9 +152,13 @@ func (p *Proxy) ServeTLS(ln net.Listener) error {
 }
 
 // ListenAndServeTLS listens on the TCP address addr and calls ServeTLS.
+// After Shutdown or Close it returns ErrServerClosed without listening.
 func (p *Proxy) ListenAndServeTLS(addr string) error {
 	if p.tlsConfig == nil {
 		return errors.New("proxy: ListenAndServeTLS needs Config.TLS")
+	}
+	if p.serveRefused() {
+		return ErrServerClosed
 	}
 	ln, err := Listen(addr)
 	if err != nil {

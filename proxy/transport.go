@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpproxy"
 
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
@@ -47,18 +49,45 @@ func (e *dialError) Unwrap() error { return e.err }
 // dialer connects to backends, bounding each attempt by the configured dial
 // timeout or the request's remaining time, whichever is shorter.
 type dialer struct {
-	direct  tcpDial // Config.Dial, or TCP with cached DNS answers
+	direct  tcpDial // Config.Dial, or sharedTCP
 	timeout time.Duration
 	wd      *watchdog
+
+	// The HTTP CONNECT dialers of viaProxy, one per forward proxy, made
+	// as backends attach and flushed by close.
+	mu      sync.Mutex
+	connect map[string]*fasthttpproxy.Dialer
 }
+
+// sharedTCP is the TCP dialer of every proxy in the process that has no
+// Config.Dial, made whole at its first dial. A fasthttp TCPDialer caches
+// DNS answers, and while its cache holds any, a goroutine of its own
+// prunes it: until two cache durations (two minutes) after the last
+// lookup, with no way to stop it. A dialer per New left one such goroutine
+// per closed proxy for that long; one for the process leaves one at most.
+// Sharing it changes nothing else: the dial timeout is given per call,
+// every proxy cached answers for a minute (the cache is keyed by
+// host:port), and no other field is set. Its cap of 1000 dials in flight
+// at once now counts the process's, as fasthttp's default dialer's does.
+var sharedTCP = &fasthttp.TCPDialer{Concurrency: 1000, DNSCacheDuration: time.Minute}
 
 func newDialer(c Config, wd *watchdog) *dialer {
 	d := &dialer{direct: c.Dial, timeout: c.DialTimeout, wd: wd}
 	if d.direct == nil {
-		tcp := &fasthttp.TCPDialer{Concurrency: 1000, DNSCacheDuration: time.Minute}
-		d.direct = tcp.DialDualStackTimeout
+		d.direct = sharedTCP.DialDualStackTimeout
 	}
 	return d
+}
+
+// close empties the DNS caches of the HTTP CONNECT dialers (the shared
+// one stays in use), so that their cleaners end within a second instead
+// of two minutes. The proxy calls it once it makes no more connections.
+func (d *dialer) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, fd := range d.connect {
+		fd.FlushDNSCache()
+	}
 }
 
 // backendDialer connects to one backend in three steps: the TCP stream

@@ -196,13 +196,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var adm *admin.Server
 	if adminLn != nil {
-		adm = admin.New(p, admin.Config{
+		// parseFlags has refused a padded token already, naming the
+		// flag or the file's line; the library's refusal is the same.
+		adm, err = admin.New(p, admin.Config{
 			Token:    o.adminToken,
 			Version:  buildVersion(),
 			Logger:   log,
 			Control:  p,
 			Reloader: adminReloader,
 		})
+		if err != nil {
+			fmt.Fprintf(stderr, "load-balancer: %v\n", err)
+			adminLn.Close()
+			p.Shutdown(context.Background()) //nolint:errcheck // nothing in flight yet
+			return 2
+		}
 		go func() { served <- adm.Serve(adminLn) }()
 		log.Info("Admin interface at http://"+adminLn.Addr().String()+"/", "metrics", "/metrics", "api", "/api/status")
 		if o.adminToken == "" && !isLoopback(adminLn.Addr()) {
@@ -215,6 +223,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for running := true; running; {
 		select {
 		case err := <-served:
+			// Only a failure comes here: Serve returns ErrServerClosed
+			// once Shutdown, below, has begun, and by then nothing reads
+			// served, so a normal stop logs no error and exits 0.
 			log.Error("server stopped", "error", err)
 			code, running = 1, false
 		case <-hup:

@@ -9,7 +9,10 @@
 // configuration) go through a Control and a Reloader the caller provides.
 //
 //	p, _ := proxy.New(cfg)
-//	a := admin.New(p, admin.Config{Token: os.Getenv("ADMIN_TOKEN"), Control: p})
+//	a, err := admin.New(p, admin.Config{Token: os.Getenv("ADMIN_TOKEN"), Control: p})
+//	if err != nil {
+//		log.Fatal(err) // a token with white space around it
+//	}
 //	go a.ListenAndServe("127.0.0.1:9030")
 //	defer a.Shutdown(context.Background())
 package admin
@@ -17,9 +20,11 @@ package admin
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -97,7 +102,10 @@ type Config struct {
 	// Token, when set, is required on every request as
 	// "Authorization: Bearer <token>" (or as the password of HTTP Basic, for
 	// browsers). Empty means no authentication: keep the listener on
-	// loopback or a private network then.
+	// loopback or a private network then. It may not begin or end with
+	// white space (a newline read from a file with it, say): a request's
+	// credentials lose it, so no client could ever send the token, and
+	// New refuses one.
 	Token string
 	// Version is shown on the dashboard and in lb_build_info; empty means
 	// the module version from the build info, or "dev".
@@ -128,14 +136,26 @@ type Server struct {
 	serverOnce sync.Once
 	server     *fasthttp.Server
 
+	// The listeners Serve was given, and whether Shutdown has begun:
+	// fasthttp learns of a listener only once its Serve runs, and would
+	// miss one that a Shutdown came before, serving it for good.
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	shut      bool
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	stopped  chan struct{}
 }
 
 // New returns the admin interface for src and starts sampling its counters
-// once a second for the rates the status API reports.
-func New(src Source, cfg Config) *Server {
+// once a second for the rates the status API reports. It refuses a Token
+// with white space at its start or end, with an error that says so without
+// showing the token, and then starts nothing.
+func New(src Source, cfg Config) (*Server, error) {
+	if err := checkToken(cfg.Token); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -170,7 +190,7 @@ func New(src Source, cfg Config) *Server {
 		defer close(s.stopped)
 		s.window.run(s.stop)
 	}()
-	return s
+	return s, nil
 }
 
 // Handler returns the admin interface as a fasthttp handler, for mounting
@@ -258,16 +278,40 @@ func (s *Server) Server() *fasthttp.Server {
 	return s.server
 }
 
-// Serve answers admin requests on ln until Shutdown.
+// Serve answers admin requests on ln until Shutdown, and then returns
+// http.ErrServerClosed, as net/http's Server does; called after Shutdown,
+// it closes ln and returns http.ErrServerClosed at once.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.Server().Serve(ln)
+	s.lnMu.Lock()
+	if s.shut {
+		s.lnMu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
+	err := s.Server().Serve(ln)
+	s.lnMu.Lock()
+	shut := s.shut
+	s.lnMu.Unlock()
+	if shut {
+		return http.ErrServerClosed // fasthttp says nil, or the closed listener's error
+	}
+	return err
 }
 
 // ListenAndServe listens on the TCP address addr and calls Serve. Its host
 // follows the rules proxy.Listen does: an IPv4 address in dotted decimal,
 // no trailing dot on an IP address, no empty label, a name's trailing dot
-// dropped.
+// dropped. After Shutdown it returns http.ErrServerClosed without
+// listening.
 func (s *Server) ListenAndServe(addr string) error {
+	s.lnMu.Lock()
+	shut := s.shut
+	s.lnMu.Unlock()
+	if shut {
+		return http.ErrServerClosed
+	}
 	a, err := hostname.ListenAddr(addr)
 	if err != nil {
 		return fmt.Errorf("admin listener on %s: %w", addr, err)
@@ -280,9 +324,19 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // Shutdown stops the server, waiting for requests in progress until ctx
-// ends, and stops sampling.
+// ends, and stops sampling. The Serve calls it ends, and any made
+// afterwards, return http.ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.lnMu.Lock()
+	s.shut = true
+	for _, ln := range s.listeners {
+		ln.Close() // fasthttp closes those it knows of again: harmless
+	}
+	s.lnMu.Unlock()
 	err := s.Server().ShutdownWithContext(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listeners closed above
+	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.stopped
 	return err

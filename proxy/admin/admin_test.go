@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/base64"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,6 +62,116 @@ func TestTokenEnforced(t *testing.T) {
 	if ch := resp.Header.Values("WWW-Authenticate"); len(ch) != 2 || !strings.HasPrefix(ch[0], "Bearer ") || !strings.HasPrefix(ch[1], "Basic ") {
 		t.Errorf("challenges %q, want Bearer and Basic (so browsers prompt)", ch)
 	}
+}
+
+// TestNewRefusesPaddedToken: a token with white space at its start or end
+// (read from a file with its newline, say) is refused by New, with an
+// error that does not show it: authorized trims what a request sends, so
+// no client could ever be let in. White space inside is kept.
+func TestNewRefusesPaddedToken(t *testing.T) {
+	const around = "invalid admin token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)"
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  string // the error; "" for none
+	}{
+		{"space before", " s3cret", around},
+		{"newline after", "s3cret\n", around},
+		{"CRLF after", "s3cret\r\n", around},
+		{"tab before", "\ts3cret", around},
+		{"no-break space after", "s3cret\u00a0", around},
+		{"only white space", "  \n", "invalid admin token: only white space, which no request can carry"},
+		{"space inside", "s3 cret", ""},
+		{"plain", "s3cret", ""},
+		{"none", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(sourceOf(), Config{Token: tc.token, Logger: quietLogger()})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v, want no error", err)
+				}
+				s.Shutdown(t.Context()) //nolint:errcheck // never served
+				return
+			}
+			if err == nil || err.Error() != tc.want || s != nil {
+				t.Fatalf("New: a server %t, error %v; want no server and the error %q", s != nil, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error shows the token: %q", err)
+			}
+		})
+	}
+}
+
+// TestServeAfterShutdown: the admin interface's Serve and ListenAndServe
+// called after Shutdown return http.ErrServerClosed at once, as net/http's
+// do, rather than serve again (fasthttp's server would, without sampling);
+// Serve closes the listener it is given, ListenAndServe does not listen
+// (the address is held, so one that tried would fail otherwise). A Serve
+// that Shutdown ends returns http.ErrServerClosed too.
+func TestServeAfterShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(s *Server, ln net.Listener) error
+	}{
+		{"Serve", (*Server).Serve},
+		{"ListenAndServe", func(s *Server, ln net.Listener) error { return s.ListenAndServe(ln.Addr().String()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(sourceOf(), Config{Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Shutdown(t.Context()); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			served := make(chan error, 1)
+			go func() { served <- tc.serve(s, ln) }()
+			select {
+			case err := <-served:
+				if !errors.Is(err, http.ErrServerClosed) {
+					t.Errorf("%s after Shutdown: %v, want http.ErrServerClosed", tc.name, err)
+				}
+			case <-time.After(5 * time.Second):
+				s.Server().Shutdown() //nolint:errcheck // the failure is reported below
+				ln.Close()
+				<-served
+				t.Fatalf("%s after Shutdown was still serving 5 s later", tc.name)
+			}
+		})
+	}
+	t.Run("Serve ended by Shutdown", func(t *testing.T) {
+		s, err := New(sourceOf(), Config{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ln) }()
+		if code, _ := fetch(t, "http://"+ln.Addr().String()+"/metrics", ""); code != http.StatusOK {
+			t.Fatalf("/metrics while serving: %d", code)
+		}
+		if err := s.Shutdown(t.Context()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		select {
+		case err := <-served:
+			if !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("Serve ended by Shutdown: %v, want http.ErrServerClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve still running 5 s after Shutdown returned")
+		}
+	})
 }
 
 func TestNoTokenNeededWithoutOne(t *testing.T) {
@@ -183,14 +295,21 @@ func TestListenAndServeHost(t *testing.T) {
 		{"127.0.0.1.:9030", `host "127.0.0.1.": an IP address takes no trailing dot`},
 		{"a..b:9030", `host "a..b": an empty label`},
 	} {
-		err := New(p, Config{Logger: quietLogger()}).ListenAndServe(tc.addr)
+		s, err := New(p, Config{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.ListenAndServe(tc.addr)
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("ListenAndServe(%q): %v, want an error with %q", tc.addr, err, tc.err)
 		}
 	}
 
 	port := strconv.Itoa(backendtest.ReservePort(t))
-	a := New(p, Config{Logger: quietLogger()})
+	a, err := New(p, Config{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 1)
 	go func() { served <- a.ListenAndServe("localhost.:" + port) }()
 	t.Cleanup(func() {

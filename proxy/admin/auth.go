@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,6 +23,20 @@ import (
 
 // realm names the admin interface in the browser's password prompt.
 const realm = `realm="load-balancer admin"`
+
+// checkToken refuses a token that no request can carry: authorized trims
+// the white space around the credentials a request sends, as clients and
+// proxies on the way may, so a token that begins or ends with some would
+// lock everyone out. The token is a secret: the error does not show it.
+func checkToken(token string) error {
+	switch {
+	case token != "" && strings.TrimSpace(token) == "":
+		return errors.New("invalid admin token: only white space, which no request can carry")
+	case token != strings.TrimSpace(token):
+		return errors.New("invalid admin token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
+	}
+	return nil
+}
 
 // authorized reports whether ctx carries the token. Tokens are compared as
 // SHA-256 digests in constant time, so neither the content nor the length

@@ -77,7 +77,10 @@ func controlRig(t *testing.T, n int, token string) (*rig, *fakeReloader) {
 	r := newRig(t, n, proxy.Config{Health: proxy.HealthConfig{Interval: time.Hour}}, Config{Token: token, Reloader: rl})
 	// newRig builds the admin interface without control: rebuild it with.
 	r.admin.Shutdown(t.Context()) //nolint:errcheck // replaced below
-	r.admin = New(r.proxy, Config{Token: token, Control: r.proxy, Reloader: rl})
+	var err error
+	if r.admin, err = New(r.proxy, Config{Token: token, Control: r.proxy, Reloader: rl}); err != nil {
+		t.Fatal(err)
+	}
 	r.adminURL = serve(t, r.admin.Serve)
 	t.Cleanup(func() { r.admin.Shutdown(t.Context()) }) //nolint:errcheck // test end
 	return r, rl

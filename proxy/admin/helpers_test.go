@@ -62,7 +62,9 @@ func newRig(t *testing.T, n int, cfg proxy.Config, acfg Config) *rig {
 	if acfg.Logger == nil {
 		acfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.admin = New(p, acfg)
+	if r.admin, err = New(p, acfg); err != nil {
+		t.Fatal(err)
+	}
 	r.adminURL = serve(t, r.admin.Serve)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -84,7 +86,10 @@ func poolsRig(t *testing.T, health proxy.HealthConfig, pools ...proxy.PoolConfig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	a := New(p, Config{Control: p, Logger: quietLogger()})
+	a, err := New(p, Config{Control: p, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	url := serve(t, a.Serve)
 	t.Cleanup(func() { a.Shutdown(t.Context()) }) //nolint:errcheck // test end
 	return p, url
