@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkSpliced checks that p has spliced a body, or none. The count follows
+// the bytes out: the client may have them before it is taken.
+func checkSpliced(t *testing.T, p *Proxy, want bool) {
+	t.Helper()
+	if want {
+		waitFor(t, "bytes counted as spliced", 5*time.Second, func() bool { return p.spliced.Load() > 0 })
+	} else if n := p.spliced.Load(); n != 0 {
+		t.Errorf("%d bytes spliced, want none", n)
+	}
+}
+
+// TestSplicedBodyConnectionClose: a backend that answers with Connection:
+// close (or as HTTP/1.0 without keep-alive), and takes no other request on
+// that connection, has it closed after the body, spliced or streamed, as
+// after a body read whole: it is not given back for the next request,
+// which would wait there for an answer that never comes (or find it
+// closed), and a POST, which cannot be sent again, would fail.
+func TestSplicedBodyConnectionClose(t *testing.T) {
+	for _, tc := range []struct{ name, status, header string }{
+		{"Connection: close", "HTTP/1.1 200 OK", "Connection: close\r\n"},
+		{"HTTP/1.0", "HTTP/1.0 200 OK", ""},
+	} {
+		// 64 KiB: spliced, or read whole; 3 MiB: spliced, or streamed.
+		for _, c := range []struct {
+			size    int
+			disable bool
+		}{{64 << 10, false}, {64 << 10, true}, {3 << 20, false}, {3 << 20, true}} {
+			size, disable := c.size, c.disable
+			t.Run(tc.name+"/"+strconv.Itoa(size)+"/DisableSplice="+strconv.FormatBool(disable), func(t *testing.T) {
+				body := strings.Repeat("b", size)
+				release := make(chan struct{})
+				defer close(release)
+				rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+					req, ok := rb.readRequest(r)
+					if !ok {
+						return
+					}
+					if req.Method == http.MethodGet {
+						fmt.Fprintf(c, "%s\r\n%sContent-Length: %d\r\n\r\n%s", tc.status, tc.header, size, body)
+						// As it said, it takes no other request on this
+						// connection: it reads no more, and keeps it open
+						// until the test ends (a request sent on it would
+						// wait for an answer that never comes).
+						<-release
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				})
+				p, url := startProxy(t, Config{Backends: []string{rb.URL()}, DisableSplice: disable,
+					BackendTimeout: 5 * time.Second, Health: HealthConfig{Interval: -1}})
+				if status, got := get(t, newClient(t), url+"/"); status != http.StatusOK || got != body {
+					t.Fatalf("GET: %d, %d bytes", status, len(got))
+				}
+				checkSpliced(t, p, !disable)
+				b := p.Pool().Backends()[0]
+				resp, err := newClient(t).Post(url+"/", "text/plain", strings.NewReader("x"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(got) != "ok" {
+					t.Errorf("POST: %d %q, want 200 \"ok\" on a fresh connection", resp.StatusCode, got)
+				}
+				if n := b.Failures(); n != 0 {
+					t.Errorf("%d failed attempts, want none", n)
+				}
+				if n := rb.accepted.Load(); n != 2 {
+					t.Errorf("the backend accepted %d connections, want 2: the POST on a fresh one", n)
+				}
+			})
+		}
+	}
+}
