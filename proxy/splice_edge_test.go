@@ -86,3 +86,40 @@ func TestSplicedBodyConnectionClose(t *testing.T) {
 		}
 	}
 }
+
+// TestSplicedBodyFlushInterval: with FlushInterval -1, a spliced body's
+// header and first bytes reach the client as they come, as a streamed
+// body's do, not once fasthttp's write buffer has filled: a backend that
+// sends its header and a few bytes and then pauses has them at the client
+// during the pause.
+func TestSplicedBodyFlushInterval(t *testing.T) {
+	const size, first = 64 << 10, 100
+	release := make(chan struct{})
+	defer close(release)
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		if _, ok := rb.readRequest(r); !ok {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", size, strings.Repeat("f", first))
+		<-release
+		io.WriteString(c, strings.Repeat("f", size-first))
+	})
+	p, url := startProxy(t, Config{Backends: []string{rb.URL()}, FlushInterval: -1, Health: HealthConfig{Interval: -1}})
+	c := dialProxy(t, url, 3*time.Second)
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response header while the backend pauses: %v", err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, first)); err != nil {
+		t.Fatalf("the first %d bytes did not come while the backend pauses: %v", first, err)
+	}
+	release <- struct{}{}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size-first {
+		t.Errorf("rest of the body: %d bytes (%v), want %d", n, err, size-first)
+	}
+	checkSpliced(t, p, true)
+}
