@@ -171,8 +171,17 @@ func (d *spliceBody) relay(limit int64) (int64, error) {
 	steps := s.steps()
 	for s.left > 0 && written < limit {
 		// Into the pipe, with the backend timeout running while it waits
-		// on the backend.
-		d.n, d.moved, d.errno = int(min(s.left, limit-written, spliceChunk)), 0, 0
+		// on the backend. The body's last piece asks for a byte more: a
+		// byte past the Content-Length that came with the body's end (as
+		// bytes read through the reader show in br.Buffered) means the
+		// connection cannot be trusted to frame the next answer. That
+		// byte stays in the pipe, which is closed with the connection.
+		want := int(min(s.left, limit-written, spliceChunk))
+		ask := want
+		if int64(want) == s.left {
+			ask++
+		}
+		d.n, d.moved, d.errno = ask, 0, 0
 		s.bc.armAt(s.p.wd.now() + int64(s.p.cfg.BackendTimeout))
 		err := s.bc.io.raw.Read(steps.in)
 		s.bc.disarm()
@@ -189,7 +198,11 @@ func (d *spliceBody) relay(limit int64) (int64, error) {
 			s.err = err
 			return written, err
 		}
-		// Out of the pipe, all of it.
+		if d.moved > want {
+			d.moved = want
+			s.closeConn = true
+		}
+		// Out of the pipe, all of it (but a byte past the body).
 		d.n, d.moved = d.moved, 0
 		err = g.io.raw.Write(steps.out)
 		if err == nil && d.errno != 0 {

@@ -23,6 +23,49 @@ func checkSpliced(t *testing.T, p *Proxy, want bool) {
 	}
 }
 
+// TestSplicedBodyPastContentLength: a backend that sends more than its
+// Content-Length, in the same write as the body's end, has its connection
+// closed rather than reused, whether the body is spliced or streamed (as
+// one over 1 MiB is without splicing): the bytes past the body are not the
+// answer to the next request, whoever sends it. (A body read whole, as
+// one of 64 KiB is without splicing, is read from the socket up to its end
+// and not a byte more: bytes past it go unseen there.)
+func TestSplicedBodyPastContentLength(t *testing.T) {
+	for _, c := range []struct {
+		size    int
+		disable bool
+	}{{64 << 10, false}, {3 << 20, false}, {3 << 20, true}} {
+		size, disable := c.size, c.disable
+		t.Run(strconv.Itoa(size)+"/DisableSplice="+strconv.FormatBool(disable), func(t *testing.T) {
+			body := strings.Repeat("b", size)
+			smuggled := "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nWRONG!!"
+			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+				for {
+					req, ok := rb.readRequest(r)
+					if !ok {
+						return
+					}
+					if req.URL.Path == "/big" {
+						// All in one write: the extra bytes come with the body's end.
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n"+body+smuggled)
+						continue
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
+				}
+			})
+			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, DisableSplice: disable, Health: HealthConfig{Interval: -1}})
+			client := newClient(t)
+			if status, got := get(t, client, url+"/big"); status != http.StatusOK || got != body {
+				t.Fatalf("first request: %d, %d bytes", status, len(got))
+			}
+			checkSpliced(t, p, !disable)
+			if status, got := get(t, newClient(t), url+"/next"); status != http.StatusOK || got != "right" {
+				t.Errorf("next request: %d %q, want 200 \"right\": the bytes past the first body answered it", status, got)
+			}
+		})
+	}
+}
+
 // TestSplicedBodyConnectionClose: a backend that answers with Connection:
 // close (or as HTTP/1.0 without keep-alive), and takes no other request on
 // that connection, has it closed after the body, spliced or streamed, as
