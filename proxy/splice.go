@@ -138,7 +138,7 @@ func (d *spliceBody) WriteTo(w io.Writer) (int64, error) {
 
 // ReadFrom implements io.ReaderFrom: the server's write buffer, flushed,
 // hands it the rest of a response body. A spliced body's rest is spliced;
-// anything else is copied, as io.Copy would.
+// anything else (a streamed body not spliced) is copied (copyStream).
 func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
 	if lr, ok := r.(*io.LimitedReader); ok {
 		if d, ok := lr.R.(*spliceBody); ok && d.g == c {
@@ -147,9 +147,37 @@ func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+	return copyStream(c, r)
+}
+
+// copyStream copies r to w, as io.Copy would, through a pooled buffer and
+// without io.Copy's wrapping of w (which would allocate per response).
+func copyStream(w io.Writer, r io.Reader) (int64, error) {
 	bp := directBufs.Get().(*[]byte)
 	defer directBufs.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{c}, r, *bp)
+	buf := *bp
+	var n int64
+	for empty := 0; ; {
+		nr, err := r.Read(buf)
+		if nr > 0 {
+			empty = 0
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+		} else if err == nil {
+			if empty++; empty == 100 { // as bufio.Writer.ReadFrom gives up
+				return n, io.ErrNoProgress
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // relay sends the client up to limit bytes of the body: those in the
