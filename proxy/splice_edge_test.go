@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rishichirchi/Load-Balancee/backend"
 )
 
 // checkSpliced checks that p has spliced a body, or none. The count follows
@@ -205,3 +207,22 @@ func TestGuardConnReadFromAllocations(t *testing.T) {
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestSplicedBodyH2C: on a plain listener that also takes HTTP/2 with
+// prior knowledge (H2C), an HTTP/1.1 client's body is spliced as on any
+// plain listener, not streamed through the server's write buffer instead.
+func TestSplicedBodyH2C(t *testing.T) {
+	const size = 256 << 10
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, HTTP2: HTTP2Config{H2C: true}, Health: HealthConfig{Interval: -1}})
+	resp, err := newClient(t).Get(url + "/download/" + strconv.Itoa(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, sum, err := patternSum(resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size || sum != backend.PatternSHA256(size) {
+		t.Fatalf("body of %d bytes (%v); want %d bytes of the backend's pattern", n, err, size)
+	}
+	checkSpliced(t, p, true)
+}
