@@ -26,6 +26,12 @@ func checkSpliced(t *testing.T, p *Proxy, want bool) {
 	}
 }
 
+// splicedMore checks that p has spliced more than before.
+func splicedMore(t *testing.T, p *Proxy, before int64) {
+	t.Helper()
+	waitFor(t, "a body spliced", 5*time.Second, func() bool { return p.spliced.Load() > before })
+}
+
 // TestSplicedBodyPastContentLength: a backend that sends more than its
 // Content-Length, in the same write as the body's end, has its connection
 // closed rather than reused, whether the body is spliced or streamed (as
@@ -207,6 +213,72 @@ func TestGuardConnReadFromAllocations(t *testing.T) {
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestSplicedBodyClients: a spliced body reaches clients whole and in
+// order however they ask: two requests pipelined in one write (the first
+// answer's body spliced behind the header, the second's after it), an
+// HTTP/1.0 client, and a POST that expected 100-continue.
+func TestSplicedBodyClients(t *testing.T) {
+	const size = 200_000
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	path := "/download/" + strconv.Itoa(size)
+	read := func(t *testing.T, br *bufio.Reader, want int64) *http.Response {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, sum, err := patternSum(resp.Body)
+		if err != nil || n != want || sum != backend.PatternSHA256(want) {
+			t.Fatalf("status %d, body of %d bytes (%v); want %d bytes of the backend's pattern", resp.StatusCode, n, err, want)
+		}
+		return resp
+	}
+	t.Run("pipelined", func(t *testing.T) {
+		defer splicedMore(t, p, p.spliced.Load())
+		c := dialProxy(t, url, 10*time.Second)
+		defer c.Close()
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\nGET /download/100 HTTP/1.1\r\nHost: x\r\n\r\nGET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		read(t, br, size)
+		read(t, br, 100)
+		read(t, br, size)
+	})
+	t.Run("HTTP/1.0", func(t *testing.T) {
+		defer splicedMore(t, p, p.spliced.Load())
+		c := dialProxy(t, url, 10*time.Second)
+		defer c.Close()
+		io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		read(t, br, size)
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("after the body: %v, want the connection closed", err)
+		}
+	})
+	t.Run("100-continue", func(t *testing.T) {
+		defer splicedMore(t, p, p.spliced.Load())
+		c := dialProxy(t, url, 10*time.Second)
+		defer c.Close()
+		io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		br := bufio.NewReader(c)
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+			t.Fatalf("%q (%v), want 100 Continue", line, err)
+		}
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "hello")
+		read(t, br, size)
+		// And the connection carries the next request.
+		io.WriteString(c, "GET /download/100 HTTP/1.1\r\nHost: x\r\n\r\n")
+		read(t, br, 100)
+	})
+	if n := p.Pool().Backends()[0].Failures(); n != 0 {
+		t.Errorf("%d failed attempts, want none", n)
+	}
+}
 
 // TestSplicedBodyH2C: on a plain listener that also takes HTTP/2 with
 // prior knowledge (H2C), an HTTP/1.1 client's body is spliced as on any
