@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
 )
@@ -297,4 +300,90 @@ func TestSplicedBodyH2C(t *testing.T) {
 		t.Fatalf("body of %d bytes (%v); want %d bytes of the backend's pattern", n, err, size)
 	}
 	checkSpliced(t, p, true)
+}
+
+// startProxyWith is startProxy with the fasthttp server adjusted before
+// it serves.
+func startProxyWith(t *testing.T, cfg Config, adjust func(s *fasthttp.Server)) (*Proxy, string) {
+	t.Helper()
+	cfg.Logger = discardLogger()
+	cfg.Health.Path = "/health"
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adjust(p.Server())
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Serve(ln) //nolint:errcheck // ends at shutdown
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Shutdown(ctx) //nolint:errcheck // best effort at test end
+		<-done
+	})
+	return p, "http://" + ln.Addr().String()
+}
+
+// TestSplicedBodyServerSettings: a spliced body keeps to the settings of
+// the server Proxy.Server returns: its WriteTimeout ends the response of a
+// client that stops reading (and the backend connection with it, not
+// counted against the backend), and with ReduceMemoryUsage, spliced bodies
+// pipelined on one connection arrive whole and in order.
+func TestSplicedBodyServerSettings(t *testing.T) {
+	t.Run("WriteTimeout", func(t *testing.T) {
+		be := startBackend(t, "a")
+		p, url := startProxyWith(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
+			func(s *fasthttp.Server) { s.WriteTimeout = 300 * time.Millisecond })
+		c := dialProxy(t, url, 10*time.Second)
+		defer c.Close()
+		io.WriteString(c, "GET /download/"+strconv.Itoa(64<<20)+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			t.Fatal(err)
+		}
+		// And reads no more.
+		b := p.Pool().Backends()[0]
+		waitFor(t, "the response cut at the write timeout", 10*time.Second, func() bool {
+			return b.InFlight() == 0 && upstreamOf(b).hc.ConnsCount() == 0
+		})
+		if p.spliced.Load() == 0 {
+			t.Error("nothing spliced: the test did not test the splice")
+		}
+		if n := b.Failures(); n != 0 {
+			t.Errorf("%d failed attempts, want none: the client stopped reading", n)
+		}
+	})
+	t.Run("ReduceMemoryUsage", func(t *testing.T) {
+		be := startBackend(t, "a")
+		p, url := startProxyWith(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
+			func(s *fasthttp.Server) { s.ReduceMemoryUsage = true })
+		c := dialProxy(t, url, 10*time.Second)
+		defer c.Close()
+		const size = 200_000
+		req := "GET /download/" + strconv.Itoa(size) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+		br := bufio.NewReader(c)
+		read := func() {
+			t.Helper()
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, sum, err := patternSum(resp.Body)
+			if err != nil || n != size || sum != backend.PatternSHA256(size) {
+				t.Fatalf("body of %d bytes (%v); want %d bytes of the backend's pattern", n, err, size)
+			}
+		}
+		io.WriteString(c, req+req) // pipelined
+		read()
+		read()
+		io.WriteString(c, req) // and one after the connection went idle
+		read()
+		checkSpliced(t, p, true)
+	})
 }
