@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,4 +388,71 @@ func TestSplicedBodyServerSettings(t *testing.T) {
 		read()
 		checkSpliced(t, p, true)
 	})
+}
+
+// TestSplicedBodyNoPipe: when a pipe cannot be made (the process is out of
+// descriptors), a body that would be spliced is copied through memory, whole,
+// and the next one, once descriptors are free again, is spliced.
+func TestSplicedBodyNoPipe(t *testing.T) {
+	const size = 256 << 10
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	tr := &http.Transport{MaxConnsPerHost: 1, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	download := func(size int) {
+		t.Helper()
+		resp, err := client.Get(url + "/download/" + strconv.Itoa(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, sum, err := patternSum(resp.Body)
+		resp.Body.Close()
+		if err != nil || n != int64(size) || sum != backend.PatternSHA256(int64(size)) {
+			t.Fatalf("body of %d bytes (%v); want %d bytes of the backend's pattern", n, err, size)
+		}
+	}
+	download(100) // both connections made, and kept alive: no pipe yet
+
+	// Take every descriptor but one under a lowered limit.
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(len(fds)) + 64
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip("cannot lower the descriptor limit:", err)
+	}
+	var held []int
+	release := func() {
+		for _, fd := range held {
+			syscall.Close(fd)
+		}
+		held = nil
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) //nolint:errcheck // back as it was
+	}
+	defer release()
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		held = append(held, fd)
+	}
+	syscall.Close(held[len(held)-1]) // one free: a pipe needs two
+	held = held[:len(held)-1]
+
+	download(size)
+	checkSpliced(t, p, false)
+	release()
+	download(size)
+	checkSpliced(t, p, true)
+	if n := p.Pool().Backends()[0].Failures(); n != 0 {
+		t.Errorf("%d failed attempts, want none", n)
+	}
 }
