@@ -456,3 +456,28 @@ func TestSplicedBodyNoPipe(t *testing.T) {
 		t.Errorf("%d failed attempts, want none", n)
 	}
 }
+
+// TestSplicedClientStopsReading: a client that stops reading a spliced
+// body has its connection dropped at the client idle timeout, which times
+// a write to it that waits, as for a body copied; the backend connection
+// is closed with the relay, and the backend not blamed.
+func TestSplicedClientStopsReading(t *testing.T) {
+	be := startBackend(t, "a")
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond,
+		BackendTimeout: 10 * time.Second, Health: HealthConfig{Interval: -1}})
+	c := dialProxy(t, url, 10*time.Second)
+	defer c.Close()
+	io.WriteString(c, "GET /download/"+strconv.Itoa(64<<20)+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	// And reads no more.
+	b := p.Pool().Backends()[0]
+	waitFor(t, "the response dropped at the client idle timeout", 10*time.Second, func() bool {
+		return b.InFlight() == 0 && upstreamOf(b).hc.ConnsCount() == 0
+	})
+	checkSpliced(t, p, true)
+	if n := b.Failures(); n != 0 {
+		t.Errorf("%d failed attempts, want none: the client stopped reading", n)
+	}
+}
