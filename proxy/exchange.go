@@ -190,6 +190,11 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		// Streamed: the body stream owns the connection from here on.
 		s := acquireStreamedBody()
 		s.init(p, b, up, cc, br, bc, env.client, mode, size)
+		// A backend that said it closes the connection (Connection:
+		// close, an HTTP/1.0 answer without keep-alive) has it closed
+		// after the body, as one read whole has: the next request sent
+		// on it would find it closed, or never answered.
+		s.closeConn = s.closeConn || resp.ConnectionClose()
 		s.spliceTo = spliceTo
 		resp.SetBodyStream(s.stream(env.http10), size)
 		return 0, nil

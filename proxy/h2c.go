@@ -136,6 +136,17 @@ func (c *h2cConn) CloseWrite() error {
 	return closeWrite(c.Conn)
 }
 
+// ReadFrom passes what the server's write buffer hands on (the rest of a
+// response body) to the connection underneath, whose ReadFrom splices a
+// spliced body's rest (splice.go): without it, such a body would be read
+// through the write buffer instead, neither spliced nor read whole.
+func (c *h2cConn) ReadFrom(r io.Reader) (int64, error) {
+	if g, ok := c.Conn.(*guardConn); ok {
+		return g.ReadFrom(r)
+	}
+	return copyStream(c.Conn, r)
+}
+
 // NetConn returns the connection underneath, for the tunnel's splice.
 func (c *h2cConn) NetConn() net.Conn { return c.Conn }
 

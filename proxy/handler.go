@@ -64,13 +64,21 @@ func (p *Proxy) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		lingerOnClose(ctx)
 	}
 	if p.cfg.FlushInterval != 0 || sv.http10 {
-		if d, ok := ctx.Response.BodyStream().(*directBody); ok {
+		switch d := ctx.Response.BodyStream().(type) {
+		case *directBody:
 			// The body goes to the connection itself (flush.go), after
 			// the header: which must not wait in the write buffer.
 			ctx.Response.ImmediateHeaderFlush = true
 			if d.s.mode != frameFixed {
 				// Of unknown length, to an HTTP/1.0 client: no chunks.
 				d.unframe(ctx)
+			}
+		case *spliceBody:
+			// Spliced (splice.go), the body goes out as it comes; the
+			// header and what came with it must not wait in the write
+			// buffer for more of the body to fill it first.
+			if p.cfg.FlushInterval != 0 {
+				ctx.Response.ImmediateHeaderFlush = true
 			}
 		}
 	}

@@ -138,7 +138,7 @@ func (d *spliceBody) WriteTo(w io.Writer) (int64, error) {
 
 // ReadFrom implements io.ReaderFrom: the server's write buffer, flushed,
 // hands it the rest of a response body. A spliced body's rest is spliced;
-// anything else is copied, as io.Copy would.
+// anything else (a streamed body not spliced) is copied (copyStream).
 func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
 	if lr, ok := r.(*io.LimitedReader); ok {
 		if d, ok := lr.R.(*spliceBody); ok && d.g == c {
@@ -147,9 +147,37 @@ func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+	return copyStream(c, r)
+}
+
+// copyStream copies r to w, as io.Copy would, through a pooled buffer and
+// without io.Copy's wrapping of w (which would allocate per response).
+func copyStream(w io.Writer, r io.Reader) (int64, error) {
 	bp := directBufs.Get().(*[]byte)
 	defer directBufs.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{c}, r, *bp)
+	buf := *bp
+	var n int64
+	for empty := 0; ; {
+		nr, err := r.Read(buf)
+		if nr > 0 {
+			empty = 0
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+		} else if err == nil {
+			if empty++; empty == 100 { // as bufio.Writer.ReadFrom gives up
+				return n, io.ErrNoProgress
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // relay sends the client up to limit bytes of the body: those in the
@@ -171,8 +199,17 @@ func (d *spliceBody) relay(limit int64) (int64, error) {
 	steps := s.steps()
 	for s.left > 0 && written < limit {
 		// Into the pipe, with the backend timeout running while it waits
-		// on the backend.
-		d.n, d.moved, d.errno = int(min(s.left, limit-written, spliceChunk)), 0, 0
+		// on the backend. The body's last piece asks for a byte more: a
+		// byte past the Content-Length that came with the body's end (as
+		// bytes read through the reader show in br.Buffered) means the
+		// connection cannot be trusted to frame the next answer. That
+		// byte stays in the pipe, which is closed with the connection.
+		want := int(min(s.left, limit-written, spliceChunk))
+		ask := want
+		if int64(want) == s.left {
+			ask++
+		}
+		d.n, d.moved, d.errno = ask, 0, 0
 		s.bc.armAt(s.p.wd.now() + int64(s.p.cfg.BackendTimeout))
 		err := s.bc.io.raw.Read(steps.in)
 		s.bc.disarm()
@@ -189,7 +226,11 @@ func (d *spliceBody) relay(limit int64) (int64, error) {
 			s.err = err
 			return written, err
 		}
-		// Out of the pipe, all of it.
+		if d.moved > want {
+			d.moved = want
+			s.closeConn = true
+		}
+		// Out of the pipe, all of it (but a byte past the body).
 		d.n, d.moved = d.moved, 0
 		err = g.io.raw.Write(steps.out)
 		if err == nil && d.errno != 0 {

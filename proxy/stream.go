@@ -141,6 +141,14 @@ func (s *streamedBody) read(p []byte) (int, error) {
 		if int64(len(p)) > s.left {
 			p = p[:s.left]
 		}
+		if int64(len(p)) == s.left && len(p) >= s.br.Size() && s.br.Buffered() == 0 {
+			// The reader would read this, the body's end, straight
+			// from the socket, up to its end and not a byte more: its
+			// last byte is read through the reader's buffer instead, so
+			// that bytes the backend sent past the body with it show in
+			// br.Buffered, and the connection is not reused (Close).
+			p = p[:len(p)-1]
+		}
 		n, err := s.br.Read(p)
 		s.left -= int64(n)
 		return n, unexpectedEOF(err) // the backend closed early
