@@ -44,8 +44,8 @@ const spliceMin = 16 << 10
 // default.
 const spliceChunk = 64 << 10
 
-// pipeFDs is a backend connection's pipe: its read and write ends, or
-// both -1 before it is made.
+// pipeFDs is a backend connection's pipe: its read and write ends, once
+// made (the zero value: not made).
 type pipeFDs struct {
 	r, w int
 	made bool
