@@ -50,7 +50,7 @@ func TestSplicedBodyPastContentLength(t *testing.T) {
 		disable bool
 	}{{64 << 10, false}, {3 << 20, false}, {3 << 20, true}} {
 		size, disable := c.size, c.disable
-		t.Run(strconv.Itoa(size)+"/DisableSplice="+strconv.FormatBool(disable), func(t *testing.T) {
+		t.Run(strconv.Itoa(size)+"/splice="+strconv.FormatBool(!disable), func(t *testing.T) {
 			body := strings.Repeat("b", size)
 			smuggled := "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nWRONG!!"
 			rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
@@ -67,7 +67,7 @@ func TestSplicedBodyPastContentLength(t *testing.T) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
 				}
 			})
-			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, DisableSplice: disable, Health: HealthConfig{Interval: -1}})
+			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, Splice: !disable, Health: HealthConfig{Interval: -1}})
 			client := newClient(t)
 			if status, got := get(t, client, url+"/big"); status != http.StatusOK || got != body {
 				t.Fatalf("first request: %d, %d bytes", status, len(got))
@@ -97,7 +97,7 @@ func TestSplicedBodyConnectionClose(t *testing.T) {
 			disable bool
 		}{{64 << 10, false}, {64 << 10, true}, {3 << 20, false}, {3 << 20, true}} {
 			size, disable := c.size, c.disable
-			t.Run(tc.name+"/"+strconv.Itoa(size)+"/DisableSplice="+strconv.FormatBool(disable), func(t *testing.T) {
+			t.Run(tc.name+"/"+strconv.Itoa(size)+"/splice="+strconv.FormatBool(!disable), func(t *testing.T) {
 				body := strings.Repeat("b", size)
 				release := make(chan struct{})
 				defer close(release)
@@ -117,7 +117,7 @@ func TestSplicedBodyConnectionClose(t *testing.T) {
 					}
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				})
-				p, url := startProxy(t, Config{Backends: []string{rb.URL()}, DisableSplice: disable,
+				p, url := startProxy(t, Config{Backends: []string{rb.URL()}, Splice: !disable,
 					BackendTimeout: 5 * time.Second, Health: HealthConfig{Interval: -1}})
 				if status, got := get(t, newClient(t), url+"/"); status != http.StatusOK || got != body {
 					t.Fatalf("GET: %d, %d bytes", status, len(got))
@@ -161,7 +161,7 @@ func TestSplicedBodyFlushInterval(t *testing.T) {
 		<-release
 		io.WriteString(c, strings.Repeat("f", size-first))
 	})
-	p, url := startProxy(t, Config{Backends: []string{rb.URL()}, FlushInterval: -1, Health: HealthConfig{Interval: -1}})
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{rb.URL()}, FlushInterval: -1, Health: HealthConfig{Interval: -1}})
 	c := dialProxy(t, url, 3*time.Second)
 	defer c.Close()
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -183,7 +183,7 @@ func TestSplicedBodyFlushInterval(t *testing.T) {
 
 // TestGuardConnReadFromAllocations: the client connection's ReadFrom,
 // which the server's write buffer hands every streamed body of known
-// length that is not spliced (one over 1 MiB with DisableSplice, a hedged
+// length that is not spliced (one over 1 MiB without Splice, a hedged
 // attempt's), copies it without allocating.
 func TestGuardConnReadFromAllocations(t *testing.T) {
 	if raceEnabled {
@@ -226,7 +226,7 @@ func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 func TestSplicedBodyClients(t *testing.T) {
 	const size = 200_000
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
 	path := "/download/" + strconv.Itoa(size)
 	read := func(t *testing.T, br *bufio.Reader, want int64) *http.Response {
 		t.Helper()
@@ -291,7 +291,7 @@ func TestSplicedBodyClients(t *testing.T) {
 func TestSplicedBodyH2C(t *testing.T) {
 	const size = 256 << 10
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, HTTP2: HTTP2Config{H2C: true}, Health: HealthConfig{Interval: -1}})
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, HTTP2: HTTP2Config{H2C: true}, Health: HealthConfig{Interval: -1}})
 	resp, err := newClient(t).Get(url + "/download/" + strconv.Itoa(size))
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +341,7 @@ func startProxyWith(t *testing.T, cfg Config, adjust func(s *fasthttp.Server)) (
 func TestSplicedBodyServerSettings(t *testing.T) {
 	t.Run("WriteTimeout", func(t *testing.T) {
 		be := startBackend(t, "a")
-		p, url := startProxyWith(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
+		p, url := startProxyWith(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
 			func(s *fasthttp.Server) { s.WriteTimeout = 300 * time.Millisecond })
 		c := dialProxy(t, url, 10*time.Second)
 		defer c.Close()
@@ -363,7 +363,7 @@ func TestSplicedBodyServerSettings(t *testing.T) {
 	})
 	t.Run("ReduceMemoryUsage", func(t *testing.T) {
 		be := startBackend(t, "a")
-		p, url := startProxyWith(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
+		p, url := startProxyWith(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
 			func(s *fasthttp.Server) { s.ReduceMemoryUsage = true })
 		c := dialProxy(t, url, 10*time.Second)
 		defer c.Close()
@@ -396,7 +396,7 @@ func TestSplicedBodyServerSettings(t *testing.T) {
 func TestSplicedBodyNoPipe(t *testing.T) {
 	const size = 256 << 10
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
 	tr := &http.Transport{MaxConnsPerHost: 1, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -463,7 +463,7 @@ func TestSplicedBodyNoPipe(t *testing.T) {
 // is closed with the relay, and the backend not blamed.
 func TestSplicedClientStopsReading(t *testing.T) {
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond,
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond,
 		BackendTimeout: 10 * time.Second, Health: HealthConfig{Interval: -1}})
 	c := dialProxy(t, url, 10*time.Second)
 	defer c.Close()

@@ -54,7 +54,7 @@ func patternSum(body io.Reader) (int64, string, error) {
 // and closed with it. A smaller body is read whole, as before.
 func TestSplicedBody(t *testing.T) {
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendIdleTimeout: 300 * time.Millisecond,
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, BackendIdleTimeout: 300 * time.Millisecond,
 		Health: HealthConfig{Interval: -1}})
 	pipes := openPipes(t)
 	client := newClient(t)
@@ -116,7 +116,7 @@ func TestSplicedBody(t *testing.T) {
 // would be wrong or is not possible: a HEAD (no body), a TLS client (the
 // bytes must be encrypted), a hedged attempt (it must not touch the client
 // until it wins), a body over MaxResponseBodySize (refused as before), and
-// with DisableSplice. Each body still arrives whole.
+// without Config.Splice (the default). Each body still arrives whole.
 func TestSpliceNotUsed(t *testing.T) {
 	const size = 256 << 10
 	path := "/download/" + strconv.Itoa(size)
@@ -144,26 +144,26 @@ func TestSpliceNotUsed(t *testing.T) {
 
 	t.Run("HEAD", func(t *testing.T) {
 		be := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+		p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
 		check(t, p, newClient(t), http.MethodHead, url+path, http.StatusOK, 0)
 		check(t, p, newClient(t), http.MethodGet, url+"/download/100", http.StatusOK, 100)
 	})
-	t.Run("DisableSplice", func(t *testing.T) {
+	t.Run("Splice off (the default)", func(t *testing.T) {
 		be := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{be.URL()}, DisableSplice: true, Health: HealthConfig{Interval: -1}})
+		p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
 		check(t, p, newClient(t), http.MethodGet, url+path, http.StatusOK, size)
 		check(t, p, newClient(t), http.MethodGet, url+"/download/"+strconv.Itoa(3<<20), http.StatusOK, 3<<20)
 	})
 	t.Run("over MaxResponseBodySize", func(t *testing.T) {
 		be := startBackend(t, "a")
-		p, url := startProxy(t, Config{Backends: []string{be.URL()}, MaxResponseBodySize: 100 << 10, Health: HealthConfig{Interval: -1}})
+		p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, MaxResponseBodySize: 100 << 10, Health: HealthConfig{Interval: -1}})
 		check(t, p, newClient(t), http.MethodGet, url+path, http.StatusBadGateway, 0)
 	})
 	t.Run("TLS client", func(t *testing.T) {
 		be := startBackend(t, "a")
 		ca := testpki.NewCA(t, "test CA")
 		leaf := ca.Issue(t, "localhost")
-		tp := startTLSProxy(t, Config{Backends: []string{be.URL()}, TLS: &TLSConfig{Certificates: certFiles(t, leaf)},
+		tp := startTLSProxy(t, Config{Splice: true, Backends: []string{be.URL()}, TLS: &TLSConfig{Certificates: certFiles(t, leaf)},
 			Health: HealthConfig{Interval: -1}})
 		check(t, tp.Proxy, newTLSClient(t, ca.Pool()), http.MethodGet, tp.tlsURL("localhost", path), http.StatusOK, size)
 	})
@@ -184,7 +184,7 @@ func TestSpliceNotUsed(t *testing.T) {
 			}
 		}
 		a, b := startRawBackend(t, handle), startRawBackend(t, handle)
-		p, url := startProxy(t, Config{Backends: []string{a.URL(), b.URL()}, HedgeAfter: 50 * time.Millisecond, HedgeBudget: 100,
+		p, url := startProxy(t, Config{Splice: true, Backends: []string{a.URL(), b.URL()}, HedgeAfter: 50 * time.Millisecond, HedgeBudget: 100,
 			Health: HealthConfig{Interval: -1}})
 		resp, err := newClient(t).Get(url + "/")
 		if err != nil {
@@ -235,7 +235,7 @@ func TestSplicedBodyCut(t *testing.T) {
 			})
 			defer close(release)
 			var log logBuffer
-			p, url := startProxy(t, Config{Backends: []string{rb.URL()}, BackendTimeout: 300 * time.Millisecond,
+			p, url := startProxy(t, Config{Splice: true, Backends: []string{rb.URL()}, BackendTimeout: 300 * time.Millisecond,
 				AccessLog: &log, AccessLogFormat: AccessLogJSON, Health: HealthConfig{Interval: -1}})
 			pipes := openPipes(t)
 			c := dialProxy(t, url, 10*time.Second)
@@ -287,7 +287,7 @@ func TestSplicedBodyAllocations(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
+	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}})
 	hc := &fasthttp.HostClient{Addr: strings.TrimPrefix(url, "http://"), MaxConns: 1}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	resp.KeepBodyBuffer = true
@@ -321,13 +321,13 @@ func TestSplicedClientGone(t *testing.T) {
 	// Copied (-splice=false), the body streams the same way (it is over
 	// 1 MiB), through memory.
 	for _, disable := range []bool{false, true} {
-		t.Run("DisableSplice="+strconv.FormatBool(disable), func(t *testing.T) { testClientGone(t, disable) })
+		t.Run("splice="+strconv.FormatBool(!disable), func(t *testing.T) { testClientGone(t, disable) })
 	}
 }
 
 func testClientGone(t *testing.T, disable bool) {
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, DisableSplice: disable, Health: HealthConfig{Interval: -1}})
+	p, url := startProxy(t, Config{Backends: []string{be.URL()}, Splice: !disable, Health: HealthConfig{Interval: -1}})
 	pipes := openPipes(t)
 	c := dialProxy(t, url, 10*time.Second)
 	io.WriteString(c, "GET /download/"+strconv.Itoa(32<<20)+" HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -31,36 +31,39 @@ const pauseTimeout = 200 * time.Millisecond
 // proxy's write to the client waited.
 func TestStreamClientPauseNotBackendTimeout(t *testing.T) {
 	be := startBackend(t, "a")
-	p, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendTimeout: pauseTimeout,
-		Health: HealthConfig{Interval: -1}})
 	const size = 32 << 20 // far beyond what the socket buffers hold
-	for _, path := range []string{"/download/" + strconv.Itoa(size), "/download/" + strconv.Itoa(size) + "?chunked=1"} {
-		t.Run(path, func(t *testing.T) {
-			d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-				return c.Control(func(fd uintptr) {
-					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) //nolint:errcheck // a smaller buffer only speeds the test
-				})
-			}}
-			c, err := d.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			before := p.spliced.Load()
-			readPaused(t, resp.Body, size)
-			// The body of known length was spliced: the pause held up the
-			// splice into the client's socket, not a copy.
-			if spliced := p.spliced.Load() > before; spliced == strings.Contains(path, "chunked") {
-				t.Errorf("spliced: %v", spliced)
-			}
-		})
+	for _, splice := range []bool{false, true} {
+		p, url := startProxy(t, Config{Backends: []string{be.URL()}, BackendTimeout: pauseTimeout, Splice: splice,
+			Health: HealthConfig{Interval: -1}})
+		for _, path := range []string{"/download/" + strconv.Itoa(size), "/download/" + strconv.Itoa(size) + "?chunked=1"} {
+			t.Run(path+"/splice="+strconv.FormatBool(splice), func(t *testing.T) {
+				d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+					return c.Control(func(fd uintptr) {
+						syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) //nolint:errcheck // a smaller buffer only speeds the test
+					})
+				}}
+				c, err := d.Dial("tcp", strings.TrimPrefix(url, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before := p.spliced.Load()
+				readPaused(t, resp.Body, size)
+				// With Splice, the body of known length was spliced: the
+				// pause held up the splice into the client's socket.
+				want := splice && !strings.Contains(path, "chunked")
+				if spliced := p.spliced.Load() > before; spliced != want {
+					t.Errorf("spliced: %v, want %v", spliced, want)
+				}
+			})
+		}
 	}
 }
 

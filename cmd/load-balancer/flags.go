@@ -138,7 +138,7 @@ func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) 
 	}
 	var flushEvery flushFlag
 	fs.Var(&flushEvery, "flush-interval", "how a streamed response of known length reaches the client: -1 each piece as it arrives (-1 without a unit; other negative values are refused), 0 as buffers fill, a `duration` such as 100ms no later than that after it arrived (chunked and event streams are always flushed at once)")
-	splice := fs.Bool("splice", true, "move response bodies of known length with 16 KiB or more to come from the backend's socket to the client's with splice(2), without copying them through the balancer (plain TCP on both sides); -splice=false copies them")
+	splice := fs.Bool("splice", false, "move response bodies of known length with 16 KiB or more to come from the backend's socket to the client's with splice(2), without copying them through the balancer (plain TCP on both sides); such a body streams, and is not retried")
 	fs.Var(&maxHeader, "max-header-size", "largest request header block; larger gets 431 (units: B, KiB, MiB)")
 	fs.Var(&maxBody, "max-body-size", "largest request body; larger gets 413; 0 means no limit (units: B, KiB, MiB, GiB)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
@@ -283,7 +283,7 @@ func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) 
 		return nil, invalid("invalid -flush-interval %v: want -1 (each piece at once), 0 or a positive duration", time.Duration(flushEvery))
 	}
 	o.proxy.FlushInterval = time.Duration(flushEvery)
-	o.proxy.DisableSplice = !*splice
+	o.proxy.Splice = *splice
 	o.proxy.HedgeBudget = *hedgeBudget
 
 	for _, n := range []struct {

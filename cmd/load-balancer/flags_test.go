@@ -250,20 +250,20 @@ func TestParseFlagsFlushInterval(t *testing.T) {
 	}
 }
 
-// TestParseFlagsSplice: -splice is on unless turned off, on the command
+// TestParseFlagsSplice: -splice is off unless turned on, on the command
 // line or in the file; a value that is not a boolean is refused, naming it.
 func TestParseFlagsSplice(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		config  string
-		args    []string
-		disable bool
-		err     string
+		name   string
+		config string
+		args   []string
+		splice bool
+		err    string
 	}{
 		{name: "default"},
-		{name: "off", args: []string{"-splice=false"}, disable: true},
-		{name: "on", args: []string{"-splice"}},
-		{name: "off in the file", config: "splice: false\n", disable: true},
+		{name: "off", args: []string{"-splice=false"}},
+		{name: "on", args: []string{"-splice"}, splice: true},
+		{name: "on in the file", config: "splice: true\n", splice: true},
 		{name: "not a boolean", args: []string{"-splice=maybe"}, err: `invalid boolean value "maybe" for -splice`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,8 +271,8 @@ func TestParseFlagsSplice(t *testing.T) {
 			if o == nil {
 				return
 			}
-			if o.proxy.DisableSplice != tc.disable {
-				t.Errorf("DisableSplice %v, want %v", o.proxy.DisableSplice, tc.disable)
+			if o.proxy.Splice != tc.splice {
+				t.Errorf("Splice %v, want %v", o.proxy.Splice, tc.splice)
 			}
 		})
 	}
