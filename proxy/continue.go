@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -29,6 +30,14 @@ import (
 // 100 Continue first, which RFC 9110 §10.1.1 allows (nginx writes none);
 // not writing it would take a hook on every request's header.
 
+//
+// A header name is the same in any letter case (RFC 9110 §5.1), but
+// fasthttp's server, keeping names as received (Server:
+// DisableHeaderNamesNormalizing), finds the expectation only under the
+// name Expect: one spelled "expect" would get no 100, and the client would
+// send its body only when tired of waiting (curl: after 1 s).
+// spellExpect gives it that name before the server looks.
+
 // continueWait is how long a backend gets to answer an expectation.
 const continueWait = time.Second
 
@@ -43,6 +52,55 @@ type preflight struct {
 	bc    *backendConn
 	start time.Duration // pool.Monotonic when the header went out
 }
+
+// headerReceived is the server's HeaderReceived hook, which runs when a
+// request's header has been read and before fasthttp looks for an
+// expectation. Only a request with a body has one that matters: a GET
+// pays a length check here, nothing more. An expectation spelled
+// otherwise without a body goes unanswered (as nginx answers none at all),
+// and is stripped as hop-by-hop under any spelling.
+func headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if n := h.ContentLength(); n > 0 || n == -1 {
+		spellExpect(h)
+	}
+	return fasthttp.RequestConfig{} // the server's own limits and timeouts
+}
+
+// spellExpect renames Expect headers spelled in another letter case to
+// Expect, in the parsed header and in the raw header block alike (in
+// place: same length, so nothing that reads the block later moves), so
+// that fasthttp and the proxy's own reading of the block (stripping,
+// line order) agree on it. It looks at the start of each line only: a
+// POST pays an IndexByte and a comparison a line.
+func spellExpect(h *fasthttp.RequestHeader) {
+	for rest := h.RawHeaders(); len(rest) > len(expectName); {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) <= len(expectName) || line[0]|0x20 != 'e' {
+			continue // most lines, told by their first byte
+		}
+		key := line[:len(expectName)]
+		if string(key) == expectName || !asciiEqualFold(key, expectName) {
+			continue
+		}
+		// The name ends at the colon, after spaces fasthttp trims
+		// (inspectRequest refuses them later, as for Expect).
+		after := bytes.TrimLeft(line[len(key):], " \t")
+		if len(after) == 0 || after[0] != ':' {
+			continue // a longer name, such as Expect-CT
+		}
+		h.DelBytes(key) // every line so spelled; the loop adds each back
+		copy(key, expectName)
+		h.AddBytesV(expectName, bytes.TrimSpace(after[1:]))
+	}
+}
+
+// expectName is the spelling of Expect that fasthttp's server looks for.
+const expectName = "Expect"
 
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
 // body sent, or the final status of an answer already in ctx.Response,
