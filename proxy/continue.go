@@ -51,6 +51,17 @@ type preflight struct {
 	cc    any
 	bc    *backendConn
 	start time.Duration // pool.Monotonic when the header went out
+	// cookie is the sticky cookie's Set-Cookie value for b, which every
+	// answer of b's sets, as the handler sets it: nil when the route has
+	// no sticky cookie or the client's already names b.
+	cookie []byte
+}
+
+// stick sets the sticky cookie on an answer of the backend's.
+func (pf *preflight) stick(h *fasthttp.ResponseHeader) {
+	if pf.cookie != nil {
+		h.AddBytesKV(headerSetCookie, pf.cookie)
+	}
 }
 
 // headerReceived is the server's HeaderReceived hook, which runs when a
@@ -162,15 +173,17 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, heade
 		writeNoRoute(ctx)
 		return fasthttp.StatusNotFound, 0
 	}
-	b, _ := rt.pool.Acquire((*requestKey)(ctx), pool.Tried{})
+	// The backend the sticky cookie names, as the handler would pick it
+	// (an HTTP/2 one that joined after the route was read is passed over:
+	// see Proxy.acquire).
+	var pinned *pool.Backend
+	if rt.sticky != nil {
+		pinned = rt.sticky.backend(&req.Header)
+	}
+	var last failure
+	b := p.acquire(ctx, rt.pool, pinned, pool.Tried{}, &last)
 	if b == nil {
 		return fasthttp.StatusContinue, 0 // the handler answers 502 or 503
-	}
-	if b.Protocol().HTTP2() {
-		// It joined after the route was read (see Proxy.acquire): the
-		// handler picks again.
-		b.Done(false)
-		return fasthttp.StatusContinue, 0
 	}
 	if len(req.Header.Host()) == 0 {
 		req.Header.SetHost(b.Addr())
@@ -183,6 +196,9 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, heade
 	}
 	bc := conn.(*backendConn)
 	pf := &preflight{b: b, up: up, cc: cc, bc: bc, start: pool.Monotonic()}
+	if rt.sticky != nil && b != pinned {
+		pf.cookie = rt.sticky.cookie(b, ctx.IsTLS())
+	}
 	code, err := p.askBackend(pf, req, &ctx.Response)
 	switch {
 	case err != nil:
@@ -199,7 +215,9 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, heade
 		b.RecordResponse(code, pool.Monotonic()-pf.start)
 		b.Done(false)
 		sv.backend, sv.attempts = b, 1
-		return code, cleanResponse(&ctx.Response)
+		header = cleanResponse(&ctx.Response)
+		pf.stick(&ctx.Response.Header)
+		return code, header
 	}
 }
 
@@ -292,7 +310,9 @@ func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientCon
 	}
 	b.RecordResponse(ctx.Response.StatusCode(), pool.Monotonic()-pf.start)
 	b.ResetFailureStreak()
-	return p.relay(ctx, b, &env)
+	header = p.relay(ctx, b, &env)
+	pf.stick(&ctx.Response.Header)
+	return header
 }
 
 // sendBody copies a streamed body to the backend, framed as its header
