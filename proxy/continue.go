@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -29,6 +30,14 @@ import (
 // 100 Continue first, which RFC 9110 §10.1.1 allows (nginx writes none);
 // not writing it would take a hook on every request's header.
 
+//
+// A header name is the same in any letter case (RFC 9110 §5.1), but
+// fasthttp's server, keeping names as received (Server:
+// DisableHeaderNamesNormalizing), finds the expectation only under the
+// name Expect: one spelled "expect" would get no 100, and the client would
+// send its body only when tired of waiting (curl: after 1 s).
+// spellExpect gives it that name before the server looks.
+
 // continueWait is how long a backend gets to answer an expectation.
 const continueWait = time.Second
 
@@ -42,7 +51,67 @@ type preflight struct {
 	cc    any
 	bc    *backendConn
 	start time.Duration // pool.Monotonic when the header went out
+	// cookie is the sticky cookie's Set-Cookie value for b, which every
+	// answer of b's sets, as the handler sets it: nil when the route has
+	// no sticky cookie or the client's already names b.
+	cookie []byte
 }
+
+// stick sets the sticky cookie on an answer of the backend's.
+func (pf *preflight) stick(h *fasthttp.ResponseHeader) {
+	if pf.cookie != nil {
+		h.AddBytesKV(headerSetCookie, pf.cookie)
+	}
+}
+
+// headerReceived is the server's HeaderReceived hook, which runs when a
+// request's header has been read and before fasthttp looks for an
+// expectation. Only a request with a body has one that matters: a GET
+// pays a length check here, nothing more. An expectation spelled
+// otherwise without a body goes unanswered (as nginx answers none at all),
+// and is stripped as hop-by-hop under any spelling.
+func headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if n := h.ContentLength(); n > 0 || n == -1 {
+		spellExpect(h)
+	}
+	return fasthttp.RequestConfig{} // the server's own limits and timeouts
+}
+
+// spellExpect renames Expect headers spelled in another letter case to
+// Expect, in the parsed header and in the raw header block alike (in
+// place: same length, so nothing that reads the block later moves), so
+// that fasthttp and the proxy's own reading of the block (stripping,
+// line order) agree on it. It looks at the start of each line only: a
+// POST pays an IndexByte and a comparison a line.
+func spellExpect(h *fasthttp.RequestHeader) {
+	for rest := h.RawHeaders(); len(rest) > len(expectName); {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) <= len(expectName) || line[0]|0x20 != 'e' {
+			continue // most lines, told by their first byte
+		}
+		key := line[:len(expectName)]
+		if string(key) == expectName || !asciiEqualFold(key, expectName) {
+			continue
+		}
+		// The name ends at the colon, after spaces fasthttp trims
+		// (inspectRequest refuses them later, as for Expect).
+		after := bytes.TrimLeft(line[len(key):], " \t")
+		if len(after) == 0 || after[0] != ':' {
+			continue // a longer name, such as Expect-CT
+		}
+		h.DelBytes(key) // every line so spelled; the loop adds each back
+		copy(key, expectName)
+		h.AddBytesV(expectName, bytes.TrimSpace(after[1:]))
+	}
+}
+
+// expectName is the spelling of Expect that fasthttp's server looks for.
+const expectName = "Expect"
 
 // expectContinue is the server's ExpectHandler: it returns 100 to have the
 // body sent, or the final status of an answer already in ctx.Response,
@@ -104,15 +173,17 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, heade
 		writeNoRoute(ctx)
 		return fasthttp.StatusNotFound, 0
 	}
-	b, _ := rt.pool.Acquire((*requestKey)(ctx), pool.Tried{})
+	// The backend the sticky cookie names, as the handler would pick it
+	// (an HTTP/2 one that joined after the route was read is passed over:
+	// see Proxy.acquire).
+	var pinned *pool.Backend
+	if rt.sticky != nil {
+		pinned = rt.sticky.backend(&req.Header)
+	}
+	var last failure
+	b := p.acquire(ctx, rt.pool, pinned, pool.Tried{}, &last)
 	if b == nil {
 		return fasthttp.StatusContinue, 0 // the handler answers 502 or 503
-	}
-	if b.Protocol().HTTP2() {
-		// It joined after the route was read (see Proxy.acquire): the
-		// handler picks again.
-		b.Done(false)
-		return fasthttp.StatusContinue, 0
 	}
 	if len(req.Header.Host()) == 0 {
 		req.Header.SetHost(b.Addr())
@@ -125,6 +196,9 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, heade
 	}
 	bc := conn.(*backendConn)
 	pf := &preflight{b: b, up: up, cc: cc, bc: bc, start: pool.Monotonic()}
+	if rt.sticky != nil && b != pinned {
+		pf.cookie = rt.sticky.cookie(b, ctx.IsTLS())
+	}
 	code, err := p.askBackend(pf, req, &ctx.Response)
 	switch {
 	case err != nil:
@@ -141,7 +215,9 @@ func (p *Proxy) expectation(ctx *fasthttp.RequestCtx, sv *served) (status, heade
 		b.RecordResponse(code, pool.Monotonic()-pf.start)
 		b.Done(false)
 		sv.backend, sv.attempts = b, 1
-		return code, cleanResponse(&ctx.Response)
+		header = cleanResponse(&ctx.Response)
+		pf.stick(&ctx.Response.Header)
+		return code, header
 	}
 }
 
@@ -234,7 +310,9 @@ func (p *Proxy) continued(ctx *fasthttp.RequestCtx, pf *preflight, cc *clientCon
 	}
 	b.RecordResponse(ctx.Response.StatusCode(), pool.Monotonic()-pf.start)
 	b.ResetFailureStreak()
-	return p.relay(ctx, b, &env)
+	header = p.relay(ctx, b, &env)
+	pf.stick(&ctx.Response.Header)
+	return header
 }
 
 // sendBody copies a streamed body to the backend, framed as its header

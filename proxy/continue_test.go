@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/internal/testpki"
 )
 
 // TestExpectContinueRefused: the backend refuses the upload from its header
@@ -252,5 +256,133 @@ func TestExpectContinueAnswersCountedAndLogged(t *testing.T) {
 	}
 	if tr := p.Traffic().Snapshot(); tr.Requests[1] != 1 || tr.Requests[3] != 3 {
 		t.Errorf("counted %d 2xx and %d 4xx, want 1 and 3", tr.Requests[1], tr.Requests[3])
+	}
+}
+
+// TestExpectContinueAnyCase: header names are case-insensitive (RFC 9110
+// §5.1), so an expectation spelled "expect" or "EXPECT" is the one spelled
+// "Expect", on the plain port and over TLS: a backend that wants the body
+// gets it after its 100 Continue, one that refuses is answered at once, and
+// a body over -max-body-size gets 413 before it is sent. (fasthttp finds
+// Expect only under its canonical name when the server keeps names as
+// received: a lower-case one got no 100, and the client waited out its own
+// timeout, curl's 1 s, before sending the body.)
+func TestExpectContinueAnyCase(t *testing.T) {
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			rb.requests.Add(1)
+			if req.Header.Get("Expect") != "100-continue" {
+				io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				return
+			}
+			if req.URL.Path == "/refuse" {
+				io.WriteString(c, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+			b, _ := io.ReadAll(req.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n\r\n")
+			c.Write(b)
+		}
+	})
+	ca := testpki.NewCA(t, "test CA")
+	tp := startTLSProxy(t, Config{
+		Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}, MaxBodySize: 1 << 20,
+		TLS: &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost"))},
+	})
+	ports := []struct {
+		name string
+		dial func() net.Conn
+	}{
+		{"plain", func() net.Conn { return dialProxy(t, tp.plainURL, 3*time.Second) }},
+		{"TLS", func() net.Conn {
+			c := dialTLS(t, tp.tlsAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			return c
+		}},
+	}
+	for _, port := range ports {
+		for _, name := range []string{"Expect", "expect", "EXPECT", "eXpEcT"} {
+			for _, tc := range []struct {
+				name    string
+				path    string
+				framing string // the header that announces the body
+				body    string // sent once the 100 came
+				want    []int  // the statuses before the body is sent, then after
+			}{
+				{"accepted", "/up", "Content-Length: 5", "hello", []int{http.StatusContinue, http.StatusOK}},
+				{"accepted, chunked", "/up", "Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n", []int{http.StatusContinue, http.StatusOK}},
+				{"refused by the backend", "/refuse", "Content-Length: 5", "", []int{http.StatusExpectationFailed}},
+				{"over the body limit", "/up", "Content-Length: 5242880", "", []int{http.StatusRequestEntityTooLarge}},
+			} {
+				t.Run(port.name+"/"+name+"/"+tc.name, func(t *testing.T) {
+					c := port.dial()
+					defer c.Close()
+					fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n%s: 100-continue\r\n\r\n", tc.path, tc.framing, name)
+					br := bufio.NewReader(c)
+					var got []int
+					for len(got) < len(tc.want) {
+						resp, err := http.ReadResponse(br, nil)
+						if err != nil {
+							t.Fatalf("after %v: %v; want %v, the first before any body", got, err, tc.want)
+						}
+						body, _ := io.ReadAll(resp.Body)
+						got = append(got, resp.StatusCode)
+						if resp.StatusCode == http.StatusContinue {
+							io.WriteString(c, tc.body)
+						} else if resp.StatusCode == http.StatusOK && string(body) != "hello" {
+							t.Errorf("the backend echoed %q, want hello", body)
+						}
+					}
+					if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+						t.Errorf("got %v, want %v", got, tc.want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestSpellExpect: Expect headers in any letter case take the name fasthttp
+// looks for, in the parsed header and in the raw block, which keeps its
+// length; other names, Expect-CT among them, stay as they were.
+func TestSpellExpect(t *testing.T) {
+	for _, tc := range []struct {
+		name, lines string
+		want        []string // the values under Expect, in order
+		raw         string   // the raw block after
+	}{
+		{"canonical", "Expect: 100-continue\r\n", []string{"100-continue"}, "Expect: 100-continue\r\n"},
+		{"lower case", "expect: 100-continue\r\nX-A: 1\r\n", []string{"100-continue"}, "Expect: 100-continue\r\nX-A: 1\r\n"},
+		{"upper case, no space", "EXPECT:100-continue\r\n", []string{"100-continue"}, "Expect:100-continue\r\n"},
+		{"two lines, one spelling", "expect: a\r\nX-A: 1\r\nexpect: b\r\n", []string{"a", "b"}, "Expect: a\r\nX-A: 1\r\nExpect: b\r\n"},
+		{"two spellings", "Expect: a\r\neXpEcT: b\r\n", []string{"a", "b"}, "Expect: a\r\nExpect: b\r\n"},
+		{"longer names", "expect-ct: max-age=0\r\nexpected: 1\r\n", nil, "expect-ct: max-age=0\r\nexpected: 1\r\n"},
+		{"no Expect", "X-A: 1\r\ne: 2\r\n", nil, "X-A: 1\r\ne: 2\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h fasthttp.RequestHeader
+			h.DisableNormalizing()
+			const first = "Host: x\r\nContent-Length: 1\r\n"
+			head := "POST / HTTP/1.1\r\n" + first + tc.lines + "\r\n"
+			if err := h.Read(bufio.NewReader(strings.NewReader(head))); err != nil {
+				t.Fatal(err)
+			}
+			headerReceived(&h)
+			var got []string
+			for _, v := range h.PeekAll("Expect") {
+				got = append(got, string(v))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("Expect %q, want %q", got, tc.want)
+			}
+			if raw, want := string(h.RawHeaders()), first+tc.raw+"\r\n"; raw != want {
+				t.Errorf("raw block %q, want %q", raw, want)
+			}
+		})
 	}
 }

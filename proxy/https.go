@@ -47,14 +47,21 @@ func newHTTPSPolicy(c *TLSConfig, healthPath string) *httpsPolicy {
 
 // redirect answers a request that came over plain HTTP with 308 to the same
 // host, path and query over https, and reports whether it did. Health checks
-// and requests over TLS pass, and so does CONNECT, which names no resource
-// (it gets 405, as over TLS).
+// and requests over TLS pass, and so do the two that name no resource a
+// redirect could point at: CONNECT (it gets 405, as over TLS) and OPTIONS *,
+// a question about the server (proxied, as over TLS; redirected, it became
+// an OPTIONS of a resource named "*", https://host/%2A). Caddy, on net/http,
+// answers OPTIONS * on its HTTP port without redirecting it too; nginx
+// refuses it (400) on any port.
 func (h *httpsPolicy) redirect(ctx *fasthttp.RequestCtx) bool {
 	if !h.redirectHTTP || ctx.IsTLS() || ctx.IsConnect() {
 		return false
 	}
 	uri := ctx.Request.Header.RequestURI()
 	if len(uri) == 0 || uri[0] != '/' {
+		if isAsterisk(uri) && ctx.IsOptions() {
+			return false
+		}
 		// Absolute form ("http://host/path") or "*": use the parsed URI.
 		uri = ctx.URI().RequestURI()
 	}
@@ -86,6 +93,9 @@ func (h *httpsPolicy) redirectNet(w *netWriter, st *netState) bool {
 	}
 	uri := []byte(r.RequestURI) // the :path, in origin form, or "*"
 	if len(uri) == 0 || uri[0] != '/' {
+		if isAsterisk(uri) && r.Method == http.MethodOptions {
+			return false
+		}
 		u := fasthttp.AcquireURI()
 		defer fasthttp.ReleaseURI(u)
 		u.Parse([]byte(r.Host), uri) //nolint:errcheck // as fasthttp parses it for redirect
@@ -104,6 +114,10 @@ func (h *httpsPolicy) redirectNet(w *netWriter, st *netState) bool {
 	w.answer(st, http.StatusPermanentRedirect, reasonRedirect)
 	return true
 }
+
+// isAsterisk reports whether a request target is the asterisk form, which
+// OPTIONS uses to ask about the server as a whole (RFC 9112 §3.2.4).
+func isAsterisk(target []byte) bool { return len(target) == 1 && target[0] == '*' }
 
 // exempt reports whether a request for uri (its path and query) is for the
 // health path, which is never redirected.

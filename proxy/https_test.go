@@ -185,6 +185,81 @@ func rawH2Get(t *testing.T, addr, path string) (status, location string) {
 	}
 }
 
+// TestRedirectHTTPSOptionsAsterisk: OPTIONS * asks about the server, not
+// a resource, so the redirect has nothing to point at (it sent
+// https://host/%2A, an OPTIONS of a resource named "*"). It passes, as
+// CONNECT does, and gets what it gets without the redirect and over TLS:
+// the backend's answer. OPTIONS of a path is still redirected. Over
+// HTTP/1.1 and h2c alike.
+func TestRedirectHTTPSOptionsAsterisk(t *testing.T) {
+	seen := make(chan string, 16)
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		for {
+			req, ok := rb.readRequest(r)
+			if !ok {
+				return
+			}
+			seen <- req.Method + " " + req.RequestURI
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nAllow: GET, POST, OPTIONS\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	ca := testpki.NewCA(t, "test CA")
+	tp := startTLSProxy(t, Config{
+		Backends: []string{rb.URL()},
+		Health:   HealthConfig{Interval: -1},
+		TLS: &TLSConfig{Certificates: certFiles(t, ca.Issue(t, "localhost")),
+			RedirectHTTP: true, RedirectPort: 3443},
+		HTTP2: HTTP2Config{H2C: true},
+	})
+	clients := []struct {
+		name  string
+		c     *http.Client
+		major int
+	}{
+		{"HTTP/1.1", noRedirects(newClient(t)), 1},
+		{"h2c", noRedirects(newH2Client(t, nil)), 2},
+	}
+	for _, cl := range clients {
+		for _, tc := range []struct {
+			target   string
+			status   int
+			location string
+			backend  string // the request line the backend gets; "" for none
+		}{
+			{"*", http.StatusOK, "", "OPTIONS *"},
+			{"/a", http.StatusPermanentRedirect, "https://example.com:3443/a", ""},
+		} {
+			t.Run(cl.name+"/"+tc.target, func(t *testing.T) {
+				req := newRequest(t, http.MethodOptions, tp.plainURL+"/", nil)
+				if tc.target == "*" {
+					req.URL.Path, req.URL.Opaque = "", "*"
+				} else {
+					req.URL.Path = tc.target
+				}
+				req.Host = "example.com"
+				resp, _ := do(t, cl.c, req)
+				if resp.ProtoMajor != cl.major {
+					t.Fatalf("answered over %s", resp.Proto)
+				}
+				if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.location {
+					t.Errorf("%d, Location %q; want %d, Location %q", resp.StatusCode, resp.Header.Get("Location"), tc.status, tc.location)
+				}
+				var got string
+				select {
+				case got = <-seen:
+				default:
+				}
+				if got != tc.backend {
+					t.Errorf("the backend got %q, want %q", got, tc.backend)
+				}
+				if tc.backend != "" && resp.Header.Get("Allow") != "GET, POST, OPTIONS" {
+					t.Errorf("Allow %q: not the backend's answer", resp.Header.Get("Allow"))
+				}
+			})
+		}
+	}
+}
+
 // TestRedirectHTTPSExpectContinue redirects a plain-HTTP request that
 // expects 100-continue before any backend sees it, as one that does not,
 // instead of asking a backend and leaving its exchange half done.

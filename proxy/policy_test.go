@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -331,6 +334,92 @@ func TestStickyCookie(t *testing.T) {
 		if _, name, _ := getFrom(t, client, url2+"/", "Cookie", "lb="+newValue); name != moved {
 			t.Fatalf("the second balancer sent the cookie to %s, want %s", name, moved)
 		}
+	}
+}
+
+// TestStickyCookieExpectContinue: a request that expects 100-continue is
+// sticky as any other. Its backend, asked before the body is sent, is the
+// one the cookie names, and its answer sets the cookie when the client has
+// none, whether it is the final answer a backend gives instead of its 100
+// (a refusal) or the answer after the body. (The header went to the
+// policy's pick and no answer set the cookie.)
+func TestStickyCookieExpectContinue(t *testing.T) {
+	backend := func(name string, refuse bool) *rawBackend {
+		return startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+			for {
+				req, err := http.ReadRequest(r)
+				if err != nil {
+					return
+				}
+				rb.requests.Add(1)
+				if req.Header.Get("Expect") == "100-continue" {
+					if refuse {
+						io.WriteString(c, "HTTP/1.1 417 Expectation Failed\r\nX-Backend: "+name+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Backend: "+name+"\r\nContent-Length: 0\r\n\r\n")
+			}
+		})
+	}
+	// expect uploads five bytes expecting 100-continue, with cookie as the
+	// Cookie header unless empty, and returns the final status, the
+	// backend that gave it and its Set-Cookie headers.
+	expect := func(t *testing.T, url, cookie string) (int, string, []string) {
+		t.Helper()
+		c := dialProxy(t, url, 5*time.Second)
+		defer c.Close()
+		head := "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
+		if cookie != "" {
+			head += "Cookie: " + cookie + "\r\n"
+		}
+		io.WriteString(c, head+"\r\n")
+		br := bufio.NewReader(c)
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusContinue {
+				return resp.StatusCode, resp.Header.Get("X-Backend"), resp.Header.Values("Set-Cookie")
+			}
+			io.WriteString(c, "hello")
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		refuse bool
+		status int
+	}{
+		{"refused before the body", true, http.StatusExpectationFailed},
+		{"answered after the body", false, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := backend("a", tc.refuse), backend("b", tc.refuse)
+			_, url := startProxy(t, Config{Backends: []string{a.URL(), b.URL()}, StickyCookie: "lb", Health: HealthConfig{Interval: -1}})
+			status, first, set := expect(t, url, "")
+			value := stickyValue(set, "lb")
+			if status != tc.status || value == "" {
+				t.Fatalf("without the cookie: %d from %s, Set-Cookie %q; want %d and the cookie", status, first, set, tc.status)
+			}
+			// Round-robin alone would alternate; the cookie holds the
+			// client, and is not set again.
+			for i := range 4 {
+				status, name, set := expect(t, url, "lb="+value)
+				if status != tc.status || name != first || len(set) != 0 {
+					t.Fatalf("request %d with the cookie: %d from %s, Set-Cookie %q; want %d from %s and no cookie", i, status, name, set, tc.status, first)
+				}
+			}
+			// The cookie names that backend for requests of any kind.
+			for range 2 {
+				if _, _, h := getWith(t, newClient(t), url+"/", "Cookie", "lb="+value); h.Get("X-Backend") != first {
+					t.Fatalf("a GET with the cookie went to %q, want %s", h.Get("X-Backend"), first)
+				}
+			}
+		})
 	}
 }
 

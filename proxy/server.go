@@ -21,8 +21,9 @@ import (
 var ErrServerClosed = http.ErrServerClosed
 
 // Server returns the fasthttp server that Serve runs, configured for
-// proxying: header names and paths pass through untouched, nothing is
-// added to responses, and limits follow the Config. It is created once.
+// proxying: header names and paths pass through untouched (Expect, which
+// never passes, excepted: see continue.go), nothing is added to responses,
+// and limits follow the Config. It is created once.
 // Its ConnState hook must stay: it enforces the client timeouts.
 func (p *Proxy) Server() *fasthttp.Server {
 	p.serverOnce.Do(func() {
@@ -31,7 +32,9 @@ func (p *Proxy) Server() *fasthttp.Server {
 			Handler:       p.HandleFastHTTP,
 			ErrorHandler:  p.handleReadError,
 			ExpectHandler: p.expectContinue,
-			Logger:        fasthttpLogger{p.log},
+			// Expect in any letter case: see continue.go.
+			HeaderReceived: headerReceived,
+			Logger:         fasthttpLogger{p.log},
 
 			// The proxy's listeners keep MaxConns and MaxConnsPerIP
 			// (connlimit.go), counting every connection open, parked and

@@ -41,8 +41,9 @@ type TLSConfig struct {
 	// or HTTP/2 with HTTP2Config.H2C) with 308 Permanent Redirect to the
 	// same host, path and query over https on RedirectPort, except
 	// requests for Health.Path, which are proxied as usual so that a load
-	// balancer in front can keep checking, and CONNECT, which gets 405 as
-	// over TLS. False proxies plain HTTP like HTTPS.
+	// balancer in front can keep checking, CONNECT, which gets 405 as over
+	// TLS, and OPTIONS *, which names no path to redirect to and is
+	// proxied as over TLS. False proxies plain HTTP like HTTPS.
 	RedirectHTTP bool
 	// RedirectPort is the HTTPS port redirects point to. Zero means 443,
 	// which the Location leaves out.

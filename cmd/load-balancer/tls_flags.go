@@ -35,7 +35,7 @@ func (f *tlsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.key, "tls-key", "", "PEM private key files, comma-separated, one for each -tls-cert file")
 	fs.IntVar(&f.port, "tls-port", defaultTLSPort, "port to serve HTTPS on, beside -port (needs -tls-cert)")
 	fs.StringVar(&f.minVersion, "tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
-	fs.BoolVar(&f.redirect, "redirect-https", false, "answer plain HTTP with 308 to the same URL over HTTPS on -tls-port, except the -health-path")
+	fs.BoolVar(&f.redirect, "redirect-https", false, "answer plain HTTP with 308 to the same URL over HTTPS on -tls-port, except the -health-path and OPTIONS *")
 	fs.DurationVar(&f.hsts, "hsts", 0, "send Strict-Transport-Security with this max-age on HTTPS responses, such as 8760h (0: off)")
 	fs.StringVar(&f.backendCA, "backend-ca", "", "PEM bundle of CA certificates trusted for https backends, besides the system's")
 	fs.BoolVar(&f.insecure, "backend-insecure-skip-verify", false, "do not verify the certificates of https backends (labs only: anyone on the path can impersonate them)")
