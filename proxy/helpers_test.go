@@ -252,6 +252,13 @@ func (rb *rawBackend) readRequest(r *bufio.Reader) (*http.Request, bool) {
 // startProxy runs a proxy over backends on a loopback port.
 func startProxy(t testing.TB, cfg Config) (*Proxy, string) {
 	t.Helper()
+	return startProxyWith(t, cfg, nil)
+}
+
+// startProxyWith is startProxy with the fasthttp server adjusted before
+// it serves (nil: as it is).
+func startProxyWith(t testing.TB, cfg Config, adjust func(s *fasthttp.Server)) (*Proxy, string) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
@@ -261,6 +268,9 @@ func startProxy(t testing.TB, cfg Config) (*Proxy, string) {
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if adjust != nil {
+		adjust(p.Server())
 	}
 	ln, err := Listen("127.0.0.1:0") // as the binary listens
 	if err != nil {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -304,35 +303,6 @@ func TestSplicedBodyH2C(t *testing.T) {
 	checkSpliced(t, p, true)
 }
 
-// startProxyWith is startProxy with the fasthttp server adjusted before
-// it serves.
-func startProxyWith(t *testing.T, cfg Config, adjust func(s *fasthttp.Server)) (*Proxy, string) {
-	t.Helper()
-	cfg.Logger = discardLogger()
-	cfg.Health.Path = "/health"
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adjust(p.Server())
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Serve(ln) //nolint:errcheck // ends at shutdown
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Shutdown(ctx) //nolint:errcheck // best effort at test end
-		<-done
-	})
-	return p, "http://" + ln.Addr().String()
-}
-
 // TestSplicedBodyServerSettings: a spliced body keeps to the settings of
 // the server Proxy.Server returns: its WriteTimeout ends the response of a
 // client that stops reading (and the backend connection with it, not
@@ -343,23 +313,7 @@ func TestSplicedBodyServerSettings(t *testing.T) {
 		be := startBackend(t, "a")
 		p, url := startProxyWith(t, Config{Splice: true, Backends: []string{be.URL()}, Health: HealthConfig{Interval: -1}},
 			func(s *fasthttp.Server) { s.WriteTimeout = 300 * time.Millisecond })
-		c := dialProxy(t, url, 10*time.Second)
-		defer c.Close()
-		io.WriteString(c, "GET /download/"+strconv.Itoa(64<<20)+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
-			t.Fatal(err)
-		}
-		// And reads no more.
-		b := p.Pool().Backends()[0]
-		waitFor(t, "the response cut at the write timeout", 10*time.Second, func() bool {
-			return b.InFlight() == 0 && upstreamOf(b).hc.ConnsCount() == 0
-		})
-		if p.spliced.Load() == 0 {
-			t.Error("nothing spliced: the test did not test the splice")
-		}
-		if n := b.Failures(); n != 0 {
-			t.Errorf("%d failed attempts, want none: the client stopped reading", n)
-		}
+		stopReading(t, p, url, "the response cut at the write timeout")
 	})
 	t.Run("ReduceMemoryUsage", func(t *testing.T) {
 		be := startBackend(t, "a")
@@ -465,15 +419,23 @@ func TestSplicedClientStopsReading(t *testing.T) {
 	be := startBackend(t, "a")
 	p, url := startProxy(t, Config{Splice: true, Backends: []string{be.URL()}, ClientIdleTimeout: 300 * time.Millisecond,
 		BackendTimeout: 10 * time.Second, Health: HealthConfig{Interval: -1}})
+	stopReading(t, p, url, "the response dropped at the client idle timeout")
+}
+
+// stopReading asks p for a large spliced body, reads its header and no
+// more, and checks that the proxy ends the response (what ends it: until)
+// with the backend connection closed and no failure counted against the
+// backend.
+func stopReading(t *testing.T, p *Proxy, url, until string) {
+	t.Helper()
 	c := dialProxy(t, url, 10*time.Second)
 	defer c.Close()
 	io.WriteString(c, "GET /download/"+strconv.Itoa(64<<20)+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
 		t.Fatal(err)
 	}
-	// And reads no more.
 	b := p.Pool().Backends()[0]
-	waitFor(t, "the response dropped at the client idle timeout", 10*time.Second, func() bool {
+	waitFor(t, until, 10*time.Second, func() bool {
 		return b.InFlight() == 0 && upstreamOf(b).hc.ConnsCount() == 0
 	})
 	checkSpliced(t, p, true)
