@@ -259,7 +259,7 @@ func (p *Proxy) askBackend(pf *preflight, req *fasthttp.Request, resp *fasthttp.
 	}
 	start := bc.arm(p.cfg.BackendTimeout)
 	for {
-		if err := resp.Header.Read(br); err != nil {
+		if err := readHead(bc, br, &resp.Header); err != nil {
 			return 0, err
 		}
 		code := resp.StatusCode()

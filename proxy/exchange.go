@@ -151,7 +151,7 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 	// Content-Type must stay without one.
 	resp.Header.SetNoDefaultContentType(true)
 	br := up.conns.reader(bc)
-	if err := readResponseHeader(br, resp); err != nil {
+	if err := readResponseHeader(bc, br, resp); err != nil {
 		up.conns.releaseReader(br)
 		up.conns.close(cc)
 		if err == io.EOF && bc.uses > 1 && !bc.expired.Load() {
@@ -265,11 +265,11 @@ var (
 	errStaleConn      = errors.New("kept-alive connection closed by the backend")
 )
 
-// readResponseHeader reads the final response header, skipping interim 1xx
-// responses other than 101 Switching Protocols.
-func readResponseHeader(br *bufio.Reader, resp *fasthttp.Response) error {
+// readResponseHeader reads the final response header from br, bc's reader,
+// skipping interim 1xx responses other than 101 Switching Protocols.
+func readResponseHeader(bc *backendConn, br *bufio.Reader, resp *fasthttp.Response) error {
 	for n := 0; ; n++ {
-		if err := resp.Header.Read(br); err != nil {
+		if err := readHead(bc, br, &resp.Header); err != nil {
 			return err
 		}
 		code := resp.Header.StatusCode()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -27,8 +28,15 @@ func (p *Proxy) newProbeClient(b *pool.Backend, dial fasthttp.DialFuncWithTimeou
 	return &fasthttp.HostClient{
 		Addr: b.Addr(),
 		// The traffic's own dialer: checks take the same route (upstream
-		// proxy, TLS) as requests, so they fail when requests would.
-		DialTimeout:               dial,
+		// proxy, TLS) as requests, so they fail when requests would; and
+		// read a head of bare LFs as requests do (headlf.go).
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			c, err := dial(addr, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return &lfConn{Conn: c}, nil
+		},
 		MaxIdemponentCallAttempts: 1,
 		NoDefaultUserAgentHeader:  true,
 		ReadBufferSize:            p.cfg.MaxHeaderSize,

@@ -383,6 +383,8 @@ type backendConn struct {
 	uses int
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	// head is set while a response head is read from br (headlf.go).
+	head bool
 
 	inSet int // its place in the watchdog's backends (see connSet)
 
