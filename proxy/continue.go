@@ -29,7 +29,6 @@ import (
 // (hop-by-hop unless preflighted, headers.go). fasthttp still writes its
 // 100 Continue first, which RFC 9110 §10.1.1 allows (nginx writes none);
 // not writing it would take a hook on every request's header.
-
 //
 // A header name is the same in any letter case (RFC 9110 §5.1), but
 // fasthttp's server, keeping names as received (Server:

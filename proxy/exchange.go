@@ -195,7 +195,9 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 		// after the body, as one read whole has: the next request sent
 		// on it would find it closed, or never answered.
 		s.closeConn = s.closeConn || resp.ConnectionClose()
-		s.spliceTo = spliceTo
+		if spliceTo != nil {
+			s.splice = spliceBody{s: s, g: spliceTo}
+		}
 		resp.SetBodyStream(s.stream(env.http10), size)
 		return 0, nil
 	}

@@ -43,8 +43,7 @@ type directBody struct {
 // when it has no known length and goes to an HTTP/1.0 client (http10).
 func (s *streamedBody) stream(http10 bool) io.Reader {
 	switch {
-	case s.spliceTo != nil:
-		s.splice = spliceBody{s: s, g: s.spliceTo}
+	case s.splice.g != nil:
 		return &s.splice
 	case s.mode == frameFixed && s.p.cfg.FlushInterval != 0 && s.client != nil:
 	case s.mode != frameFixed && http10:

@@ -139,7 +139,7 @@ func (d *spliceBody) WriteTo(w io.Writer) (int64, error) {
 	if rf, ok := w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(d)
 	}
-	return io.CopyBuffer(w, struct{ io.Reader }{d}, make([]byte, 32<<10)) // not fasthttp's writer: never here
+	return copyStream(w, d) // not fasthttp's writer: never here
 }
 
 // ReadFrom implements io.ReaderFrom: the server's write buffer, flushed,

@@ -66,11 +66,10 @@ type streamedBody struct {
 
 	direct directBody // the stream when it writes itself to the client (flush.go)
 
-	// The stream when its body is spliced to the client (splice.go): to,
-	// the client connection, or nil; and the splice steps, bound once and
-	// kept across uses, as keep is.
+	// The stream when its body is spliced to the client (splice.go; its
+	// g is nil otherwise), and the splice steps, bound once and kept
+	// across uses, as keep is.
 	splice    spliceBody
-	spliceTo  *guardConn
 	spliceFns spliceSteps
 }
 
@@ -114,11 +113,7 @@ func (s *streamedBody) Read(p []byte) (int, error) {
 	s.bc.armAt(s.p.wd.now() + int64(s.p.cfg.BackendTimeout))
 	n, err := s.read(p)
 	s.bc.disarm()
-	if n > 0 {
-		s.progress(s.p.wd.now())
-		s.p.traffic.AddBytesOut(n)
-		s.sent += int64(n)
-	}
+	s.relayed(n)
 	if err != nil {
 		if err == io.EOF {
 			s.done = true
