@@ -162,6 +162,9 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx) (upgrade bool, client n
 	// The server noted Connection: close for the client connection before
 	// calling us; the backend connection is ours to keep alive.
 	h.ResetConnectionClose()
+	// A body without a Content-Type goes without one, as nginx and HAProxy
+	// send it: fasthttp would name it application/octet-stream.
+	h.SetNoDefaultContentType(true)
 	// Send the Host header as received, not as the parsed URI spells it,
 	// and the path exactly as received.
 	ctx.Request.UseHostHeader = true

@@ -401,6 +401,56 @@ func TestExactPathAndQuery(t *testing.T) {
 	}
 }
 
+// TestRequestContentTypeAsSent checks that a request body without a
+// Content-Type reaches the backend without one: fasthttp would add
+// application/octet-stream, which tells a backend that sniffs the body
+// what the client never said. A Content-Type the client sent is kept.
+func TestRequestContentTypeAsSent(t *testing.T) {
+	seen := make(chan []string, 1)
+	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
+		for {
+			req, ok := rb.readRequest(r)
+			if !ok {
+				return
+			}
+			select {
+			case seen <- req.Header.Values("Content-Type"):
+			default:
+				t.Errorf("a second request reached the backend: %s %s", req.Method, req.RequestURI)
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	_, url := startProxy(t, Config{Backends: []string{rb.URL()}, Health: HealthConfig{Interval: -1}})
+	for _, tc := range []struct {
+		name, head, body string
+		want             []string
+	}{
+		{"Content-Length", "Content-Length: 3\r\n", "abc", nil},
+		{"chunked", "Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n0\r\n\r\n", nil},
+		{"Expect", "Content-Length: 3\r\nExpect: 100-continue\r\n", "abc", nil},
+		{"empty body", "Content-Length: 0\r\n", "", nil},
+		{"sent", "Content-Type: text/csv\r\nContent-Length: 3\r\n", "abc", []string{"text/csv"}},
+		{"sent, chunked", "Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\n", "3\r\nabc\r\n0\r\n\r\n", []string{"text/csv"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, rest := rawRequest(t, url, "POST /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"+tc.head+"\r\n"+tc.body)
+			var got []string
+			select {
+			case got = <-seen:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the request never reached the backend; answer %q", status+"\n"+rest)
+			}
+			if !strings.Contains(status, " 200 ") && !strings.Contains(rest, "HTTP/1.1 200 ") {
+				t.Errorf("answer %q", status+"\n"+rest)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("backend saw Content-Type %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestResponseHopByHopHeaders(t *testing.T) {
 	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
 		for {
