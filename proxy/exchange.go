@@ -178,7 +178,7 @@ func (p *Proxy) receive(b *pool.Backend, up *upstream, cc any, bc *backendConn, 
 
 	mode, size := p.bodyFraming(resp, br)
 	var spliceTo *guardConn
-	if (mode == frameNone || mode == frameFixed) && p.spliceable(resp, br.Buffered(), bc, env.conn) {
+	if p.cfg.Splice && (mode == frameNone || mode == frameFixed) && p.spliceable(resp, br.Buffered(), bc, env.conn) {
 		mode, size, spliceTo = frameFixed, resp.Header.ContentLength(), env.conn
 	}
 	if mode != frameNone {

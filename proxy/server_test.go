@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +141,31 @@ func TestServeEndedByShutdown(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatalf("%s still running 5 s after Shutdown returned", tc.name)
+			}
+		})
+	}
+}
+
+// TestListenAndServeError: the ListenAndServe kind, given an address it
+// cannot listen on, says so once, naming the address.
+func TestListenAndServeError(t *testing.T) {
+	be := startBackend(t, "a")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, m := range serveMethods {
+		if !m.listen {
+			continue
+		}
+		t.Run(m.name, func(t *testing.T) {
+			p := newServableProxy(t, be.URL(), false)
+			err := m.serve(p, nil, addr)
+			prefix := "listen on " + addr + ": "
+			if err == nil || !strings.HasPrefix(err.Error(), prefix) || strings.Count(err.Error(), "listen on ") != 1 {
+				t.Errorf("%s(%s) on a taken address: %v, want one %q prefix", m.name, addr, err, prefix)
 			}
 		})
 	}

@@ -82,7 +82,8 @@ func (p *pipeFDs) close() {
 // spliceable reports whether resp's body, of known length, can be spliced
 // from bc to the client connection g, and readies bc's pipe if so. A
 // hedged attempt has no client connection (g is nil): it must not touch
-// the client until it wins.
+// the client until it wins. The caller checks Config.Splice first, so
+// that with splicing off no call is made.
 func (p *Proxy) spliceable(resp *fasthttp.Response, buffered int, bc *backendConn, g *guardConn) bool {
 	if !p.cfg.Splice || g == nil || !g.plain || !g.io.on() || !bc.io.on() || !hasBody(resp) {
 		return false

@@ -163,7 +163,7 @@ func (p *Proxy) ListenAndServeTLS(addr string) error {
 	}
 	ln, err := Listen(addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return err // Listen names addr
 	}
 	return p.ServeTLS(ln)
 }
