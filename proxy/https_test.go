@@ -190,7 +190,8 @@ func rawH2Get(t *testing.T, addr, path string) (status, location string) {
 // https://host/%2A, an OPTIONS of a resource named "*"). It passes, as
 // CONNECT does, and gets what it gets without the redirect and over TLS:
 // the backend's answer. OPTIONS of a path is still redirected. Over
-// HTTP/1.1 and h2c alike.
+// HTTP/1.1 and h2c alike. GET * is no request at all (RFC 9112 §3.2.4):
+// over HTTP/1.1 it gets 400, as without the redirect and from nginx.
 func TestRedirectHTTPSOptionsAsterisk(t *testing.T) {
 	seen := make(chan string, 16)
 	rb := startRawBackend(t, func(c net.Conn, r *bufio.Reader, rb *rawBackend) {
@@ -218,6 +219,10 @@ func TestRedirectHTTPSOptionsAsterisk(t *testing.T) {
 	}{
 		{"HTTP/1.1", noRedirects(newClient(t)), 1},
 		{"h2c", noRedirects(newH2Client(t, nil)), 2},
+	}
+	status, rest := rawRequest(t, tp.plainURL, "GET * HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, " 400 ") {
+		t.Errorf("GET * over HTTP/1.1: %q, want 400\n%s", status, rest)
 	}
 	for _, cl := range clients {
 		for _, tc := range []struct {

@@ -639,6 +639,8 @@ func TestBadRequests(t *testing.T) {
 		name, raw, want string
 	}{
 		{"garbage", "GARBAGE\r\n\r\n", "400"},
+		{"asterisk form, not OPTIONS", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+		{"asterisk and more", "OPTIONS *x HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
 		{"bad header line", "GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", "400"},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"},
 		{"bad content length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "400"},
