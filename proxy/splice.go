@@ -28,12 +28,12 @@ import (
 // A body is spliced when it is of known length, at least spliceMin bytes
 // not yet read, and both connections are plain TCP sockets the proxy reads
 // and writes itself (not TLS, not a hedged attempt's, which must not touch
-// the client until it wins). It
-// then streams as a larger body does (stream.go): the header goes out
-// first, and a backend that fails in the middle of the body cuts the
-// response rather than have it retried, as with nginx, which sends the
-// header as soon as it has it. Bytes that came with the header, in the
-// backend connection's read buffer, are written from there first.
+// the client until it wins). It then streams as a larger body does
+// (stream.go): the header goes out first, and a backend that fails in the
+// middle of the body cuts the response rather than have it retried, as
+// with nginx, which sends the header as soon as it has it. Bytes that came
+// with the header, in the backend connection's read buffer, are written
+// from there first.
 //
 // Each backend connection has its own pipe, made the first time one of
 // its responses is spliced and closed with it: no pool, no lock, and the
@@ -85,7 +85,7 @@ func (p *pipeFDs) close() {
 // the client until it wins. The caller checks Config.Splice first, so
 // that with splicing off no call is made.
 func (p *Proxy) spliceable(resp *fasthttp.Response, buffered int, bc *backendConn, g *guardConn) bool {
-	if !p.cfg.Splice || g == nil || !g.plain || !g.io.on() || !bc.io.on() || !hasBody(resp) {
+	if g == nil || !g.plain || !g.io.on() || !bc.io.on() || !hasBody(resp) {
 		return false
 	}
 	n := resp.Header.ContentLength()
