@@ -296,13 +296,42 @@ func readResponseBody(br *bufio.Reader, resp *fasthttp.Response, limit int) erro
 	if !hasBody(resp) {
 		return nil
 	}
-	if err := resp.ReadBody(br, limit); err != nil {
-		return err
-	}
 	if resp.Header.ContentLength() == -1 {
-		return resp.Header.ReadTrailer(br)
+		return readChunkedBody(br, resp, limit)
 	}
-	return nil
+	return resp.ReadBody(br, limit)
+}
+
+// readChunkedBody reads a chunked body whole into resp, and its trailer,
+// with the chunk parser a streamed body uses (readChunkSize): fasthttp's
+// takes no LF alone for a line's end, and a small body read whole would be
+// refused where a larger one streamed passes.
+func readChunkedBody(br *bufio.Reader, resp *fasthttp.Response, limit int) error {
+	resp.ResetBody()
+	for {
+		size, err := readChunkSize(br)
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if size == 0 {
+			return unexpectedEOF(skipTrailer(br))
+		}
+		if limit > 0 && int64(len(resp.Body()))+size > int64(limit) {
+			return fasthttp.ErrBodyTooLarge
+		}
+		for size > 0 {
+			b, err := br.Peek(int(min(size, int64(br.Size()))))
+			if len(b) == 0 {
+				return unexpectedEOF(err)
+			}
+			resp.AppendBody(b)
+			br.Discard(len(b)) //nolint:errcheck // peeked
+			size -= int64(len(b))
+		}
+		if err := readLineEnd(br); err != nil {
+			return unexpectedEOF(err)
+		}
+	}
 }
 
 // exchangeFailed says why an exchange failed. One whose connection the

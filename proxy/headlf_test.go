@@ -18,7 +18,9 @@ import (
 // take LF for a line's end), and relayed with CRLFs; the connection, read
 // to the end of the body, stays in use. (fasthttp reads such lines but
 // ends a head only at CRLF CRLF, so the proxy waited for more until the
-// try timeout, 5 s here, and answered 504.)
+// try timeout, 5 s here, and answered 504.) A chunked body's framing lines
+// may end in LF alone too, whether the body is streamed or read whole (the
+// client got a body cut short, or a 502, before).
 func TestBareLFResponseHead(t *testing.T) {
 	for _, tc := range []struct {
 		name, resp string
@@ -27,6 +29,9 @@ func TestBareLFResponseHead(t *testing.T) {
 		{"CRLF status line", "HTTP/1.1 200 OK\r\nContent-Length: 2\nX-A: b\n\nok"},
 		{"bare LF ending the head", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\nok"},
 		{"chunked body", "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nX-A: b\n\n2\r\nok\r\n0\r\n\r\n"},
+		{"chunked body, bare LF framing", "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nX-A: b\n\n1\no\n1;x=y\nk\n0\n\n"},
+		{"chunked body, bare LF framing, CRLF end", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n1\no\n1\nk\r\n0\r\n\r\n"},
+		{"chunked body, bare LF trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n2\r\nok\r\n0\nX-T: 1\n\n"},
 		{"after an interim 100", "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok"},
 		{"folded line", "HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n  c\n\nok"},
 	} {

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -100,6 +98,7 @@ func (s *streamedBody) progress(now int64) {
 
 var (
 	errChunkSize      = errors.New("invalid chunk size in backend response")
+	errTrailerLine    = errors.New("trailer line in backend response longer than the read buffer")
 	errStreamTimedOut = errors.New("backend stream idle past the backend timeout")
 )
 
@@ -158,10 +157,7 @@ func (s *streamedBody) read(p []byte) (int, error) {
 				return 0, unexpectedEOF(err)
 			}
 			if size == 0 {
-				// Trailers are read and dropped: relaying them would need
-				// them announced before the body, which is already going.
-				var h fasthttp.ResponseHeader
-				if err := h.ReadTrailer(s.br); err != nil {
+				if err := skipTrailer(s.br); err != nil {
 					return 0, unexpectedEOF(err)
 				}
 				return 0, io.EOF
@@ -174,7 +170,7 @@ func (s *streamedBody) read(p []byte) (int, error) {
 		n, err := s.br.Read(p)
 		s.left -= int64(n)
 		if err == nil && s.left == 0 {
-			err = readCRLF(s.br)
+			err = readLineEnd(s.br)
 		}
 		return n, unexpectedEOF(err)
 	default: // frameUntilClose
@@ -191,7 +187,10 @@ func unexpectedEOF(err error) error {
 	return err
 }
 
-// readChunkSize reads a chunk-size line ("1a2b;ext=1\r\n").
+// readChunkSize reads a chunk-size line ("1a2b;ext=1\r\n"). Its end may be
+// an LF alone, as at the end of the chunk (readLineEnd): RFC 9112 §2.2 lets
+// a recipient take LF for a line's end, and nginx, whose backends include
+// those that send it, reads chunked framing so.
 func readChunkSize(br *bufio.Reader) (int64, error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
@@ -202,7 +201,7 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 	}
 	var size int64
 	digits := 0
-	for _, c := range line {
+	for i, c := range line {
 		var v byte
 		switch {
 		case c >= '0' && c <= '9':
@@ -211,11 +210,12 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 			v = c - 'a' + 10
 		case c >= 'A' && c <= 'F':
 			v = c - 'A' + 10
-		default:
-			if digits == 0 || (c != ';' && c != '\r' && c != ' ' && c != '\t') {
-				return 0, errChunkSize
-			}
+		case digits == 0:
+			return 0, errChunkSize
+		case c == ';', c == ' ', c == '\t', c == '\n', c == '\r' && i+2 == len(line):
 			return size, nil
+		default:
+			return 0, errChunkSize
 		}
 		if digits == 15 { // beyond any body worth having
 			return 0, errChunkSize
@@ -226,15 +226,44 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 	return 0, errChunkSize
 }
 
-func readCRLF(br *bufio.Reader) error {
-	b, err := br.Peek(2)
+// skipTrailer reads a chunked body's trailer and drops it, up to the empty
+// line that ends it (CRLF, or LF alone: see readChunkSize). A response over
+// HTTP/1.1 goes on without its trailer, whether read whole (with a
+// Content-Length) or streamed: relaying one would need it announced before
+// the body, which is already going.
+func skipTrailer(br *bufio.Reader) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			if err == bufio.ErrBufferFull {
+				return errTrailerLine
+			}
+			return err
+		}
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			return nil
+		}
+	}
+}
+
+// readLineEnd reads the line end that follows a chunk's data: CRLF, or LF
+// alone (see readChunkSize).
+func readLineEnd(br *bufio.Reader) error {
+	b, err := br.Peek(1)
 	if err != nil {
 		return err
 	}
-	if b[0] != '\r' || b[1] != '\n' {
+	if b[0] == '\r' {
+		if b, err = br.Peek(2); err != nil {
+			return err
+		}
+		if b[1] != '\n' {
+			return errChunkSize
+		}
+	} else if b[0] != '\n' {
 		return errChunkSize
 	}
-	br.Discard(2) //nolint:errcheck // peeked
+	br.Discard(len(b)) //nolint:errcheck // peeked
 	return nil
 }
 

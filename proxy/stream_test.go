@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/valyala/fasthttp"
 )
 
 // bigTransfer is the size streamed each way in the in-process tests; the
@@ -415,6 +416,45 @@ func TestHTTP10Backend(t *testing.T) {
 				if resp.Close {
 					t.Fatalf("request %d: the proxy closes the client connection", i)
 				}
+			}
+		})
+	}
+}
+
+// TestChunkFraming: the chunk parser a response body is read with, whole or
+// streamed, takes CRLF or LF alone for a framing line's end (RFC 9112 §2.2,
+// as nginx does), and nothing else: a CR must be followed by LF.
+func TestChunkFraming(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		body     string // the body read, when it is read whole
+		err      bool
+	}{
+		{"CRLF", "2\r\nok\r\n0\r\n\r\n", "ok", false},
+		{"LF alone", "2\nok\n0\n\n", "ok", false},
+		{"mixed", "1\r\no\n1\nk\r\n0\n\r\n", "ok", false},
+		{"extension", "2;a=b\nok\n0;c\r\n\r\n", "ok", false},
+		{"space before the line end", "2 \r\nok\r\n0\r\n\r\n", "ok", false},
+		{"trailer, LF alone", "2\nok\n0\nX-T: 1\nX-U: 2\n\n", "ok", false},
+		{"trailer, CRLF", "2\r\nok\r\n0\r\nX-T: 1\r\n\r\n", "ok", false},
+		{"CR without LF after the size", "2\rok\r\n0\r\n\r\n", "", true},
+		{"CR without LF after the data", "2\r\nok\rx0\r\n\r\n", "", true},
+		{"no line end after the data", "2\r\nokx\r\n0\r\n\r\n", "", true},
+		{"no size", "\r\nok\r\n0\r\n\r\n", "", true},
+		{"size not hex", "g\r\n", "", true},
+		{"size too large", "1000000000000000\r\n", "", true},
+		{"cut in the data", "5\r\nok", "", true},
+		{"cut in the trailer", "2\r\nok\r\n0\r\nX-T: 1\r\n", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var resp fasthttp.Response
+			resp.Header.SetContentLength(-1)
+			err := readChunkedBody(bufio.NewReader(strings.NewReader(tc.in)), &resp, 0)
+			if (err != nil) != tc.err || (err == nil && string(resp.Body()) != tc.body) {
+				t.Errorf("read whole: body %q, error %v; want %q, error %v", resp.Body(), err, tc.body, tc.err)
+			}
+			if !tc.err && !errors.Is(readChunkedBody(bufio.NewReader(strings.NewReader(tc.in)), &resp, 1), fasthttp.ErrBodyTooLarge) {
+				t.Errorf("a 2-byte body under a 1-byte limit is not refused as too large")
 			}
 		})
 	}
