@@ -62,7 +62,8 @@ type AccessLogSource interface {
 // "shutting_down", so that a load balancer in front stops sending while
 // requests in flight finish (Envoy's /ready, HAProxy's monitor fail).
 type ShutdownSource interface {
-	// ShuttingDown reports whether a graceful shutdown has begun.
+	// ShuttingDown reports whether a graceful shutdown has begun, or the
+	// source has been closed without one: either way it is done serving.
 	ShuttingDown() bool
 }
 
