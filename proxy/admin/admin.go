@@ -69,7 +69,8 @@ type ShutdownSource interface {
 
 // Control changes backends at run time; *proxy.Proxy is one. A pool name
 // may be empty when there is only one pool. Errors that wrap
-// pool.ErrNotFound are answered 404, pool.ErrConflict 409, others 400.
+// pool.ErrNotFound are answered 404, pool.ErrConflict 409, pool.ErrClosed
+// 503, others 400.
 type Control interface {
 	AddBackend(pool, entry string) (*pool.Backend, error)
 	RemoveBackend(pool, url string) error
@@ -82,7 +83,8 @@ type Control interface {
 // file, and counts how that went.
 type Reloader interface {
 	// Reload applies the configuration anew; an error says why it was
-	// refused, and then nothing changed.
+	// refused, and then nothing changed. One wrapping pool.ErrClosed is
+	// answered 503, any other 400.
 	Reload() error
 	// ReloadStats reports the reloads so far.
 	ReloadStats() ReloadStats
