@@ -390,6 +390,9 @@ func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) 
 		// a secret, and stays out of the message (and the terminal).
 		return nil, invalid("invalid -admin-token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
 	}
+	if bad := tokenBadByte(o.adminToken); bad != "" {
+		return nil, invalid("invalid -admin-token: %s", bad)
+	}
 	if *tokenFile != "" {
 		// The two flags are one setting: given in different places, the
 		// command line's wins over the file's key, as for any flag.
@@ -473,14 +476,35 @@ func readTokenFile(path string) (string, error) {
 	}
 	// An editor's byte order mark is no part of the token.
 	line, _, found := strings.Cut(strings.TrimPrefix(string(b), "\ufeff"), "\n")
-	switch tok := strings.TrimSpace(line); {
+	tok := strings.TrimSpace(line)
+	switch {
 	case !found && len(b) > maxTokenFile:
 		return "", invalid("invalid -admin-token-file %q: its first line is longer than %d bytes", path, maxTokenFile)
 	case tok == "":
 		return "", invalid("invalid -admin-token-file %q: its first line is empty", path)
-	default:
-		return tok, nil
 	}
+	if bad := tokenBadByte(tok); bad != "" {
+		return "", invalid("invalid -admin-token-file %q: the token on its first line has %s", path, bad)
+	}
+	return tok, nil
+}
+
+// tokenBadByte describes the first byte of an admin token that a bearer
+// token may not contain (RFC 6750), a space or a control character (below
+// 0x20, or 0x7f), which clients refuse to send in a header, by its offset,
+// not showing the token; "" when there is none. The library refuses the
+// same (admin.New); checked here, the error names the flag or file line,
+// and -check-config finds it.
+func tokenBadByte(tok string) string {
+	for i := 0; i < len(tok); i++ {
+		switch c := tok[i]; {
+		case c == ' ':
+			return fmt.Sprintf("a space at byte offset %d, which a bearer token may not contain (the token is not shown)", i)
+		case c < 0x20 || c == 0x7f:
+			return fmt.Sprintf("control character 0x%02x at byte offset %d, which a bearer token may not contain (the token is not shown)", c, i)
+		}
+	}
+	return ""
 }
 
 // readHead returns the first n bytes of the regular file at path, or all

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -27,13 +28,24 @@ const realm = `realm="load-balancer admin"`
 // checkToken refuses a token that no request can carry: authorized trims
 // the white space around the credentials a request sends, as clients and
 // proxies on the way may, so a token that begins or ends with some would
-// lock everyone out. The token is a secret: the error does not show it.
+// lock everyone out. A space or a control character inside is refused too:
+// a bearer token may contain neither (RFC 6750), and clients refuse to send
+// a header with control characters. The token is a secret: the error does
+// not show it, only where its first bad byte is.
 func checkToken(token string) error {
 	switch {
 	case token != "" && strings.TrimSpace(token) == "":
 		return errors.New("invalid admin token: only white space, which no request can carry")
 	case token != strings.TrimSpace(token):
 		return errors.New("invalid admin token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
+	}
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == ' ':
+			return fmt.Errorf("invalid admin token: a space at byte offset %d, which a bearer token may not contain (the token is not shown)", i)
+		case c < 0x20 || c == 0x7f:
+			return fmt.Errorf("invalid admin token: control character 0x%02x at byte offset %d, which a bearer token may not contain (the token is not shown)", c, i)
+		}
 	}
 	return nil
 }
