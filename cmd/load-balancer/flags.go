@@ -390,7 +390,7 @@ func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) 
 		// a secret, and stays out of the message (and the terminal).
 		return nil, invalid("invalid -admin-token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
 	}
-	if bad := tokenBadByte(o.adminToken); bad != "" {
+	if bad := admin.BadTokenByte(o.adminToken); bad != "" {
 		return nil, invalid("invalid -admin-token: %s", bad)
 	}
 	if *tokenFile != "" {
@@ -483,28 +483,10 @@ func readTokenFile(path string) (string, error) {
 	case tok == "":
 		return "", invalid("invalid -admin-token-file %q: its first line is empty", path)
 	}
-	if bad := tokenBadByte(tok); bad != "" {
+	if bad := admin.BadTokenByte(tok); bad != "" {
 		return "", invalid("invalid -admin-token-file %q: the token on its first line has %s", path, bad)
 	}
 	return tok, nil
-}
-
-// tokenBadByte describes the first byte of an admin token that a bearer
-// token may not contain (RFC 6750), a space or a control character (below
-// 0x20, or 0x7f), which clients refuse to send in a header, by its offset,
-// not showing the token; "" when there is none. The library refuses the
-// same (admin.New); checked here, the error names the flag or file line,
-// and -check-config finds it.
-func tokenBadByte(tok string) string {
-	for i := 0; i < len(tok); i++ {
-		switch c := tok[i]; {
-		case c == ' ':
-			return fmt.Sprintf("a space at byte offset %d, which a bearer token may not contain (the token is not shown)", i)
-		case c < 0x20 || c == 0x7f:
-			return fmt.Sprintf("control character 0x%02x at byte offset %d, which a bearer token may not contain (the token is not shown)", c, i)
-		}
-	}
-	return ""
 }
 
 // readHead returns the first n bytes of the regular file at path, or all

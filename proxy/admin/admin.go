@@ -108,8 +108,8 @@ type Config struct {
 	// loopback or a private network then. It may not begin or end with
 	// white space (a newline read from a file with it, say): a request's
 	// credentials lose it, so no client could ever send the token, and
-	// New refuses one; nor may it contain a space or a control character
-	// (a byte below 0x20, or 0x7f), which a bearer token may not.
+	// New refuses one; nor may it contain a control character (a byte
+	// below 0x20, or 0x7f), which no client sends in a header.
 	Token string
 	// Version is shown on the dashboard and in lb_build_info; empty means
 	// the module version from the build info, or "dev".
