@@ -101,7 +101,7 @@ func (p *Proxy) AddBackend(poolName, entry string) (*pool.Backend, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
-		return nil, fmt.Errorf("backend %q not added: %w", entry, ErrClosed)
+		return nil, fmt.Errorf("backend %q not added: the proxy is %w", entry, ErrClosed)
 	}
 	lp, err := p.livePoolLocked(poolName)
 	if err != nil {

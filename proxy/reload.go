@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -76,7 +75,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
-		return fmt.Errorf("reload refused: %w", ErrClosed)
+		return fmt.Errorf("reload refused: the proxy is %w", ErrClosed)
 	}
 	pl, err := p.plan(cfg)
 	if err != nil {
@@ -91,8 +90,9 @@ func (p *Proxy) Reload(cfg Config) error {
 
 // ErrClosed is wrapped by the errors of Reload and AddBackend called after
 // Close (or Shutdown, which ends with it): nothing would close the backend
-// connections and health checks they set up.
-var ErrClosed = errors.New("the proxy is closed")
+// connections and health checks they set up. It is pool.ErrClosed, which
+// the admin interface answers with 503.
+var ErrClosed = pool.ErrClosed
 
 // Check validates cfg as New would, certificate files read included,
 // without starting anything.

@@ -114,7 +114,7 @@ func (p *Proxy) serve(ln net.Listener) error {
 	p.listeners = append(p.listeners, ln)
 	p.lnMu.Unlock()
 	err := p.Server().Serve(ln)
-	if p.ShuttingDown() {
+	if p.shutdownBegun() {
 		// Closed by Shutdown, possibly before fasthttp knew of it, which
 		// then returns nil or the listener's net.ErrClosed: either way a
 		// stop asked for, as net/http reports it.
@@ -132,9 +132,19 @@ func (p *Proxy) serveRefused() bool {
 	return p.shut || p.closed.Load()
 }
 
-// ShuttingDown reports whether Shutdown has begun: from then on the proxy
-// accepts no connection, and the admin interface's /api/health answers 503.
+// ShuttingDown reports whether Shutdown has begun or Close has been called:
+// from then on the proxy is done serving (a Serve running when Close alone
+// was called goes on, without health checks, until it is stopped), and the
+// admin interface's /api/health answers 503, so that a readiness probe
+// stops sending to it.
 func (p *Proxy) ShuttingDown() bool {
+	return p.serveRefused()
+}
+
+// shutdownBegun reports whether Shutdown has begun: a Serve that ends then
+// was stopped on purpose. Close alone does not stop one, so a Serve that
+// ends after it has failed.
+func (p *Proxy) shutdownBegun() bool {
 	p.lnMu.Lock()
 	defer p.lnMu.Unlock()
 	return p.shut

@@ -170,3 +170,53 @@ func TestListenAndServeError(t *testing.T) {
 		})
 	}
 }
+
+// TestShuttingDown: ShuttingDown reports true from Shutdown on, and after
+// Close alone too, which ends the proxy's serving for good (Serve and its
+// kin refuse, health checks and backend connections are gone), though a
+// Serve already running goes on; false before either.
+func TestShuttingDown(t *testing.T) {
+	be := startBackend(t, "a")
+	for _, tc := range []struct {
+		name    string
+		serving bool // a Serve runs on loopback when stop is called
+		stop    func(*Proxy) error
+		want    bool
+	}{
+		{"new", false, nil, false},
+		{"serving", true, nil, false},
+		{"Close", false, (*Proxy).Close, true},
+		{"Close while serving", true, (*Proxy).Close, true},
+		{"Shutdown", false, func(p *Proxy) error { return p.Shutdown(context.Background()) }, true},
+		{"Shutdown while serving", true, func(p *Proxy) error { return p.Shutdown(context.Background()) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newServableProxy(t, be.URL(), false)
+			if tc.serving {
+				ln, err := Listen("127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				served := make(chan error, 1)
+				go func() { served <- p.Serve(ln) }()
+				t.Cleanup(func() {
+					p.Shutdown(context.Background()) //nolint:errcheck // test end
+					<-served
+				})
+				waitFor(t, "the server to have its listener", 5*time.Second, func() bool {
+					p.lnMu.Lock()
+					defer p.lnMu.Unlock()
+					return len(p.listeners) == 1
+				})
+			}
+			if tc.stop != nil {
+				if err := tc.stop(p); err != nil {
+					t.Fatalf("stop: %v", err)
+				}
+			}
+			if got := p.ShuttingDown(); got != tc.want {
+				t.Errorf("ShuttingDown() = %t, want %t", got, tc.want)
+			}
+		})
+	}
+}

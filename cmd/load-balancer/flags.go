@@ -390,6 +390,9 @@ func parseFlagsResolved(args []string, out io.Writer, resolved map[string]bool) 
 		// a secret, and stays out of the message (and the terminal).
 		return nil, invalid("invalid -admin-token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
 	}
+	if bad := admin.BadTokenByte(o.adminToken); bad != "" {
+		return nil, invalid("invalid -admin-token: %s", bad)
+	}
 	if *tokenFile != "" {
 		// The two flags are one setting: given in different places, the
 		// command line's wins over the file's key, as for any flag.
@@ -473,14 +476,17 @@ func readTokenFile(path string) (string, error) {
 	}
 	// An editor's byte order mark is no part of the token.
 	line, _, found := strings.Cut(strings.TrimPrefix(string(b), "\ufeff"), "\n")
-	switch tok := strings.TrimSpace(line); {
+	tok := strings.TrimSpace(line)
+	switch {
 	case !found && len(b) > maxTokenFile:
 		return "", invalid("invalid -admin-token-file %q: its first line is longer than %d bytes", path, maxTokenFile)
 	case tok == "":
 		return "", invalid("invalid -admin-token-file %q: its first line is empty", path)
-	default:
-		return tok, nil
 	}
+	if bad := admin.BadTokenByte(tok); bad != "" {
+		return "", invalid("invalid -admin-token-file %q: the token on its first line has %s", path, bad)
+	}
+	return tok, nil
 }
 
 // readHead returns the first n bytes of the regular file at path, or all

@@ -157,13 +157,18 @@ func TestParseFlagsRejects(t *testing.T) {
 	}
 }
 
-// TestAdminTokenWhiteSpace: a token with white space around it, which a
+// TestAdminTokenRefused: a token with white space around it, which a
 // request's credentials lose (so that a client sending the token as meant
-// is refused), exits 2 with one line naming the problem, from the command
-// line and the configuration file alike, and never shows the token. One of
-// white space alone says so, as before; white space inside is the token's.
-func TestAdminTokenWhiteSpace(t *testing.T) {
+// is refused), or with a control character inside, which no client sends in
+// a header, exits 2 with one line naming the problem (and the byte offset of
+// a bad byte inside), from the command line and the configuration file
+// alike, and never shows the token. One of white space alone says so, as
+// before; a space inside is the token's.
+func TestAdminTokenRefused(t *testing.T) {
 	const around = "white space at its start or end, which a request's credentials lose: remove it (the token is not shown)"
+	inside := func(what string, at int) string {
+		return fmt.Sprintf("%s at byte offset %d, which no request can carry (the token is not shown)", what, at)
+	}
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -181,6 +186,10 @@ func TestAdminTokenWhiteSpace(t *testing.T) {
 		{name: "flag over the file's good one", args: []string{"-admin-token=s3cret "}, config: "admin-token: s3cret", want: "invalid -admin-token: " + around},
 		{name: "flag, only white space", args: []string{"-admin-token=  "}, want: `invalid -admin-token "  ": only white space, which no request can carry`},
 		{name: "flag, space inside", args: []string{"-admin-token=s3 cret"}, token: "s3 cret"},
+		{name: "flag, NUL inside", args: []string{"-admin-token=s3\x00cret"}, want: "invalid -admin-token: " + inside("control character 0x00", 2)},
+		{name: "flag, DEL last", args: []string{"-admin-token=s3cret\x7f"}, want: "invalid -admin-token: " + inside("control character 0x7f", 6)},
+		{name: "file, space inside", config: "admin-token: s3 cret", token: "s3 cret"},
+		{name: "file, escape inside", config: `admin-token: "s3\ecret"`, want: "lb.yaml:2: admin-token: invalid admin-token: " + inside("control character 0x1b", 2)},
 		{name: "file, plain", config: "admin-token: s3cret", token: "s3cret"},
 		{name: "file, unquoted: YAML drops the spaces", config: "admin-token:   s3cret   ", token: "s3cret"},
 	} {
@@ -208,8 +217,12 @@ func TestAdminTokenWhiteSpace(t *testing.T) {
 			if _, ok := err.(*usageError); !ok {
 				t.Errorf("error %T: must exit 2", err)
 			}
-			if strings.Contains(err.Error(), "s3cret") {
+			if strings.Contains(err.Error(), "cret") {
 				t.Errorf("error %q shows the token", err)
+			}
+			var stderr bytes.Buffer
+			if code := run(append(args, "-check-config"), &bytes.Buffer{}, &stderr); code != 2 || stderr.String() != "load-balancer: "+want+"\n" {
+				t.Errorf("-check-config: exit %d, %q; want 2 and the error", code, stderr.String())
 			}
 		})
 	}
@@ -482,6 +495,8 @@ func TestParseFlagsAdminTokenFile(t *testing.T) {
 		{name: "directory", path: dir, err: "is a directory"},
 		{name: "socket", path: socketFile(t, dir), err: "is not a regular file (a socket)"},
 		{name: "with -admin-token", path: file("both", "s3cret\n"), extra: []string{"-admin-token=t0k"}, err: "-admin-token is set too; give one of them"},
+		{name: "control inside, offset in the token", path: file("ctl", "  s3\x01cret\r\n"),
+			err: "the token on its first line has control character 0x01 at byte offset 2, which no request can carry (the token is not shown)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"-backends=http://a:1", "-admin-token-file=" + tc.path}, tc.extra...)

@@ -196,8 +196,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var adm *admin.Server
 	if adminLn != nil {
-		// parseFlags has refused a padded token already, naming the
-		// flag or the file's line; the library's refusal is the same.
+		// parseFlags has refused a token no request can carry already,
+		// naming the flag or the file's line; the library's refusal is
+		// the same.
 		adm, err = admin.New(p, admin.Config{
 			Token:    o.adminToken,
 			Version:  buildVersion(),

@@ -11,7 +11,7 @@
 //	p, _ := proxy.New(cfg)
 //	a, err := admin.New(p, admin.Config{Token: os.Getenv("ADMIN_TOKEN"), Control: p})
 //	if err != nil {
-//		log.Fatal(err) // a token with white space around it
+//		log.Fatal(err) // a token with white space around it, or a space inside
 //	}
 //	go a.ListenAndServe("127.0.0.1:9030")
 //	defer a.Shutdown(context.Background())
@@ -62,13 +62,15 @@ type AccessLogSource interface {
 // "shutting_down", so that a load balancer in front stops sending while
 // requests in flight finish (Envoy's /ready, HAProxy's monitor fail).
 type ShutdownSource interface {
-	// ShuttingDown reports whether a graceful shutdown has begun.
+	// ShuttingDown reports whether a graceful shutdown has begun, or the
+	// source has been closed without one: either way it is done serving.
 	ShuttingDown() bool
 }
 
 // Control changes backends at run time; *proxy.Proxy is one. A pool name
 // may be empty when there is only one pool. Errors that wrap
-// pool.ErrNotFound are answered 404, pool.ErrConflict 409, others 400.
+// pool.ErrNotFound are answered 404, pool.ErrConflict 409, pool.ErrClosed
+// 503, others 400.
 type Control interface {
 	AddBackend(pool, entry string) (*pool.Backend, error)
 	RemoveBackend(pool, url string) error
@@ -81,7 +83,8 @@ type Control interface {
 // file, and counts how that went.
 type Reloader interface {
 	// Reload applies the configuration anew; an error says why it was
-	// refused, and then nothing changed.
+	// refused, and then nothing changed. One wrapping pool.ErrClosed is
+	// answered 503, any other 400.
 	Reload() error
 	// ReloadStats reports the reloads so far.
 	ReloadStats() ReloadStats
@@ -105,7 +108,8 @@ type Config struct {
 	// loopback or a private network then. It may not begin or end with
 	// white space (a newline read from a file with it, say): a request's
 	// credentials lose it, so no client could ever send the token, and
-	// New refuses one.
+	// New refuses one; nor may it contain a control character (a byte
+	// below 0x20, or 0x7f), which no client sends in a header.
 	Token string
 	// Version is shown on the dashboard and in lb_build_info; empty means
 	// the module version from the build info, or "dev".
@@ -150,8 +154,9 @@ type Server struct {
 
 // New returns the admin interface for src and starts sampling its counters
 // once a second for the rates the status API reports. It refuses a Token
-// with white space at its start or end, with an error that says so without
-// showing the token, and then starts nothing.
+// with white space at its start or end, or a space or a control character
+// inside, with an error that says so (and at which byte) without showing
+// the token, and then starts nothing.
 func New(src Source, cfg Config) (*Server, error) {
 	if err := checkToken(cfg.Token); err != nil {
 		return nil, err

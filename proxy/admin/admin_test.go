@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -64,12 +65,17 @@ func TestTokenEnforced(t *testing.T) {
 	}
 }
 
-// TestNewRefusesPaddedToken: a token with white space at its start or end
+// TestNewRefusesBadToken: a token with white space at its start or end
 // (read from a file with its newline, say) is refused by New, with an
 // error that does not show it: authorized trims what a request sends, so
-// no client could ever be let in. White space inside is kept.
-func TestNewRefusesPaddedToken(t *testing.T) {
+// no client could ever be let in. So is one with a control character
+// inside, which no client sends in a header, the error naming the first
+// one's byte offset. A space inside is kept.
+func TestNewRefusesBadToken(t *testing.T) {
 	const around = "invalid admin token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)"
+	inside := func(what string, at int) string {
+		return fmt.Sprintf("invalid admin token: %s at byte offset %d, which no request can carry (the token is not shown)", what, at)
+	}
 	for _, tc := range []struct {
 		name  string
 		token string
@@ -82,6 +88,12 @@ func TestNewRefusesPaddedToken(t *testing.T) {
 		{"no-break space after", "s3cret\u00a0", around},
 		{"only white space", "  \n", "invalid admin token: only white space, which no request can carry"},
 		{"space inside", "s3 cret", ""},
+		{"NUL inside", "s3\x00cret", inside("control character 0x00", 2)},
+		{"tab inside", "s3cr\tet", inside("control character 0x09", 4)},
+		{"escape first", "\x1bs3cret", inside("control character 0x1b", 0)},
+		{"DEL last", "s3cret\x7f", inside("control character 0x7f", 6)},
+		{"the first of two", "s3\x02c\x01ret", inside("control character 0x02", 2)},
+		{"non-ASCII inside", "s3cr\u00e9t", ""},
 		{"plain", "s3cret", ""},
 		{"none", "", ""},
 	} {
@@ -97,7 +109,7 @@ func TestNewRefusesPaddedToken(t *testing.T) {
 			if err == nil || err.Error() != tc.want || s != nil {
 				t.Fatalf("New: a server %t, error %v; want no server and the error %q", s != nil, err, tc.want)
 			}
-			if strings.Contains(err.Error(), "s3cret") {
+			if strings.Contains(err.Error(), "cret") {
 				t.Errorf("the error shows the token: %q", err)
 			}
 		})

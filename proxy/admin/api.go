@@ -120,8 +120,8 @@ type trafficJSON struct {
 type healthJSON struct {
 	// Status is "ok" (every pool has a backend in rotation), "degraded"
 	// (some pool has none), "unavailable" (no pool has one: 503) or
-	// "shutting_down" (a graceful shutdown has begun: 503, whatever the
-	// pools; see ShutdownSource).
+	// "shutting_down" (a graceful shutdown has begun, or the proxy is
+	// closed: 503, whatever the pools; see ShutdownSource).
 	Status        string           `json:"status"`
 	BackendsUp    int              `json:"backends_up"` // in rotation
 	BackendsTotal int              `json:"backends_total"`

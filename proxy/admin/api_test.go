@@ -181,6 +181,24 @@ func TestAPIHealthDuringShutdown(t *testing.T) {
 	}
 }
 
+// TestAPIHealthAfterClose: a proxy closed without Shutdown (its health
+// checks stopped, its backend connections closed, no Serve accepted any
+// more) is not ready: /api/health answers 503 "shutting_down", though its
+// backends are still marked up, so that a probe (Kubernetes readiness,
+// Envoy's /ready) stops sending to it.
+func TestAPIHealthAfterClose(t *testing.T) {
+	r := newRig(t, 1, proxy.Config{Health: proxy.HealthConfig{Interval: -1}}, Config{})
+	if code, body := fetch(t, r.adminURL+"/api/health", ""); code != http.StatusOK {
+		t.Fatalf("/api/health before Close: %d %s, want 200", code, body)
+	}
+	r.proxy.Close()
+	code, body := fetch(t, r.adminURL+"/api/health", "")
+	var h healthJSON
+	if err := json.Unmarshal([]byte(body), &h); err != nil || code != http.StatusServiceUnavailable || h.Status != "shutting_down" || h.BackendsUp != 1 {
+		t.Errorf("/api/health after Close: %d %s, want 503 shutting_down with the backend up", code, body)
+	}
+}
+
 // webhook is an alert receiver on loopback.
 type webhook struct {
 	*httptest.Server

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -27,7 +28,9 @@ const realm = `realm="load-balancer admin"`
 // checkToken refuses a token that no request can carry: authorized trims
 // the white space around the credentials a request sends, as clients and
 // proxies on the way may, so a token that begins or ends with some would
-// lock everyone out. The token is a secret: the error does not show it.
+// lock everyone out; and clients refuse to send a header with a control
+// character (BadTokenByte). The token is a secret: the error does not show
+// it, only where its first bad byte is.
 func checkToken(token string) error {
 	switch {
 	case token != "" && strings.TrimSpace(token) == "":
@@ -35,7 +38,25 @@ func checkToken(token string) error {
 	case token != strings.TrimSpace(token):
 		return errors.New("invalid admin token: white space at its start or end, which a request's credentials lose: remove it (the token is not shown)")
 	}
+	if bad := BadTokenByte(token); bad != "" {
+		return errors.New("invalid admin token: " + bad)
+	}
 	return nil
+}
+
+// BadTokenByte describes the first control character (a byte below 0x20,
+// or 0x7f) in token, by its offset and without showing the token, or
+// returns "" when it has none: clients refuse to send such a byte in a
+// header, so no request could carry the token. (A space inside is kept, as
+// it always was, though RFC 6750's bearer tokens have none.) The binary
+// checks its flags with it, to name the flag or the file line.
+func BadTokenByte(token string) string {
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x20 || c == 0x7f {
+			return fmt.Sprintf("control character 0x%02x at byte offset %d, which no request can carry (the token is not shown)", c, i)
+		}
+	}
+	return ""
 }
 
 // authorized reports whether ctx carries the token. Tokens are compared as

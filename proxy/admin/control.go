@@ -23,9 +23,10 @@ import (
 // "pool" may be left out when there is only one. A change answers 200 (201
 // for add) with the backend as /api/backends shows it (remove: as it was,
 // with the state "removed"); an error answers {"error": "..."} with 400 (bad
-// input or a refused configuration), 404 (no such pool or backend) or 409 (a
+// input or a refused configuration), 404 (no such pool or backend), 409 (a
 // conflict, such as adding a backend the pool has, removing a pool's last,
-// enabling one configured down, or a reload without a configuration file).
+// enabling one configured down, or a reload without a configuration file)
+// or 503 (the proxy is closed and takes no change).
 
 // controlRequest is the body of a control call.
 type controlRequest struct {
@@ -183,20 +184,26 @@ func errorStatus(err error) int {
 		return fasthttp.StatusNotFound
 	case errors.Is(err, pool.ErrConflict):
 		return fasthttp.StatusConflict
+	case errors.Is(err, pool.ErrClosed):
+		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusBadRequest
 }
 
 // serveReload reloads the configuration: 200 when applied, 400 with the
-// reason when refused (the old configuration keeps serving), 409 without a
-// Reloader: there is nothing to reload.
+// reason when refused (the old configuration keeps serving), 503 when the
+// proxy is closed, 409 without a Reloader: there is nothing to reload.
 func (s *Server) serveReload(ctx *fasthttp.RequestCtx) {
 	if s.cfg.Reloader == nil {
 		writeJSON(ctx, fasthttp.StatusConflict, errorJSON{Error: "no configuration file to reload: the balancer runs without one (-config)"})
 		return
 	}
 	if err := s.cfg.Reloader.Reload(); err != nil {
-		writeJSON(ctx, fasthttp.StatusBadRequest, errorJSON{Error: err.Error()})
+		status := fasthttp.StatusBadRequest
+		if errors.Is(err, pool.ErrClosed) {
+			status = fasthttp.StatusServiceUnavailable
+		}
+		writeJSON(ctx, status, errorJSON{Error: err.Error()})
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "reloaded"})

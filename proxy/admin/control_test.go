@@ -271,6 +271,37 @@ func TestReloadAPI(t *testing.T) {
 	}
 }
 
+// TestControlAPIAfterClose: a change the proxy refuses because it is closed
+// is not the client's fault: add and reload answer 503 with the reason, while
+// a body that is bad whatever the proxy's state still answers 400.
+func TestControlAPIAfterClose(t *testing.T) {
+	r, rl := controlRig(t, 1, "")
+	extra := backendtest.Start(t, "extra")
+	r.proxy.Close()
+	// The Reloader fails as the binary's does after Close: with the
+	// proxy's own error.
+	rl.fail(r.proxy.Reload(proxy.Config{Backends: []string{extra.URL()}}))
+	for _, tc := range []struct {
+		name, path, body string
+		want             int
+		in               string // in the body
+	}{
+		{"add", "/api/backends/add", `{"backend": "` + extra.URL() + `"}`, http.StatusServiceUnavailable, "the proxy is closed"},
+		{"reload", "/api/reload", "", http.StatusServiceUnavailable, "the proxy is closed"},
+		{"add, no backend", "/api/backends/add", `{}`, http.StatusBadRequest, `missing "backend"`},
+		{"add, not JSON", "/api/backends/add", `not json`, http.StatusBadRequest, "invalid JSON"},
+	} {
+		code, body := post(t, r.adminURL+tc.path, tc.body)
+		var e errorJSON
+		if err := json.Unmarshal([]byte(body), &e); err != nil || code != tc.want || !strings.Contains(e.Error, tc.in) {
+			t.Errorf("%s after Close: %d %s, want %d with an error saying %q", tc.name, code, body, tc.want, tc.in)
+		}
+	}
+	if n := len(r.proxy.Pool().Backends()); n != 1 {
+		t.Errorf("%d backends after Close, want the one configured", n)
+	}
+}
+
 // TestPoolsAPI shows every pool, and /api/health says which have nothing
 // in rotation.
 func TestPoolsAPI(t *testing.T) {

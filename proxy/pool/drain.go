@@ -14,6 +14,9 @@ var (
 	// adding a backend it has, or removing one that service discovery
 	// found.
 	ErrConflict = errors.New("conflict")
+	// ErrClosed: the front end making the change has been closed and
+	// takes no more: no fault of the caller's, and no other input helps.
+	ErrClosed = errors.New("closed")
 )
 
 // What operators change at run time, through the admin interface: draining a
