@@ -51,6 +51,16 @@ func TestHTTP2Front(t *testing.T) {
 	if resp.ProtoMajor != 2 || !strings.Contains(body, `"X-Forwarded-Proto":["http"]`) {
 		t.Fatalf("h2c: %s, body %q", resp.Proto, body)
 	}
+	// Several requests over that one h2c connection (curl 7.88 sends only
+	// the first of several URLs so, to nginx as to this proxy).
+	for _, path := range []string{"/a", "/b", "/c"} {
+		if resp, _ := do(t, h2c, newRequest(t, "GET", tp.plainURL+path, nil)); resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+			t.Fatalf("h2c %s: %d over %s", path, resp.StatusCode, resp.Proto)
+		}
+	}
+	if s := traffic.Snapshot(); s.HTTP2Requests != 5 || s.HTTP2ConnsTotal != 2 {
+		t.Errorf("after one request over TLS and four over h2c: %d HTTP/2 requests on %d connections, want 5 on 2", s.HTTP2Requests, s.HTTP2ConnsTotal)
+	}
 
 	// HTTP/1.1 on both ports: the fasthttp path, not the net/http one.
 	before := traffic.Snapshot()
