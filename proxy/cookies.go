@@ -17,7 +17,7 @@ func requestCookie(h *fasthttp.RequestHeader, name string) []byte {
 		if !ok {
 			return nil
 		}
-		if len(key) == len("Cookie") && asciiEqualFold(key, "Cookie") {
+		if equalFold(key, "Cookie") {
 			if v := cookieIn(value, name); v != nil {
 				return v
 			}

@@ -390,7 +390,7 @@ func (r *requestKey) Key(k pool.Key) []byte {
 			if !ok {
 				return nil
 			}
-			if len(key) == len(k.Name) && asciiEqualFold(key, k.Name) {
+			if equalFold(key, k.Name) {
 				return value
 			}
 		}

@@ -30,59 +30,62 @@ const (
 // the forwarding headers the proxy owns. Switching on length first keeps the
 // common case, a header that is neither, to one or two comparisons.
 func classify(key []byte) headerClass {
-	eq := func(name string) bool { return len(key) == len(name) && asciiEqualFold(key, name) }
 	switch len(key) {
 	case 2:
-		if eq("TE") {
+		if equalFold(key, "TE") {
 			return hopByHop
 		}
 	case 6:
 		// Expect: the body is already read, so the backend must not be
 		// asked to send 100 Continue.
-		if eq("Expect") {
+		if equalFold(key, "Expect") {
 			return hopByHop
 		}
 	case 7:
-		if eq("Trailer") || eq("Upgrade") {
+		if equalFold(key, "Trailer") || equalFold(key, "Upgrade") {
 			return hopByHop
 		}
 	case 9:
-		if eq(headerXRealIP) {
+		if equalFold(key, headerXRealIP) {
 			return forwarded
 		}
 	case 10:
-		if eq("Connection") || eq("Keep-Alive") {
+		if equalFold(key, "Connection") || equalFold(key, "Keep-Alive") {
 			return hopByHop
 		}
 	case 15:
-		if eq(headerXForwardedFor) {
+		if equalFold(key, headerXForwardedFor) {
 			return forwarded
 		}
 	case 16:
-		if eq("Proxy-Connection") {
+		if equalFold(key, "Proxy-Connection") {
 			return hopByHop
 		}
-		if eq(headerXForwardedHost) {
+		if equalFold(key, headerXForwardedHost) {
 			return forwarded
 		}
 	case 17:
-		if eq("Transfer-Encoding") {
+		if equalFold(key, "Transfer-Encoding") {
 			return hopByHop
 		}
-		if eq(headerXForwardedProto) {
+		if equalFold(key, headerXForwardedProto) {
 			return forwarded
 		}
 	case 18:
-		if eq("Proxy-Authenticate") {
+		if equalFold(key, "Proxy-Authenticate") {
 			return hopByHop
 		}
 	case 19:
-		if eq("Proxy-Authorization") {
+		if equalFold(key, "Proxy-Authorization") {
 			return hopByHop
 		}
 	}
 	return keep
 }
+
+// equalFold reports whether b is s, ignoring ASCII case: the test for a
+// header name or token known in advance.
+func equalFold(b []byte, s string) bool { return len(b) == len(s) && asciiEqualFold(b, s) }
 
 // asciiEqualFold compares b with s, which has the same length, ignoring ASCII
 // case. It is bytes.EqualFold without the Unicode path or a conversion.
@@ -221,9 +224,9 @@ func stripRequestHeaders(h *fasthttp.RequestHeader, raw []byte) (upgrade bool) {
 			break
 		}
 		switch {
-		case len(key) == len("Connection") && asciiEqualFold(key, "Connection"):
+		case equalFold(key, "Connection"):
 			conn.add(value)
-		case len(key) == len("Upgrade") && asciiEqualFold(key, "Upgrade"):
+		case equalFold(key, "Upgrade"):
 			upgradeTo = value
 			upgrades++
 		}
@@ -310,7 +313,7 @@ func (c *connLines) lists(tok []byte) bool {
 			if !ok {
 				return false
 			}
-			if len(key) == len("Connection") && asciiEqualFold(key, "Connection") && listsToken(value, tok) {
+			if equalFold(key, "Connection") && listsToken(value, tok) {
 				return true
 			}
 		}
@@ -365,7 +368,7 @@ func stripResponseHeaders(h *fasthttp.ResponseHeader) {
 	var conn [256]byte
 	n, over := 0, false
 	for key, value := range h.All() {
-		if len(key) == len("Connection") && asciiEqualFold(key, "Connection") {
+		if equalFold(key, "Connection") {
 			if n+1+len(value) > len(conn) {
 				over = true
 				break

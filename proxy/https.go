@@ -168,7 +168,7 @@ func (h *httpsPolicy) addHSTS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	for key := range ctx.Response.Header.All() {
-		if len(key) == len(headerHSTS) && asciiEqualFold(key, headerHSTS) {
+		if equalFold(key, headerHSTS) {
 			return
 		}
 	}

@@ -76,18 +76,18 @@ func inspectRequest(ctx *fasthttp.RequestCtx) (status int, strip bool) {
 			return fasthttp.StatusBadRequest, false
 		}
 		switch {
-		case len(key) == len("Content-Length") && asciiEqualFold(key, "Content-Length"):
+		case equalFold(key, "Content-Length"):
 			hasLength = true
-		case len(key) == len("Transfer-Encoding") && asciiEqualFold(key, "Transfer-Encoding"):
+		case equalFold(key, "Transfer-Encoding"):
 			hasEncoding = true
 			// Exactly chunked: identity and codings before chunked are
 			// refused (fasthttp refuses the others).
-			if v := bytes.TrimSpace(line[colon+1:]); len(v) != len("chunked") || !asciiEqualFold(v, "chunked") {
+			if v := bytes.TrimSpace(line[colon+1:]); !equalFold(v, "chunked") {
 				return fasthttp.StatusBadRequest, false
 			}
 		}
 		if !strip && classify(key) != keep {
-			if !closeOnly && len(key) == len("Connection") && asciiEqualFold(key, "Connection") && onlyClose(line[colon+1:]) {
+			if !closeOnly && equalFold(key, "Connection") && onlyClose(line[colon+1:]) {
 				// fasthttp took this one in itself (the connection
 				// closes after the answer) and keeps it out of the
 				// header list sent on: nothing to strip for it, which
@@ -118,7 +118,7 @@ func onlyClose(v []byte) bool {
 	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
 		v = v[:len(v)-1]
 	}
-	return len(v) == len("close") && asciiEqualFold(v, "close")
+	return equalFold(v, "close")
 }
 
 // sameAuthority reports whether the absolute-form target uri names host,
