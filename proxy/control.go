@@ -18,7 +18,7 @@ import (
 // Errors of the control methods wrap pool.ErrNotFound (no such pool or
 // backend) or pool.ErrConflict (adding a backend the pool has, removing one
 // that discovery found or a pool's last, enabling one configured down), to
-// be told apart with errors.Is; AddBackend's after Close wraps ErrClosed;
+// be told apart with errors.Is; every one's after Close wraps ErrClosed;
 // others are invalid input (a pool.ParseError, a weight out of range, no
 // pool named where there are several).
 var (
@@ -135,10 +135,13 @@ func (p *Proxy) AddBackend(poolName, entry string) (*pool.Backend, error) {
 // cannot be removed here (the next update would bring it back): drain it, or
 // remove it at its source. Nor can the last backend of a pool without
 // discovery, which a configuration could not leave empty: add another
-// first, or drain it.
+// first, or drain it. After Close it returns an error wrapping ErrClosed.
 func (p *Proxy) RemoveBackend(poolName, url string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return fmt.Errorf("backend %q not removed: the proxy is %w", url, ErrClosed)
+	}
 	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return err
@@ -175,10 +178,14 @@ func (p *Proxy) RemoveBackend(poolName, url string) error {
 }
 
 // SetWeight sets the weight (1 to pool.MaxWeight) of the backend with the
-// URL url in the pool called poolName, until the next reload.
+// URL url in the pool called poolName, until the next reload. After Close
+// it returns an error wrapping ErrClosed.
 func (p *Proxy) SetWeight(poolName, url string, weight int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return fmt.Errorf("weight of backend %q not set: the proxy is %w", url, ErrClosed)
+	}
 	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return err
@@ -196,7 +203,8 @@ func (p *Proxy) SetWeight(poolName, url string, weight int) error {
 
 // DrainBackend stops the backend with the URL url in the pool called
 // poolName from taking new requests; those in flight finish, and it then
-// reports drained (pool.Backend.Drained). Health checks go on.
+// reports drained (pool.Backend.Drained). Health checks go on. After Close
+// it returns an error wrapping ErrClosed.
 func (p *Proxy) DrainBackend(poolName, url string) (*pool.Backend, error) {
 	return p.setDraining(poolName, url, true)
 }
@@ -204,6 +212,7 @@ func (p *Proxy) DrainBackend(poolName, url string) (*pool.Backend, error) {
 // EnableBackend puts a drained backend back into rotation, subject to its
 // health. A backend configured "down" is refused with an error wrapping
 // ErrConflict: only the configuration (Reload) brings it into rotation.
+// After Close it returns an error wrapping ErrClosed.
 func (p *Proxy) EnableBackend(poolName, url string) (*pool.Backend, error) {
 	return p.setDraining(poolName, url, false)
 }
@@ -211,6 +220,13 @@ func (p *Proxy) EnableBackend(poolName, url string) (*pool.Backend, error) {
 func (p *Proxy) setDraining(poolName, url string, on bool) (*pool.Backend, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed.Load() {
+		done := "drained"
+		if !on {
+			done = "enabled"
+		}
+		return nil, fmt.Errorf("backend %q not %s: the proxy is %w", url, done, ErrClosed)
+	}
 	lp, b, err := p.memberLocked(poolName, url)
 	if err != nil {
 		return nil, err

@@ -39,6 +39,13 @@ type PoolConfig struct {
 
 // Discoverer finds a pool's backends at run time: DNS records or keys in
 // etcd (package discovery), or anything that can list addresses.
+//
+// One that also has a method Check() error, as discovery.DNS and
+// discovery.Etcd have, is checked by New, Reload and Check before anything
+// else uses it: an error refuses the configuration, naming the pool. Check
+// may fill in defaults (String is called after it). It is called again by
+// every Reload and Check given the discoverer, also while it runs: it must
+// then find nothing to change.
 type Discoverer interface {
 	// Discover calls update with the complete list of the pool's backends,
 	// in the syntax of Config.Backends ("http://10.0.0.7:8080 weight=2"),
@@ -108,6 +115,12 @@ func (c *Config) poolSpecs() (specs []*poolSpec, defaultPool string, err error) 
 		for _, d := range pc.Discovery {
 			if d == nil || nilPointer(d) {
 				return nil, "", fmt.Errorf("pool %q: nil discoverer %T", pc.Name, d)
+			}
+			// Before String: Check fills in the defaults it names.
+			if c, ok := d.(interface{ Check() error }); ok {
+				if err := c.Check(); err != nil {
+					return nil, "", fmt.Errorf("pool %q: %w", pc.Name, err)
+				}
 			}
 			if keys[d.String()] {
 				return nil, "", fmt.Errorf("pool %q: discovery %q given twice", pc.Name, d.String())

@@ -610,8 +610,9 @@ func (p *Proxy) warnInsecureBackends() {
 // Close stops health checks and service discovery and closes idle backend
 // connections at once, and writes out the access log lines pending. It does
 // not stop a server started by Serve; use Shutdown for a graceful stop.
-// After it, Serve and its kin return ErrServerClosed, and Reload and
-// AddBackend ErrClosed: the proxy cannot be started again.
+// After it, Serve and its kin return ErrServerClosed, and Reload and the
+// control methods (AddBackend...) ErrClosed: the proxy cannot be started
+// again.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

@@ -88,10 +88,12 @@ func (p *Proxy) Reload(cfg Config) error {
 	return nil
 }
 
-// ErrClosed is wrapped by the errors of Reload and AddBackend called after
-// Close (or Shutdown, which ends with it): nothing would close the backend
-// connections and health checks they set up. It is pool.ErrClosed, which
-// the admin interface answers with 503.
+// ErrClosed is wrapped by the errors of Reload and of the control methods
+// (AddBackend, RemoveBackend, SetWeight, DrainBackend, EnableBackend) called
+// after Close (or Shutdown, which ends with it): nothing would close the
+// backend connections and health checks they set up, and nothing serves
+// what the others would change. It is pool.ErrClosed, which the admin
+// interface answers with 503.
 var ErrClosed = pool.ErrClosed
 
 // Check validates cfg as New would, certificate files read included,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rishichirchi/Load-Balancee/proxy/discovery"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -277,6 +279,118 @@ func TestNewRefusesNilPolicy(t *testing.T) {
 	_, err := New(Config{Backends: []string{"http://127.0.0.1:1"}, Policy: lc, Logger: discardLogger()})
 	if err == nil || !strings.Contains(err.Error(), "policy is a nil *pool.LeastConn") {
 		t.Errorf("New with a nil *pool.LeastConn: %v, want an error naming it", err)
+	}
+}
+
+// TestNewChecksDiscoverers: New (and Check, and Reload) call the Check
+// method of a discovery source built by hand, so a bad name, port, endpoint
+// or prefix is refused at once, naming the pool and the value, rather than
+// failing at run time; a good one is accepted with its defaults filled in.
+// Before, no Check was called: a DNS source named by an IP address stayed
+// empty without a word of why.
+func TestNewChecksDiscoverers(t *testing.T) {
+	// Nothing answers there: a good source runs, finds nothing, and
+	// stops with the proxy.
+	const resolver, endpoint = "127.0.0.1:1", "http://127.0.0.1:1"
+	for _, tc := range []struct {
+		name string
+		d    Discoverer
+		want string // in the error; empty: accepted
+		then func(t *testing.T, d Discoverer)
+	}{
+		{name: "dns named by an IP address", d: &discovery.DNS{Name: "10.0.0.1", Port: 8080, Resolver: resolver},
+			want: `pool "svc": dns: invalid name "10.0.0.1": an IP address`},
+		{name: "dns A without a port", d: &discovery.DNS{Name: "api.internal", Resolver: resolver},
+			want: `pool "svc": dns: api.internal: A records need a port, 1-65535 (got 0)`},
+		{name: "dns port out of range", d: &discovery.DNS{Name: "api.internal", Port: 70000, Resolver: resolver},
+			want: `pool "svc": dns: api.internal: A records need a port, 1-65535 (got 70000)`},
+		{name: "dns bad resolver", d: &discovery.DNS{Name: "api.internal", Port: 8080, Resolver: "127.0.0.1"},
+			want: `pool "svc": dns: invalid resolver "127.0.0.1"`},
+		{name: "etcd endpoint without a scheme", d: &discovery.Etcd{Endpoints: []string{"127.0.0.1:2379"}, Prefix: "/lb/"},
+			want: `pool "svc": etcd: invalid endpoint "127.0.0.1:2379"`},
+		{name: "etcd without a prefix", d: &discovery.Etcd{Endpoints: []string{endpoint}},
+			want: `pool "svc": etcd: empty prefix`},
+		{name: "dns A", d: &discovery.DNS{Name: "API.internal.", Port: 8080, Resolver: resolver, Logger: discardLogger()},
+			then: func(t *testing.T, d Discoverer) {
+				if got, want := d.String(), "dns A api.internal:8080 http every 30s via "+resolver; got != want {
+					t.Errorf("checked: %q, want %q", got, want)
+				}
+			}},
+		{name: "dns SRV", d: &discovery.DNS{Name: "_api._tcp.example.com", Resolver: resolver, Logger: discardLogger()},
+			then: func(t *testing.T, d Discoverer) {
+				if got, want := d.String(), "dns SRV _api._tcp.example.com http every 30s via "+resolver; got != want {
+					t.Errorf("checked: %q, want %q", got, want)
+				}
+			}},
+		{name: "etcd", d: &discovery.Etcd{Endpoints: []string{endpoint}, Prefix: "/lb/", Logger: discardLogger()},
+			then: func(t *testing.T, d Discoverer) {
+				if got := d.(*discovery.Etcd).DialTimeout; got != discovery.DefaultEtcdDialTimeout {
+					t.Errorf("checked: dial timeout %v, want the default %v", got, discovery.DefaultEtcdDialTimeout)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Pools: []PoolConfig{{Name: "svc", Discovery: []Discoverer{tc.d}}}, Logger: discardLogger()}
+			p, err := New(cfg)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				p.Close()
+				tc.then(t, tc.d)
+				return
+			}
+			if err == nil {
+				p.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v, want an error with %q", err, tc.want)
+			}
+			if err := Check(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Check: %v, want an error with %q", err, tc.want)
+			}
+			running, err := New(reloadConfig(startBackend(t, "a")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer running.Close()
+			if err := running.Reload(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Reload: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestReloadKeepsCheckedDiscoverer: a reload given the discovery source that
+// runs checks it again, and keeps it running: Check finds nothing to change
+// and writes nothing that Discover reads (under the race detector, a
+// write there is a race with the running source).
+func TestReloadKeepsCheckedDiscoverer(t *testing.T) {
+	d := &discovery.DNS{Name: "api.internal.", Port: 8080, Resolver: "127.0.0.1:1", Logger: discardLogger()}
+	e := &discovery.Etcd{Endpoints: []string{"http://127.0.0.1:1"}, Prefix: "/lb/", Logger: discardLogger()}
+	cfg := Config{Pools: []PoolConfig{{Name: "svc", Discovery: []Discoverer{d, e}}}, Logger: discardLogger()}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	runs := func() map[string]*discoveryRun {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return maps.Clone(p.pools["svc"].discovery)
+	}
+	before := runs()
+	for range 2 {
+		if err := p.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := Check(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := runs()
+	if len(before) != 2 || !maps.Equal(before, after) {
+		t.Errorf("discovery runs %v, then %v after the reloads: want the same two, kept", before, after)
 	}
 }
 

@@ -3,8 +3,10 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -272,33 +274,76 @@ func TestReloadAPI(t *testing.T) {
 }
 
 // TestControlAPIAfterClose: a change the proxy refuses because it is closed
-// is not the client's fault: add and reload answer 503 with the reason, while
-// a body that is bad whatever the proxy's state still answers 400.
+// is not the client's fault: every change (add, remove, weight, drain,
+// enable, reload) is refused with an error wrapping proxy.ErrClosed that
+// names the backend, answered 503 with the reason by the admin API, and
+// changes nothing; a body that is bad whatever the proxy's state still
+// answers 400. Before, remove, weight, drain and enable went on changing the
+// pools of a closed proxy, and answered 200.
 func TestControlAPIAfterClose(t *testing.T) {
-	r, rl := controlRig(t, 1, "")
+	r, rl := controlRig(t, 2, "")
+	b0, b1 := r.backends[0].URL(), r.backends[1].URL()
 	extra := backendtest.Start(t, "extra")
+	// Drained before Close, so that enabling it after would change it.
+	if _, err := r.proxy.DrainBackend("", b1); err != nil {
+		t.Fatal(err)
+	}
 	r.proxy.Close()
 	// The Reloader fails as the binary's does after Close: with the
 	// proxy's own error.
 	rl.fail(r.proxy.Reload(proxy.Config{Backends: []string{extra.URL()}}))
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+		url  string // named by the error
+	}{
+		{"AddBackend", func() error { _, err := r.proxy.AddBackend("", extra.URL()); return err }, extra.URL()},
+		{"RemoveBackend", func() error { return r.proxy.RemoveBackend("", b0) }, b0},
+		{"SetWeight", func() error { return r.proxy.SetWeight("", b0, 7) }, b0},
+		{"DrainBackend", func() error { _, err := r.proxy.DrainBackend("", b0); return err }, b0},
+		{"EnableBackend", func() error { _, err := r.proxy.EnableBackend("", b1); return err }, b1},
+	} {
+		err := tc.call()
+		if !errors.Is(err, proxy.ErrClosed) || !strings.Contains(err.Error(), "the proxy is closed") || !strings.Contains(err.Error(), tc.url) {
+			t.Errorf("%s after Close: %v, want an error wrapping ErrClosed that names %s and says the proxy is closed", tc.name, err, tc.url)
+		}
+	}
+
 	for _, tc := range []struct {
 		name, path, body string
 		want             int
-		in               string // in the body
+		in               []string // in the error
 	}{
-		{"add", "/api/backends/add", `{"backend": "` + extra.URL() + `"}`, http.StatusServiceUnavailable, "the proxy is closed"},
-		{"reload", "/api/reload", "", http.StatusServiceUnavailable, "the proxy is closed"},
-		{"add, no backend", "/api/backends/add", `{}`, http.StatusBadRequest, `missing "backend"`},
-		{"add, not JSON", "/api/backends/add", `not json`, http.StatusBadRequest, "invalid JSON"},
+		{"add", "/api/backends/add", `{"backend": "` + extra.URL() + `"}`, http.StatusServiceUnavailable, []string{"the proxy is closed", extra.URL()}},
+		{"remove", "/api/backends/remove", `{"url": "` + b0 + `"}`, http.StatusServiceUnavailable, []string{"the proxy is closed", b0}},
+		{"weight", "/api/backends/weight", `{"url": "` + b0 + `", "weight": 7}`, http.StatusServiceUnavailable, []string{"the proxy is closed", b0}},
+		{"drain", "/api/backends/drain", `{"url": "` + b0 + `"}`, http.StatusServiceUnavailable, []string{"the proxy is closed", b0}},
+		{"enable", "/api/backends/enable", `{"url": "` + b1 + `"}`, http.StatusServiceUnavailable, []string{"the proxy is closed", b1}},
+		{"reload", "/api/reload", "", http.StatusServiceUnavailable, []string{"the proxy is closed"}},
+		{"add, no backend", "/api/backends/add", `{}`, http.StatusBadRequest, []string{`missing "backend"`}},
+		{"add, not JSON", "/api/backends/add", `not json`, http.StatusBadRequest, []string{"invalid JSON"}},
+		{"remove, no url", "/api/backends/remove", `{}`, http.StatusBadRequest, []string{`missing "url"`}},
 	} {
 		code, body := post(t, r.adminURL+tc.path, tc.body)
 		var e errorJSON
-		if err := json.Unmarshal([]byte(body), &e); err != nil || code != tc.want || !strings.Contains(e.Error, tc.in) {
+		err := json.Unmarshal([]byte(body), &e)
+		ok := err == nil && code == tc.want
+		for _, in := range tc.in {
+			ok = ok && strings.Contains(e.Error, in)
+		}
+		if !ok {
 			t.Errorf("%s after Close: %d %s, want %d with an error saying %q", tc.name, code, body, tc.want, tc.in)
 		}
 	}
-	if n := len(r.proxy.Pool().Backends()); n != 1 {
-		t.Errorf("%d backends after Close, want the one configured", n)
+
+	var got []string
+	for _, b := range r.proxy.Pool().Backends() {
+		got = append(got, fmt.Sprintf("%s weight=%d draining=%v", b.URL(), b.Weight(), b.Draining()))
+	}
+	want := []string{b0 + " weight=1 draining=false", b1 + " weight=1 draining=true"}
+	if !slices.Equal(got, want) {
+		t.Errorf("backends after the changes refused: %q, want them as they were at Close: %q", got, want)
 	}
 }
 

@@ -79,7 +79,8 @@ type DNS struct {
 // host of numbers only is an IPv4 address in dotted decimal (127.1 or
 // 0x7f.1 are refused, naming what C's inet_aton reads), an IP address takes
 // no trailing dot, a name no empty label; Name is a name, never an IP
-// address, and loses its trailing dot (the same name).
+// address, and loses its trailing dot (the same name). Checked again, d
+// is only read: proxy.Reload checks the sources it keeps running.
 func (d *DNS) Check() error {
 	name := strings.TrimSpace(d.Name)
 	if strings.TrimSuffix(name, ".") == "" {
@@ -97,19 +98,27 @@ func (d *DNS) Check() error {
 		// the pool would stay empty without a word of why.
 		return fmt.Errorf("dns: invalid name %q: an IP address, which has no records to look up (list it in backends instead)", d.Name)
 	}
-	d.Name = strings.TrimSuffix(canon, ".")
+	// Written only when they change: a DNS checked again while it runs (a
+	// reload that keeps it) is only read.
+	if n := strings.TrimSuffix(canon, "."); d.Name != n {
+		d.Name = n
+	}
+	typ := ""
 	switch strings.ToUpper(d.Type) {
 	case "":
-		d.Type = TypeA
+		typ = TypeA
 		if strings.HasPrefix(d.Name, "_") {
-			d.Type = TypeSRV
+			typ = TypeSRV
 		}
 	case "A", "AAAA":
-		d.Type = TypeA
+		typ = TypeA
 	case TypeSRV:
-		d.Type = TypeSRV
+		typ = TypeSRV
 	default:
 		return fmt.Errorf("dns: invalid type %q: want A (A and AAAA records) or SRV", d.Type)
+	}
+	if d.Type != typ {
+		d.Type = typ
 	}
 	switch {
 	case d.Type == TypeA && (d.Port < 1 || d.Port > 65535):

@@ -43,7 +43,8 @@ type Etcd struct {
 	Logger *slog.Logger
 }
 
-// Check validates e and fills in its defaults.
+// Check validates e and fills in its defaults. Checked again, e is only
+// read: proxy.Reload checks the sources it keeps running.
 func (e *Etcd) Check() error {
 	if len(e.Endpoints) == 0 {
 		return errors.New("etcd: no endpoints: give etcd's client URLs, such as http://127.0.0.1:2379")
