@@ -110,6 +110,12 @@ pools:
 			`lb.yaml:3: pools.api.dns: invalid name "_api.._tcp.example.com": an empty label (a dot at the start, or two in a row), which no name has`},
 		{"dns resolver at a short IPv4 form", "pools:\n  api:\n    dns: {name: _api._tcp.example.com, resolver: \"2130706433:53\"}\n", nil,
 			`lb.yaml:3: pools.api.dns: invalid resolver "2130706433:53": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{"dns resolver on port 0", "pools:\n  api:\n    dns: {name: api.internal, port: 8080, resolver: \"127.0.0.1:0\"}\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid resolver "127.0.0.1:0": port "0": want 1-65535`},
+		{"dns resolver on a port out of range", "pools:\n  api:\n    dns:\n      name: _api._tcp.example.com\n      resolver: \"[::1]:65536\"\n", nil,
+			`lb.yaml:4: pools.api.dns: invalid resolver "[::1]:65536": port "65536": want 1-65535`},
+		{"dns resolver on a named port", "pools:\n  api:\n    dns: {name: api.internal, port: 8080, resolver: \"localhost:domain\"}\n", nil,
+			`lb.yaml:3: pools.api.dns: invalid resolver "localhost:domain": port "domain": want 1-65535`},
 		{"unknown dns key", "pools:\n  api:\n    dns:\n      name: api.internal\n      ttl: 5s\n", nil,
 			"lb.yaml:5: pools.api.dns.ttl: unknown key"},
 		{"bad dns refresh", "pools:\n  api:\n    dns: {name: _a._tcp.x, refresh: soon}\n", nil,
@@ -117,6 +123,28 @@ pools:
 		{"etcd without endpoints", "pools:\n  api:\n    etcd: {prefix: /lb/}\n", nil, "lb.yaml:3: pools.api.etcd: no endpoints"},
 		{"bad etcd endpoint", "pools:\n  api:\n    etcd: {endpoints: [127.0.0.1:2379], prefix: /lb/}\n", nil,
 			`lb.yaml:3: pools.api.etcd: invalid endpoint "127.0.0.1:2379"`},
+		{"etcd endpoint at a short IPv4 form", "pools:\n  api:\n    etcd: {endpoints: [\"http://127.0.0.1:2379\", \"http://127.1:2379\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://127.1:2379": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"etcd endpoint at a hexadecimal IPv4 form", "pools:\n  api:\n    etcd:\n      endpoints:\n        - https://0x7f.1:2379\n      prefix: /lb/\n", nil,
+			`lb.yaml:4: pools.api.etcd: invalid endpoint "https://0x7f.1:2379": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{"etcd endpoint at an IP address with a trailing dot", "pools:\n  api:\n    etcd: {endpoints: [\"http://127.0.0.1.:2379\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://127.0.0.1.:2379": host "127.0.0.1.": an IP address takes no trailing dot`},
+		{"etcd endpoint with an empty label", "pools:\n  api:\n    etcd: {endpoints: [\"http://etcd..internal:2379\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://etcd..internal:2379": host "etcd..internal": an empty label`},
+		{"etcd endpoint without a host", "pools:\n  api:\n    etcd: {endpoints: [\"http://:2379\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://:2379": missing host`},
+		{"etcd endpoint without a port", "pools:\n  api:\n    etcd: {endpoints: [\"http://[::1]\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://[::1]": missing port`},
+		{"etcd endpoint on port 0", "pools:\n  api:\n    etcd: {endpoints: [\"http://etcd.internal:0\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://etcd.internal:0": invalid port "0": want 1-65535`},
+		{"etcd endpoint on a port out of range", "pools:\n  api:\n    etcd: {endpoints: [\"http://[::1]:65536\"], prefix: /lb/}\n", nil,
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://[::1]:65536": invalid port "65536": want 1-65535`},
+		{"alert webhook at a short IPv4 form", "backends: [http://a:1]\nalert-webhook:\n  - http://hooks.local/a\n  - http://127.1:8080/b\n", nil,
+			`lb.yaml:3: alert-webhook: invalid alert-webhook "http://127.1:8080/b": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1;`},
+		{"alert webhook at an IP address with a trailing dot", "backends: [http://a:1]\nalert-webhook: https://127.0.0.1.:8443/hook\n", nil,
+			`lb.yaml:2: alert-webhook: invalid alert-webhook "https://127.0.0.1.:8443/hook": host "127.0.0.1.": an IP address takes no trailing dot`},
+		{"alert webhook on port 0", "backends: [http://a:1]\nalert-webhook: [\"http://hooks.local:0/a\"]\n", nil,
+			`lb.yaml:2: alert-webhook: invalid alert-webhook "http://hooks.local:0/a": invalid port "0": want 1-65535`},
 		{"route to an unknown pool", "pools:\n  api:\n    backends: [http://a:1]\nroutes:\n  - path_prefix: /x/\n    pool: nope\n", nil,
 			`lb.yaml:5: routes[0]: unknown pool "nope" (pools: api)`},
 		{"route without pool", "backends: [http://a:1]\nroutes:\n  - host: a.com\n", nil, "lb.yaml:3: routes[0]: no pool"},
@@ -404,6 +432,45 @@ func TestConfigDNSNames(t *testing.T) {
 		if !ok || d.Name != tc.name || d.Resolver != tc.resolver {
 			t.Errorf("dns: %s: %+v, want name %q and resolver %q", tc.dns, o.proxy.Pools[0].Discovery[0], tc.name, tc.resolver)
 		}
+	}
+}
+
+// TestCheckConfigRefusesHosts: an alert webhook, an etcd endpoint or a
+// DNS resolver whose host breaks the rules of every host, or whose port is
+// no port, fails -check-config with status 2 and one line naming the
+// setting and the value, as a start would.
+func TestCheckConfigRefusesHosts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		file string // the configuration file's body, if any
+		want string // stderr; "lb.yaml" stands for the file's path
+	}{
+		{"webhook flag at a short IPv4 form", []string{"-backends=http://127.0.0.1:1", "-alert-webhook=http://127.1:8080/hook"}, "",
+			`invalid -alert-webhook "http://127.1:8080/hook": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"webhook flag on a port out of range", []string{"-backends=http://127.0.0.1:1", "-alert-webhook=https://hooks.example:70000/hook"}, "",
+			`invalid -alert-webhook "https://hooks.example:70000/hook": invalid port "70000": want 1-65535`},
+		{"webhook key at a hexadecimal IPv4 form", nil, "backends: [http://127.0.0.1:1]\nalert-webhook: [\"http://0x7f.1/hook\"]\n",
+			`lb.yaml:2: alert-webhook: invalid alert-webhook "http://0x7f.1/hook": host "0x7f.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"etcd endpoint at an IPv4 address as one number", nil, "pools:\n  api:\n    etcd: {endpoints: [\"http://2130706433:2379\"], prefix: /lb/}\n",
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://2130706433:2379": host "2130706433": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{"etcd endpoint on port 0", nil, "pools:\n  api:\n    etcd: {endpoints: [\"http://[::1]:0\"], prefix: /lb/}\n",
+			`lb.yaml:3: pools.api.etcd: invalid endpoint "http://[::1]:0": invalid port "0": want 1-65535`},
+		{"dns resolver on port 0", nil, "pools:\n  api:\n    dns: {name: api.internal, port: 8080, resolver: \"[::1]:0\"}\n",
+			`lb.yaml:3: pools.api.dns: invalid resolver "[::1]:0": port "0": want 1-65535`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, want := tc.args, tc.want
+			if tc.file != "" {
+				path := writeConfig(t, tc.file)
+				args = append(args, "-config="+path)
+				want = strings.ReplaceAll(want, "lb.yaml", path)
+			}
+			var out, errs bytes.Buffer
+			if code := run(append([]string{"-check-config"}, args...), &out, &errs); code != 2 || errs.String() != "load-balancer: "+want+"\n" {
+				t.Errorf("exit %d, stderr %q\nwant exit 2 and %q", code, errs.String(), want)
+			}
+		})
 	}
 }
 

@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -152,8 +154,12 @@ func (e *URLError) Unwrap() error { return e.Err }
 
 // ParseURL checks that raw is a usable webhook address (http or https, with
 // a host) and returns it in a form that is safe to log: scheme and host
-// only, since a webhook's path is often its secret, as Slack's are. A bad
-// address gets a *URLError.
+// only, since a webhook's path is often its secret, as Slack's are. The host
+// follows the rules of a backend's (see pool.NewBackend): an IP address
+// (IPv6 in brackets) or a name, a host of numbers only being an IPv4 address
+// in dotted decimal (127.1 or 0x7f.1 are refused, naming what C's inet_aton
+// reads), an IP address without a trailing dot, a name without an empty
+// label; a port, if given, is 1-65535. A bad address gets a *URLError.
 func ParseURL(raw string) (shown string, err error) {
 	fail := func(format string, args ...any) (string, error) {
 		return "", &URLError{URL: raw, Err: fmt.Errorf(format, args...)}
@@ -168,8 +174,16 @@ func ParseURL(raw string) (shown string, err error) {
 		return fail("%v", err)
 	case u.Scheme != "http" && u.Scheme != "https":
 		return fail("unsupported scheme %q (want http or https)", u.Scheme)
-	case u.Host == "":
+	case u.Hostname() == "":
 		return fail("missing host")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fail("invalid port %q: want 1-65535", port)
+		}
+	}
+	if _, err := hostname.Canonical(u.Hostname()); err != nil {
+		return fail("host %q: %w", u.Hostname(), err)
 	}
 	shown = u.Scheme + "://" + u.Host
 	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {

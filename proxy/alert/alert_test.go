@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -302,6 +303,8 @@ func TestNewRejects(t *testing.T) {
 		{Config{}, "no alert webhooks"},
 		{Config{URLs: []string{"ftp://x/hook"}}, `alert webhook "ftp://x/hook": unsupported scheme "ftp"`},
 		{Config{URLs: []string{"http:///hook"}}, `alert webhook "http:///hook": missing host`},
+		{Config{URLs: []string{"http://a/x", "http://127.1:8080/hook"}}, `alert webhook "http://127.1:8080/hook": host "127.1": an IPv4 address takes the dotted-decimal form`},
+		{Config{URLs: []string{"http://a:0/hook"}}, `alert webhook "http://a:0/hook": invalid port "0": want 1-65535`},
 		{Config{URLs: []string{"http://a/x", "http://a/x"}}, "listed twice"},
 		{Config{URLs: []string{"http://a"}, RetryFor: -1}, "alert retry time -1ns: must not be negative"},
 		{Config{URLs: []string{"http://a"}, Format: 9}, "alert format 9"},
@@ -312,6 +315,49 @@ func TestNewRejects(t *testing.T) {
 	}
 	if _, err := ParseFormat("xml"); err == nil || !strings.Contains(err.Error(), `"xml"`) {
 		t.Errorf("ParseFormat(xml): %v", err)
+	}
+}
+
+// TestParseURL: a webhook's host follows the rules of every host, and its
+// port, if given, is 1-65535; a good address is shown by scheme and host.
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw, shown string
+		err        string // in the error; "" for an address that is accepted
+	}{
+		{raw: "https://hooks.slack.com/services/T0/B0/secret", shown: "https://hooks.slack.com/…"},
+		{raw: "http://127.0.0.1:9/", shown: "http://127.0.0.1:9"},
+		{raw: "http://[::1]:8080/hook", shown: "http://[::1]:8080/…"},
+		{raw: "http://[::ffff:127.0.0.1]:65535/hook", shown: "http://[::ffff:127.0.0.1]:65535/…"},
+		{raw: "http://hooks.internal.:080/hook", shown: "http://hooks.internal.:080/…"},
+		{raw: "HTTP://Hooks.Example/a?b=c", shown: "http://Hooks.Example/…"},
+		{raw: "http://hooks.example:/hook", shown: "http://hooks.example:/…"}, // net/http dials port 80
+		{raw: "http://127.1/hook", err: `alert webhook "http://127.1/hook": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{raw: "http://0x7f.1:8080/hook", err: `alert webhook "http://0x7f.1:8080/hook": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{raw: "http://2130706433/hook", err: `alert webhook "http://2130706433/hook": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{raw: "http://0177.0.0.1/hook", err: `alert webhook "http://0177.0.0.1/hook": host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{raw: "https://127.0.0.1.:8443/hook", err: `alert webhook "https://127.0.0.1.:8443/hook": host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{raw: "http://hooks..example/hook", err: `alert webhook "http://hooks..example/hook": host "hooks..example": an empty label`},
+		{raw: "http://999.1.1.1/hook", err: `alert webhook "http://999.1.1.1/hook": host "999.1.1.1": not an IPv4 address, and no host name is all numbers`},
+		{raw: "http://:8080/hook", err: `alert webhook "http://:8080/hook": missing host`},
+		{raw: "http://[::1::2]:8080/hook", err: `alert webhook "http://[::1::2]:8080/hook": invalid host`},
+		{raw: "http://hooks.example:0/hook", err: `alert webhook "http://hooks.example:0/hook": invalid port "0": want 1-65535`},
+		{raw: "http://[::1]:65536/hook", err: `alert webhook "http://[::1]:65536/hook": invalid port "65536": want 1-65535`},
+		{raw: "http://hooks.example:99999999999999999999/hook", err: `invalid port "99999999999999999999": want 1-65535`},
+		{raw: "http://hooks.example:http/hook", err: `alert webhook "http://hooks.example:http/hook": invalid port ":http" after host`},
+	} {
+		shown, err := ParseURL(tc.raw)
+		switch {
+		case tc.err == "" && (err != nil || shown != tc.shown):
+			t.Errorf("%q: %q, %v; want %q", tc.raw, shown, err, tc.shown)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: %q, %v; want an error with %q", tc.raw, shown, err, tc.err)
+		case tc.err != "":
+			var ue *URLError
+			if !errors.As(err, &ue) || ue.URL != tc.raw {
+				t.Errorf("%q: error %T %v, want a *URLError naming it", tc.raw, err, err)
+			}
+		}
 	}
 }
 

@@ -79,8 +79,9 @@ type DNS struct {
 // host of numbers only is an IPv4 address in dotted decimal (127.1 or
 // 0x7f.1 are refused, naming what C's inet_aton reads), an IP address takes
 // no trailing dot, a name no empty label; Name is a name, never an IP
-// address, and loses its trailing dot (the same name). Checked again, d
-// is only read: proxy.Reload checks the sources it keeps running.
+// address, and loses its trailing dot (the same name). Resolver's port is
+// a number, 1-65535. Checked again, d is only read: proxy.Reload checks the
+// sources it keeps running.
 func (d *DNS) Check() error {
 	name := strings.TrimSpace(d.Name)
 	if strings.TrimSuffix(name, ".") == "" {
@@ -140,9 +141,12 @@ func (d *DNS) Check() error {
 		return fmt.Errorf("dns: refresh %v: at least %v", d.Refresh, MinRefresh)
 	}
 	if d.Resolver != "" {
-		host, _, err := net.SplitHostPort(d.Resolver)
+		host, port, err := net.SplitHostPort(d.Resolver)
 		if err != nil {
 			return fmt.Errorf("dns: invalid resolver %q: want host:port, such as 127.0.0.1:53", d.Resolver)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("dns: invalid resolver %q: port %q: want 1-65535", d.Resolver, port)
 		}
 		if host != "" {
 			if _, err := hostname.Canonical(host); err != nil {

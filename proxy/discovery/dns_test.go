@@ -194,6 +194,16 @@ func TestDNSCheck(t *testing.T) {
 		{DNS{Name: "api", Port: 1, Resolver: "127.1:53"}, `dns: invalid resolver "127.1:53": host "127.1": an IPv4 address takes the dotted-decimal form`},
 		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1.:53"}, `dns: invalid resolver "127.0.0.1.:53": host "127.0.0.1.": an IP address takes no trailing dot`},
 		{DNS{Name: "api", Port: 1, Resolver: "ns..internal:53"}, `dns: invalid resolver "ns..internal:53": host "ns..internal": an empty label`},
+		{DNS{Name: "api", Port: 1, Resolver: "0x7f.1:53"}, `dns: invalid resolver "0x7f.1:53": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{DNS{Name: "api", Port: 1, Resolver: "[::1::2]:53"}, `dns: invalid resolver "[::1::2]:53": host "::1::2": not an IP address`},
+		// A port the resolver can be asked on.
+		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1:65535"}, ""},
+		{DNS{Name: "api", Port: 1, Resolver: "[::1]:053"}, ""},
+		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1:0"}, `dns: invalid resolver "127.0.0.1:0": port "0": want 1-65535`},
+		{DNS{Name: "api", Port: 1, Resolver: "[::1]:65536"}, `dns: invalid resolver "[::1]:65536": port "65536": want 1-65535`},
+		{DNS{Name: "api", Port: 1, Resolver: "localhost:-53"}, `dns: invalid resolver "localhost:-53": port "-53": want 1-65535`},
+		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1:"}, `dns: invalid resolver "127.0.0.1:": port "": want 1-65535`},
+		{DNS{Name: "api", Port: 1, Resolver: "127.0.0.1:domain"}, `dns: invalid resolver "127.0.0.1:domain": port "domain": want 1-65535`},
 	} {
 		err := tc.d.Check()
 		switch {

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
 )
 
@@ -43,16 +45,21 @@ type Etcd struct {
 	Logger *slog.Logger
 }
 
-// Check validates e and fills in its defaults. Checked again, e is only
-// read: proxy.Reload checks the sources it keeps running.
+// Check validates e and fills in its defaults. An endpoint's host follows
+// the rules of a backend's (see pool.NewBackend): an IP address (IPv6 in
+// brackets) or a name, a host of numbers only being an IPv4 address in
+// dotted decimal (127.1 or 0x7f.1 are refused, naming what C's inet_aton
+// reads), an IP address without a trailing dot, a name without an empty
+// label; its port is a number, 1-65535. Endpoints are kept as written.
+// Checked again, e is only read: proxy.Reload checks the sources it keeps
+// running.
 func (e *Etcd) Check() error {
 	if len(e.Endpoints) == 0 {
 		return errors.New("etcd: no endpoints: give etcd's client URLs, such as http://127.0.0.1:2379")
 	}
 	for _, ep := range e.Endpoints {
-		u, err := url.Parse(ep)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("etcd: invalid endpoint %q: want http://host:port or https://host:port", ep)
+		if err := checkEndpoint(ep); err != nil {
+			return fmt.Errorf("etcd: invalid endpoint %q: %v", ep, err)
 		}
 	}
 	if e.Prefix == "" {
@@ -63,6 +70,28 @@ func (e *Etcd) Check() error {
 		e.DialTimeout = DefaultEtcdDialTimeout
 	case e.DialTimeout < 0:
 		return fmt.Errorf("etcd: dial timeout %v: must be positive", e.DialTimeout)
+	}
+	return nil
+}
+
+// checkEndpoint checks one of etcd's client URLs. The client dials its
+// host:port as written, with no default port.
+func checkEndpoint(ep string) error {
+	const want = "want http://host:port or https://host:port"
+	u, err := url.Parse(ep)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New(want)
+	case u.Hostname() == "":
+		return errors.New("missing host (" + want + ")")
+	case u.Port() == "":
+		return errors.New("missing port (" + want + ")")
+	}
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("invalid port %q: want 1-65535", u.Port())
+	}
+	if _, err := hostname.Canonical(u.Hostname()); err != nil {
+		return fmt.Errorf("host %q: %w", u.Hostname(), err)
 	}
 	return nil
 }

@@ -165,6 +165,23 @@ func TestEtcdCheck(t *testing.T) {
 		{Etcd{Endpoints: []string{"127.0.0.1:2379"}, Prefix: "/lb/"}, `invalid endpoint "127.0.0.1:2379"`},
 		{Etcd{Endpoints: []string{"http://127.0.0.1:2379"}}, "empty prefix"},
 		{Etcd{Endpoints: []string{"http://e:2379"}, Prefix: "/x", DialTimeout: -time.Second}, "dial timeout"},
+		// The rules of every host, and a port etcd's client can dial.
+		{Etcd{Endpoints: []string{"https://etcd-0.internal.:2379", "http://[::1]:2379", "http://[::ffff:127.0.0.1]:2379", "HTTP://LocalHost:02379/"}, Prefix: "/lb/"}, ""},
+		{Etcd{Endpoints: []string{"http://127.0.0.1:2379", "http://127.1:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://127.1:2379": host "127.1": an IPv4 address takes the dotted-decimal form, four numbers without leading zeros (C's inet_aton reads this one as 127.0.0.1; Go's resolver does not read it)`},
+		{Etcd{Endpoints: []string{"http://0x7f.1:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://0x7f.1:2379": host "0x7f.1": an IPv4 address takes the dotted-decimal form`},
+		{Etcd{Endpoints: []string{"http://2130706433:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://2130706433:2379": host "2130706433": an IPv4 address takes the dotted-decimal form`},
+		{Etcd{Endpoints: []string{"http://0177.0.0.1:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://0177.0.0.1:2379": host "0177.0.0.1": an IPv4 address takes the dotted-decimal form`},
+		{Etcd{Endpoints: []string{"http://127.0.0.1.:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://127.0.0.1.:2379": host "127.0.0.1.": an IP address takes no trailing dot, which Go's resolver does not read as one (write 127.0.0.1)`},
+		{Etcd{Endpoints: []string{"http://etcd..internal:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://etcd..internal:2379": host "etcd..internal": an empty label`},
+		{Etcd{Endpoints: []string{"http://999.1.1.1:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://999.1.1.1:2379": host "999.1.1.1": not an IPv4 address, and no host name is all numbers`},
+		{Etcd{Endpoints: []string{"http://[::1::2]:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://[::1::2]:2379": want http://host:port or https://host:port`},
+		{Etcd{Endpoints: []string{"http://:2379"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://:2379": missing host`},
+		{Etcd{Endpoints: []string{"http://127.0.0.1"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://127.0.0.1": missing port`},
+		{Etcd{Endpoints: []string{"http://[::1]:"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://[::1]:": missing port`},
+		{Etcd{Endpoints: []string{"http://127.0.0.1:0"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://127.0.0.1:0": invalid port "0": want 1-65535`},
+		{Etcd{Endpoints: []string{"http://[::1]:65536"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://[::1]:65536": invalid port "65536": want 1-65535`},
+		{Etcd{Endpoints: []string{"http://e:99999999999999999999"}, Prefix: "/lb/"}, `invalid port "99999999999999999999"`},
+		{Etcd{Endpoints: []string{"http://e:port"}, Prefix: "/lb/"}, `etcd: invalid endpoint "http://e:port": want http://host:port or https://host:port`},
 	} {
 		err := tc.e.Check()
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
