@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -76,7 +75,7 @@ func parseProxyURL(s string) (*url.URL, error) {
 	if port == "" {
 		port = defaultPort
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	if _, ok := hostname.Port(port); !ok {
 		return nil, fmt.Errorf("invalid port %q", port)
 	}
 	// The rules of a backend's host, the proxy being dialled as a backend

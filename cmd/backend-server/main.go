@@ -13,11 +13,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/rishichirchi/Load-Balancee/backend"
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 )
 
 func main() {
@@ -36,7 +36,7 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if n, err := strconv.Atoi(*port); err != nil || n < 1 || n > 65535 {
+	if _, ok := hostname.Port(*port); !ok {
 		fmt.Fprintf(os.Stderr, "backend-server: invalid port %q: want 1-65535\n", *port)
 		return 2
 	}

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rishichirchi/Load-Balancee/internal/hostname"
 	"github.com/rishichirchi/Load-Balancee/proxy"
 	"github.com/rishichirchi/Load-Balancee/proxy/discovery"
 	"github.com/rishichirchi/Load-Balancee/proxy/pool"
@@ -355,8 +356,8 @@ func (cf *configFile) parseListeners(v *yaml.Node) error {
 		if err != nil {
 			return cf.errorf(l.line, path, "invalid address %q: want host:port or :port, such as :3030", l.addr)
 		}
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
+		n, ok := hostname.Port(port)
+		if !ok {
 			return cf.errorf(l.line, path, "invalid address %q: port %q: want 1-65535", l.addr, port)
 		}
 		h, err := cf.hosts.check(host)

@@ -599,8 +599,8 @@ func (lh *listenHosts) checkAdminAddr(addr, public, tls string) (string, error) 
 	if err != nil {
 		return "", invalid("invalid -admin-addr %q: want host:port, such as 127.0.0.1:9030", addr)
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
+	n, ok := hostname.Port(port)
+	if !ok {
 		return "", invalid("invalid -admin-addr %q: port %q: want 1-65535", addr, port)
 	}
 	port = strconv.Itoa(n) // 09030 is 9030, which -port may have too

@@ -10,8 +10,16 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 )
+
+// Port reads a port number in decimal, 1-65535 (09030 is 9030); ok is
+// false for anything else. Every port in the configuration is read so.
+func Port(s string) (n int, ok bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 1 && n <= 65535
+}
 
 // Canonical returns host, an IP address or a name without port or
 // brackets, lower case and as it is to be dialled: an IP address unmapped

@@ -5,6 +5,21 @@ import (
 	"testing"
 )
 
+func TestPort(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int // 0: refused
+	}{
+		{"1", 1}, {"8081", 8081}, {"09030", 9030}, {"65535", 65535},
+		{"", 0}, {"0", 0}, {"65536", 0}, {"-1", 0}, {"80x", 0}, {"http", 0}, {"99999999999999999999", 0},
+	} {
+		n, ok := Port(tc.in)
+		if ok != (tc.want != 0) || (ok && n != tc.want) {
+			t.Errorf("Port(%q) = %d, %v; want %d, %v", tc.in, n, ok, tc.want, tc.want != 0)
+		}
+	}
+}
+
 func TestCanonical(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -178,7 +177,7 @@ func ParseURL(raw string) (shown string, err error) {
 		return fail("missing host")
 	}
 	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		if _, ok := hostname.Port(port); !ok {
 			return fail("invalid port %q: want 1-65535", port)
 		}
 	}

@@ -145,7 +145,7 @@ func (d *DNS) Check() error {
 		if err != nil {
 			return fmt.Errorf("dns: invalid resolver %q: want host:port, such as 127.0.0.1:53", d.Resolver)
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		if _, ok := hostname.Port(port); !ok {
 			return fmt.Errorf("dns: invalid resolver %q: port %q: want 1-65535", d.Resolver, port)
 		}
 		if host != "" {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +86,7 @@ func checkEndpoint(ep string) error {
 	case u.Port() == "":
 		return errors.New("missing port (" + want + ")")
 	}
-	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+	if _, ok := hostname.Port(u.Port()); !ok {
 		return fmt.Errorf("invalid port %q: want 1-65535", u.Port())
 	}
 	if _, err := hostname.Canonical(u.Hostname()); err != nil {

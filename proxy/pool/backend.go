@@ -175,8 +175,8 @@ func NewBackend(entry string) (*Backend, error) {
 		}
 		port = defaultPort
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
+	n, ok := hostname.Port(port)
+	if !ok {
 		return fail("invalid port %q", port)
 	}
 	// One endpoint has one URL however it is spelt (024081 is port 24081,
